@@ -1,0 +1,190 @@
+"""Shared command-line plumbing: config merging, key checks, exit codes.
+
+Every CLI is a thin ``main(argv=None) -> int`` around a library function:
+
+* configuration is merged as defaults < ``--config FILE.yaml`` < ``--set key=value``
+  (values parsed with ``yaml.safe_load``, never ``eval``);
+* unknown keys raise :class:`UsageError` with close-match suggestions;
+* :func:`run_main` turns madpad's input errors into a one-line message on stderr and
+  exit code 2; success is 0; per-item failures in batch jobs are recorded, not raised.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from madpad.errors import ImageReadError, ManifestError, MissingDependencyError, UnknownComponentError, UsageError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def parse_set_items(items: Sequence[str] | None) -> dict:
+    """``["a.b=3", "name=x"]`` -> ``{"a": {"b": 3}, "name": "x"}`` (values via yaml.safe_load)."""
+    import yaml
+
+    out: dict = {}
+    for item in items or ():
+        if "=" not in item:
+            raise UsageError(f"--set {item!r} is missing an '=' sign, i.e. try '{item}=VALUE'")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise UsageError(f"--set {item!r} has an empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise UsageError(f"--set {item!r}: cannot parse value ({exc})") from None
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UsageError(f"--set {item!r}: '{part}' is not a section")
+        node[parts[-1]] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{p}: invalid YAML ({exc})".replace("\n", " ")) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{p}: top level must be a mapping of keys to values; got {type(data).__name__}")
+    return data
+
+
+def check_keys(given: Mapping[str, Any], allowed: Mapping[str, Any] | Sequence[str], *, where: str = "config") -> None:
+    """Raise :class:`UsageError` for keys not in ``allowed`` (nested dicts checked recursively
+    when ``allowed`` is a dict whose value for that key is itself a dict)."""
+    allowed_names = list(allowed)
+    for key, value in given.items():
+        if key not in allowed_names:
+            close = difflib.get_close_matches(str(key), [str(a) for a in allowed_names], n=3)
+            hint = f" Similar keys: {close}." if close else f" Valid keys: {sorted(map(str, allowed_names))}."
+            raise UsageError(f"{where}: {key!r} is not a valid key.{hint}")
+        if isinstance(allowed, Mapping) and isinstance(allowed[key], dict) and allowed[key] and isinstance(value, Mapping):
+            check_keys(value, allowed[key], where=f"{where}.{key}")
+
+
+def deep_merge(base: dict, override: Mapping) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict) and out.get(k):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def coerce_types(config: dict, defaults: Mapping[str, Any], *, where: str = "config") -> dict:
+    """Check each value against the type of its default (int/float/bool/str), coercing
+    ints to floats; ``None`` defaults accept anything."""
+    out = dict(config)
+    for key, default in defaults.items():
+        if key not in out or default is None:
+            continue
+        value = out[key]
+        if isinstance(default, dict) and isinstance(value, Mapping):
+            out[key] = coerce_types(dict(value), default, where=f"{where}.{key}")
+            continue
+        if value is None:
+            continue
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise UsageError(f"{where}: '{key}={value}' is of invalid type {type(value).__name__}; "
+                                 f"'{key}' must be a bool (i.e. '{key}=true')")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UsageError(f"{where}: '{key}={value}' is of invalid type {type(value).__name__}; "
+                                 f"'{key}' must be an int (i.e. '{key}={default}')")
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UsageError(f"{where}: '{key}={value}' is of invalid type {type(value).__name__}; "
+                                 f"'{key}' must be a number (i.e. '{key}={default}')")
+            out[key] = float(value)
+        elif isinstance(default, str) and not isinstance(value, str):
+            out[key] = str(value)
+    return out
+
+
+def resolve_config(defaults: dict, *, config_path: str | Path | None = None,
+                   set_items: Sequence[str] | None = None, where: str = "config") -> dict:
+    """defaults < YAML file < ``--set`` items, with key and type checks."""
+    cfg = copy.deepcopy(defaults)
+    if config_path:
+        file_cfg = load_yaml(config_path)
+        check_keys(file_cfg, defaults, where=str(config_path))
+        cfg = deep_merge(cfg, file_cfg)
+    overrides = parse_set_items(set_items)
+    check_keys(overrides, defaults, where="--set")
+    cfg = deep_merge(cfg, overrides)
+    return coerce_types(cfg, defaults, where=where)
+
+
+def dump_config(config: Mapping) -> str:
+    import yaml
+
+    return yaml.safe_dump(dict(config), sort_keys=False)
+
+
+USAGE_ERRORS = (UsageError, ManifestError, UnknownComponentError, MissingDependencyError, ImageReadError,
+                FileNotFoundError)
+
+
+def run_main(fn: Callable[[], int | None], *, prog: str) -> int:
+    """Run a CLI body; input errors become one line on stderr and exit code 2."""
+    try:
+        rc = fn()
+    except USAGE_ERRORS as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; finished outputs are kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+    return EXIT_OK if rc is None else int(rc)
+
+
+def setup_logging(verbose: int = 0) -> None:
+    """Configure logging for a CLI run (never at import)."""
+    level = logging.WARNING - 10 * min(int(verbose), 2)
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+
+
+def apply_runtime_options(*, threads: int | None = None, seed: int | None = None) -> None:
+    """Apply thread count and global seeds, only when asked (called inside CLI mains)."""
+    import os
+    import random
+
+    import numpy as np
+
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        try:
+            import cv2
+
+            cv2.setNumThreads(int(threads))
+        except ImportError:
+            pass
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(int(threads))
+    if seed is not None:
+        random.seed(seed)
+        np.random.seed(seed % (2**32))
+        if "torch" in sys.modules:
+            sys.modules["torch"].manual_seed(seed)

@@ -1,0 +1,26 @@
+"""The bundled sample: 24 FRLL subjects (neutral + smiling, 600x600), shipped in the package.
+
+See ``madpad/sample_data/frll24/ATTRIBUTION.md`` for the CC BY 4.0 attribution and changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FRLL_ATTRIBUTION = (
+    "Face Research Lab London Set. Lisa DeBruine and Benedict Jones (2017). figshare. "
+    "doi:10.6084/m9.figshare.5047666.v5. CC BY 4.0."
+)
+
+
+def sample_root() -> Path:
+    """Folder of the bundled FRLL sample (neutral/, smiling/, landmarks/, subjects.csv)."""
+    return Path(__file__).resolve().parents[1] / "sample_data" / "frll24"
+
+
+def sample_subjects() -> list[dict]:
+    """Rows of the sample's subjects.csv (subject, age, gender, ethnicity)."""
+    import csv
+
+    with open(sample_root() / "subjects.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
