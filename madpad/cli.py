@@ -41,6 +41,8 @@ def parse_set_items(items: Sequence[str] | None) -> dict:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise UsageError(f"--set {item!r}: cannot parse value ({exc})") from None
+        if isinstance(value, str):
+            value = _number_or_str(value)
         node = out
         parts = key.split(".")
         for part in parts[:-1]:
@@ -49,6 +51,15 @@ def parse_set_items(items: Sequence[str] | None) -> dict:
                 raise UsageError(f"--set {item!r}: '{part}' is not a section")
         node[parts[-1]] = value
     return out
+
+
+def _number_or_str(text: str):
+    """YAML 1.1 reads '1e-4' as a string; users mean a number."""
+    import re
+
+    if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", text.strip()):
+        return float(text)
+    return text
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -113,6 +124,8 @@ def coerce_types(config: dict, defaults: Mapping[str, Any], *, where: str = "con
                 raise UsageError(f"{where}: '{key}={value}' is of invalid type {type(value).__name__}; "
                                  f"'{key}' must be an int (i.e. '{key}={default}')")
         elif isinstance(default, float):
+            if isinstance(value, str):
+                value = _number_or_str(value)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise UsageError(f"{where}: '{key}={value}' is of invalid type {type(value).__name__}; "
                                  f"'{key}' must be a number (i.e. '{key}={default}')")
