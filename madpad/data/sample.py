@@ -24,3 +24,20 @@ def sample_subjects() -> list[dict]:
 
     with open(sample_root() / "subjects.csv", newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+def sample_manifest_path() -> Path:
+    """The bundled sample's image manifest (``images.csv`` inside the sample folder)."""
+    return sample_root() / "images.csv"
+
+
+def sample_manifest(*, check_files: bool = True):
+    """The bundled sample as a validated image manifest rooted at :func:`sample_root`.
+
+    48 bona fide rows: for each of the 24 subjects (ids zero-padded, e.g. ``"001"``) the
+    neutral image (capture ``enrolment``) and the smiling image (capture ``probe``); extra
+    columns ``expression``, ``age``, ``gender``, ``ethnicity``.
+    """
+    from madpad.data.manifest import load_images
+
+    return load_images(sample_manifest_path(), root=sample_root(), check_files=check_files)

@@ -1,0 +1,330 @@
+"""Classic differential MAD baselines on face-recognition embeddings (and texture).
+
+* :class:`EmbeddingDistanceDetector` - untrained: ``score = 1 - cosine(suspect, live)`` of FR
+  embeddings. A morph resembles the live capture's subject less than a bona fide photo
+  does, so the distance is larger. Higher = more likely a morph.
+* :class:`EmbeddingClassifierDetector` - trained: a pair feature built from per-image FR
+  embeddings (``diff`` = suspect - live, the classic D-MAD feature of Scherhag et al.;
+  ``absdiff``, ``prod``, ``cos``, ``suspect``) and optionally texture statistics of the
+  aligned faces (``texture`` of the suspect, ``texture_diff`` = suspect - live), then
+  standardisation and a scikit-learn classifier (``logreg``, ``linear_svm``, ``rbf_svm``).
+  The score is the classifier's decision value: higher = more likely a morph; attack when
+  ``score >= threshold``.
+
+Fitted models are stored as plain arrays (``model.npz``, read with ``allow_pickle=False``):
+scaler mean/scale, and the linear coefficients, or the RBF support vectors, dual
+coefficients, intercept and gamma. Scoring after loading rebuilds the decision function in
+numpy, so no pickle (and no scikit-learn object) is involved.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from madpad.errors import UsageError
+from madpad.mad.base import (
+    Pair,
+    as_pairs,
+    check_is_fitted,
+    labels_of,
+    load_npz,
+    read_header,
+    save_npz,
+    write_header,
+)
+from madpad.mad.cache import FeatureCache
+from madpad.mad.features import TEXTURE_DIM, FaceFeatureExtractor
+
+log = logging.getLogger(__name__)
+
+FEATURE_BLOCKS = ("diff", "absdiff", "prod", "cos", "suspect", "texture", "texture_diff")
+CLASSIFIERS = ("logreg", "linear_svm", "rbf_svm")
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+@dataclass
+class ScoreResult:
+    """Scores (float64, NaN where a pair failed) with per-pair ``status`` and ``error``."""
+
+    scores: np.ndarray
+    status: list
+    error: list
+
+
+def _pair_status(st_s: str, er_s: str, st_l: str | None, er_l: str | None) -> tuple[str, str]:
+    if st_s != "ok":
+        return st_s, f"suspect: {er_s}"
+    if st_l is not None and st_l != "ok":
+        return st_l, f"live: {er_l}"
+    return "ok", ""
+
+
+class _FaceFeaturePairs:
+    """Shared per-image feature extraction (suspect and live, each image once, cached)."""
+
+    needs_live = True
+
+    def _extractor(self) -> FaceFeatureExtractor:
+        if getattr(self, "_fx", None) is None:
+            self._fx = FaceFeatureExtractor(embedder=self.embedder, embedder_params=self.embedder_params,
+                                            texture=self._uses_texture(), texture_size=self.texture_size)
+        return self._fx
+
+    def _uses_texture(self) -> bool:
+        return False
+
+    def _image_features(self, pairs: Sequence[Pair], cache: FeatureCache | None):
+        fx = self._extractor()
+        cache = cache if cache is not None else self.feature_cache
+        sus = fx.many([p.suspect for p in pairs], cache=cache, progress=self.progress, desc="suspect images")
+        live = (fx.many([p.live for p in pairs], cache=cache, progress=self.progress, desc="live captures")
+                if self.needs_live else None)
+        status, error = [], []
+        for i in range(len(pairs)):
+            st, er = _pair_status(sus.status[i], sus.error[i], None if live is None else live.status[i],
+                                  None if live is None else live.error[i])
+            status.append(st)
+            error.append(er)
+        return sus.features, (None if live is None else live.features), status, error
+
+    def score(self, pairs: Sequence[Pair], *, cache: FeatureCache | None = None) -> np.ndarray:
+        """Scores float64 (n,), higher = more likely a morph; NaN where a face was not found."""
+        return self.score_pairs(pairs, cache=cache).scores
+
+
+class EmbeddingDistanceDetector(_FaceFeaturePairs):
+    """Untrained D-MAD: ``1 - cosine(FR(suspect), FR(live))`` (higher = more likely a morph)."""
+
+    name = "embedding_distance"
+
+    def __init__(self, *, embedder: str = "dlib", embedder_params: dict | None = None, progress: bool = False,
+                 texture_size: int = 160):
+        self.embedder = embedder
+        self.embedder_params = dict(embedder_params or {})
+        self.progress = progress
+        self.texture_size = texture_size
+        self.feature_cache = FeatureCache()
+
+    def get_config(self) -> dict:
+        return {"embedder": self.embedder, "embedder_params": self.embedder_params}
+
+    def fit(self, pairs: Sequence[Pair], *, dev: Sequence[Pair] | None = None) -> "EmbeddingDistanceDetector":
+        """Nothing to learn; checks that the pairs are valid and returns self."""
+        as_pairs(pairs)
+        return self
+
+    def score_pairs(self, pairs: Sequence[Pair], *, cache: FeatureCache | None = None) -> ScoreResult:
+        pairs = as_pairs(pairs)
+        s, l, status, error = self._image_features(pairs, cache)
+        d = self._extractor().embed_dim
+        cos = np.sum(s[:, :d].astype(np.float64) * l[:, :d].astype(np.float64), axis=1)
+        return ScoreResult(1.0 - cos, status, error)
+
+    def save(self, directory) -> Path:
+        write_header(directory, detector=self.name, config=self.get_config(), extra={
+            "score": "1 - cosine similarity of FR embeddings; higher = more likely a morph"})
+        return Path(directory)
+
+    @classmethod
+    def load(cls, directory, header: dict | None = None, **overrides) -> "EmbeddingDistanceDetector":
+        head = header or read_header(directory)
+        return cls(**{**head["config"], **overrides})
+
+
+class EmbeddingClassifierDetector(_FaceFeaturePairs):
+    """Trained D-MAD on FR-embedding pair features (+ optional texture); see module docstring.
+
+    Parameters (keyword-only): ``embedder``/``embedder_params`` (madpad.face embedder),
+    ``features`` (blocks from FEATURE_BLOCKS), ``classifier`` (logreg | linear_svm | rbf_svm),
+    ``C`` (a number, or ``"auto"``: chosen on the dev pairs by D-EER from ``C_GRID``),
+    ``gamma`` (RBF: ``"scale"`` or a number), ``class_weight`` (``"balanced"`` weights the
+    classes by inverse frequency; ``None`` = unweighted), ``texture_size``.
+    """
+
+    name = "embedding_classifier"
+
+    def __init__(self, *, embedder: str = "dlib", embedder_params: dict | None = None,
+                 features: Sequence[str] = ("diff",), classifier: str = "logreg", C: Any = 1.0,
+                 gamma: Any = "scale", class_weight: str | None = "balanced", texture_size: int = 160,
+                 max_iter: int = 5000, progress: bool = False):
+        feats = [features] if isinstance(features, str) else list(features)
+        bad = [f for f in feats if f not in FEATURE_BLOCKS]
+        if not feats or bad:
+            raise UsageError(f"features must be a non-empty list of {list(FEATURE_BLOCKS)}; got {feats}")
+        if classifier not in CLASSIFIERS:
+            raise UsageError(f"classifier must be one of {list(CLASSIFIERS)}; got {classifier!r}")
+        if class_weight not in ("balanced", None):
+            raise UsageError(f"class_weight must be 'balanced' or null; got {class_weight!r}")
+        if C != "auto" and (isinstance(C, bool) or not isinstance(C, (int, float)) or C <= 0):
+            raise UsageError(f"C must be a positive number or 'auto'; got {C!r}")
+        self.embedder = embedder
+        self.embedder_params = dict(embedder_params or {})
+        self.features = feats
+        self.classifier = classifier
+        self.C = C
+        self.gamma = gamma
+        self.class_weight = class_weight
+        self.texture_size = int(texture_size)
+        self.max_iter = int(max_iter)
+        self.progress = progress
+        self.needs_live = any(f != "suspect" and f != "texture" for f in feats)
+        self.feature_cache = FeatureCache()
+        self.model_: dict | None = None
+
+    def _uses_texture(self) -> bool:
+        return any(f.startswith("texture") for f in self.features)
+
+    def get_config(self) -> dict:
+        return {"embedder": self.embedder, "embedder_params": self.embedder_params, "features": self.features,
+                "classifier": self.classifier, "C": self.C, "gamma": self.gamma, "class_weight": self.class_weight,
+                "texture_size": self.texture_size, "max_iter": self.max_iter}
+
+    # ------------------------------------------------------------------ features
+    def pair_matrix(self, s: np.ndarray, l: np.ndarray | None) -> np.ndarray:
+        """Pair features (n, F) from per-image features (n, D[+texture])."""
+        d = self._extractor().embed_dim
+        es = s[:, :d].astype(np.float64)
+        el = None if l is None else l[:, :d].astype(np.float64)
+        blocks = []
+        for f in self.features:
+            if f == "diff":
+                blocks.append(es - el)
+            elif f == "absdiff":
+                blocks.append(np.abs(es - el))
+            elif f == "prod":
+                blocks.append(es * el)
+            elif f == "cos":
+                blocks.append(1.0 - np.sum(es * el, axis=1, keepdims=True))
+            elif f == "suspect":
+                blocks.append(es)
+            elif f == "texture":
+                blocks.append(s[:, d:d + TEXTURE_DIM].astype(np.float64))
+            elif f == "texture_diff":
+                blocks.append(s[:, d:d + TEXTURE_DIM].astype(np.float64) - l[:, d:d + TEXTURE_DIM].astype(np.float64))
+        return np.concatenate(blocks, axis=1)
+
+    def _features(self, pairs, cache):
+        s, l, status, error = self._image_features(pairs, cache)
+        X = self.pair_matrix(s, l)
+        ok = np.array([st == "ok" for st in status]) & np.all(np.isfinite(X), axis=1)
+        return X, ok, status, error
+
+    # ------------------------------------------------------------------ fit / score
+    def fit(self, pairs: Sequence[Pair], *, dev: Sequence[Pair] | None = None,
+            cache: FeatureCache | None = None) -> "EmbeddingClassifierDetector":
+        """Fit scaler + classifier on labelled pairs (pairs without a usable face are skipped,
+        with a warning naming how many). ``C="auto"`` picks C by the D-EER on ``dev``."""
+        pairs = as_pairs(pairs)
+        y = labels_of(pairs, where="training pairs")
+        X, ok, status, error = self._features(pairs, cache)
+        if not ok.all():
+            log.warning("skipping %d of %d training pairs without usable features (e.g. %s)",
+                        int((~ok).sum()), len(pairs), next(e for e, k in zip(error, ok) if not k))
+        X, y = X[ok], y[ok]
+        if y.min() == y.max():
+            raise UsageError("after skipping pairs without a face, training has only one class")
+        self.n_skipped_ = int((~ok).sum())
+        C = self.C
+        self.selection_ = []
+        if C == "auto":
+            if not dev:
+                log.warning("C='auto' without dev pairs: using C=1")
+                C = 1.0
+            else:
+                from madpad.mad.evaluation import detection_eer
+
+                dev = as_pairs(dev)
+                yd = labels_of(dev, where="dev pairs")
+                Xd, okd, _, _ = self._features(dev, cache)
+                best = None
+                for c in C_GRID:
+                    m = self._fit_model(X, y, c)
+                    e = detection_eer(_decision(m, Xd[okd]), yd[okd])
+                    self.selection_.append({"C": c, "dev_d_eer": e})
+                    if best is None or e < best[0] - 1e-12:
+                        best = (e, c)
+                C = best[1]
+        self.model_ = self._fit_model(X, y, float(C))
+        self.C_ = float(C)
+        self.class_counts_ = {"bona_fide": int((y == 0).sum()), "attack": int((y == 1).sum())}
+        return self
+
+    def _fit_model(self, X, y, C: float) -> dict:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC, LinearSVC
+
+        scaler = StandardScaler().fit(X)
+        Z = scaler.transform(X)
+        cw = self.class_weight
+        model = {"mean": scaler.mean_, "scale": scaler.scale_, "kind": self.classifier}
+        if self.classifier == "logreg":
+            clf = LogisticRegression(C=C, class_weight=cw, max_iter=self.max_iter).fit(Z, y)
+            model.update(coef=clf.coef_.ravel(), intercept=np.asarray(clf.intercept_, dtype=np.float64))
+        elif self.classifier == "linear_svm":
+            clf = LinearSVC(C=C, class_weight=cw, max_iter=self.max_iter).fit(Z, y)
+            model.update(coef=clf.coef_.ravel(), intercept=np.asarray(clf.intercept_, dtype=np.float64))
+        else:
+            clf = SVC(C=C, kernel="rbf", gamma=self.gamma, class_weight=cw).fit(Z, y)
+            model.update(support_vectors=clf.support_vectors_, dual_coef=clf.dual_coef_.ravel(),
+                         intercept=np.asarray(clf.intercept_, dtype=np.float64),
+                         gamma=np.asarray([clf._gamma], dtype=np.float64))
+        model["classes"] = np.asarray(clf.classes_)
+        if list(model["classes"]) != [0, 1]:
+            raise RuntimeError(f"unexpected classes {model['classes']}")
+        return model
+
+    def score_pairs(self, pairs: Sequence[Pair], *, cache: FeatureCache | None = None) -> ScoreResult:
+        check_is_fitted(self, "model_")
+        pairs = as_pairs(pairs)
+        X, ok, status, error = self._features(pairs, cache)
+        out = np.full(len(pairs), np.nan)
+        if ok.any():
+            out[ok] = _decision(self.model_, X[ok])
+        return ScoreResult(out, status, error)
+
+    def decision_from_features(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return _decision(self.model_, np.asarray(X, dtype=np.float64))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory) -> Path:
+        check_is_fitted(self, "model_")
+        d = Path(directory)
+        arrays = {k: np.asarray(v) for k, v in self.model_.items() if k != "kind"}
+        save_npz(d / "model.npz", arrays)
+        write_header(d, detector=self.name, config=self.get_config(), extra={
+            "model": "model.npz", "classifier": self.classifier, "C_selected": getattr(self, "C_", None),
+            "C_selection": getattr(self, "selection_", []), "class_counts": getattr(self, "class_counts_", None),
+            "n_skipped": getattr(self, "n_skipped_", 0),
+            "score": "classifier decision value; higher = more likely a morph; attack when score >= threshold"})
+        return d
+
+    @classmethod
+    def load(cls, directory, header: dict | None = None, **overrides) -> "EmbeddingClassifierDetector":
+        d = Path(directory)
+        head = header or read_header(d)
+        det = cls(**{**head["config"], **overrides})
+        arrays = load_npz(d / head.get("model", "model.npz"))
+        arrays["kind"] = det.classifier
+        det.model_ = arrays
+        det.C_ = head.get("C_selected")
+        return det
+
+
+def _decision(model: dict, X: np.ndarray) -> np.ndarray:
+    """Decision function rebuilt from stored arrays (higher = class 1 = attack)."""
+    Z = (np.asarray(X, dtype=np.float64) - model["mean"]) / model["scale"]
+    if model["kind"] in ("logreg", "linear_svm"):
+        return Z @ np.asarray(model["coef"], dtype=np.float64) + float(np.ravel(model["intercept"])[0])
+    sv = np.asarray(model["support_vectors"], dtype=np.float64)
+    gamma = float(np.ravel(model["gamma"])[0])
+    d2 = (Z ** 2).sum(1)[:, None] + (sv ** 2).sum(1)[None, :] - 2 * Z @ sv.T
+    K = np.exp(-gamma * np.maximum(d2, 0.0))
+    return K @ np.asarray(model["dual_coef"], dtype=np.float64) + float(np.ravel(model["intercept"])[0])

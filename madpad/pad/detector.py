@@ -1,0 +1,90 @@
+"""T-shirt presentation attack detector: face detector + person detector + spatial scorer.
+
+>>> pad = TshirtDetector.from_names(person="mediapipe_pose", face="dlib_hog")   # doctest: +SKIP
+>>> result = pad.analyze(image)          # SpatialResult: score (higher = attack), status, fired rules
+>>> result.score >= 0.5                  # attack when score >= threshold                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from madpad.errors import UsageError
+from madpad.io import as_rgb_uint8
+from madpad.pad.spatial import RuleConfig, SpatialResult, assess
+
+DEFAULT_PERSON_DETECTOR = "mediapipe_pose"
+DEFAULT_FACE_DETECTOR = "dlib_hog"
+
+
+def parse_component(spec: str, *, what: str) -> tuple[str, dict]:
+    """``"yolo:weights=/m/y.pt,conf=0.3"`` -> ``("yolo", {"weights": "/m/y.pt", "conf": 0.3})``.
+
+    Values are parsed with ``yaml.safe_load`` (numbers, booleans); a malformed item raises
+    :class:`UsageError` naming the option.
+    """
+    import yaml
+
+    spec = str(spec).strip()
+    if not spec:
+        raise UsageError(f"{what}: empty component name")
+    name, _, rest = spec.partition(":")
+    params: dict[str, Any] = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        if "=" not in item:
+            raise UsageError(f"{what}: parameter {item!r} in {spec!r} needs the form key=value")
+        k, v = item.split("=", 1)
+        try:
+            val = yaml.safe_load(v) if v.strip() else ""
+        except yaml.YAMLError:
+            val = v
+        params[k.strip()] = val if isinstance(val, (int, float, bool, str)) or val is None else v
+    return name.strip(), params
+
+
+@dataclass
+class TshirtDetector:
+    """Runs ``face_detector`` and ``person_detector`` on an image and scores the spatial layout.
+
+    ``scorer``: None for the rules (score = rule score), or a :class:`madpad.pad.learned.LearnedScorer`
+    (score = its attack probability over the same features). Scores: higher = attack.
+    """
+
+    person_detector: Any
+    face_detector: Any
+    rules: RuleConfig = field(default_factory=RuleConfig)
+    scorer: Any = None
+
+    @classmethod
+    def from_names(cls, *, person: str = DEFAULT_PERSON_DETECTOR, face: str = DEFAULT_FACE_DETECTOR,
+                   rules: RuleConfig | dict | None = None, scorer: Any = None) -> "TshirtDetector":
+        from madpad.face import get_detector
+        from madpad.pad.persons import get_person_detector
+
+        pname, pparams = parse_component(person, what="--person-detector")
+        fname, fparams = parse_component(face, what="--face-detector")
+        try:
+            pdet = get_person_detector(pname, **pparams)
+            fdet = get_detector(fname, **fparams)
+        except TypeError as exc:  # unknown keyword for a backend
+            raise UsageError(f"bad detector parameter: {exc}") from None
+        if isinstance(rules, dict) or rules is None:
+            rules = RuleConfig.from_dict(rules)
+        return cls(person_detector=pdet, face_detector=fdet, rules=rules, scorer=scorer)
+
+    def analyze(self, image) -> SpatialResult:
+        img = as_rgb_uint8(image)
+        faces = self.face_detector.detect(img)
+        persons = self.person_detector.detect(img)
+        res = assess(faces, persons, image_shape=img.shape[:2], config=self.rules)
+        if self.scorer is not None and res.status == "ok":
+            res.score = float(self.scorer.score(res.features[None, :])[0])
+        return res
+
+    def score(self, images) -> np.ndarray:
+        """PAD scores (float64, (n,)), higher = attack; NaN for an image without a face when
+        ``rules.no_face_score`` is NaN."""
+        return np.array([self.analyze(im).score for im in images], dtype=np.float64)

@@ -1,0 +1,434 @@
+"""Person detectors behind one small interface and a registry.
+
+Every backend is built by :func:`get_person_detector` and has ``detect(image) -> list[PersonDetection]``
+(image: RGB uint8 (H, W, 3), any size), sorted by score (highest first). Backends:
+
+``mediapipe_pose`` (default; real weights shipped in ``mediapipe==0.10.14``)
+    BlazePose, 33 named keypoints, **one person per image** (the legacy solution is single-person).
+    Works on upper-body shots. The person box is the hull of the keypoints that are visible
+    (visibility >= ``min_visibility``), extended upwards to the top of the head, clipped to the image.
+    Only ``model_complexity=1`` runs offline (the 0 and 2 models are downloaded at first use).
+    With ``segment=True`` (default) mediapipe's selfie segmentation (shipped model) also runs on the
+    whole image and its person mask is attached, for the silhouette rules.
+``mediapipe_selfie``
+    Person silhouettes only: mediapipe selfie segmentation, one person per connected mask component
+    (no keypoints). Independent of faces, so a printed face cannot move it.
+``hog``
+    OpenCV's Dalal-Triggs HOG people detector (model compiled into OpenCV 4.x). Trained on
+    full-body pedestrians at 64x128: it rarely fires on head-and-shoulders framings.
+``yolo``
+    Ultralytics YOLO, COCO class 0 ``person``; needs ``weights=`` (a ``.pt`` checkpoint path or a
+    model ``.yaml`` for a random-init model in tests). No weights ship here.
+
+Scores are the backends' own confidences (higher = more confident; scales differ).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from madpad.io import as_rgb_uint8, optional_import
+from madpad.registry import Registry
+
+PERSON_DETECTORS = Registry("person detector")
+
+#: mediapipe pose keypoint names (BlazePose order), lower case.
+POSE_KEYPOINT_NAMES = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
+    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
+    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
+    "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel", "right_heel",
+    "left_foot_index", "right_foot_index",
+)
+HEAD_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "mouth_left", "mouth_right")
+
+
+def _box(box) -> np.ndarray:
+    b = np.asarray(box, dtype=np.float64).reshape(-1)
+    if b.shape != (4,) or not np.all(np.isfinite(b)):
+        raise ValueError(f"person box must be 4 finite numbers (x0, y0, x1, y1); got {box!r}")
+    if b[2] < b[0] or b[3] < b[1]:
+        raise ValueError(f"person box must have x1 >= x0 and y1 >= y0; got {b.tolist()}")
+    return b
+
+
+@dataclass
+class PersonDetection:
+    """One detected person.
+
+    ``box`` = (x0, y0, x1, y1) pixels; ``score`` the backend's confidence; ``keypoints`` maps a
+    keypoint name (see :data:`POSE_KEYPOINT_NAMES`) to ``(x, y, visibility)`` in pixels and [0, 1],
+    or is None when the backend gives no keypoints (``hog``, ``yolo``). ``mask`` is an optional
+    person segmentation (float32 (H, W) in [0, 1], image size) for the silhouette rules.
+    """
+
+    box: np.ndarray
+    score: float
+    keypoints: dict[str, tuple[float, float, float]] | None = None
+    detector: str = ""
+    mask: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.box = _box(self.box)
+        self.score = float(self.score)
+        if self.keypoints is not None:
+            self.keypoints = {str(k): (float(v[0]), float(v[1]), float(v[2])) for k, v in self.keypoints.items()}
+        if self.mask is not None:
+            m = np.asarray(self.mask, dtype=np.float32)
+            if m.ndim != 2:
+                raise ValueError(f"person mask must be (H, W); got shape {m.shape}")
+            self.mask = m
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+    def keypoint(self, name: str, *, min_visibility: float = 0.5) -> np.ndarray | None:
+        """(x, y) of keypoint ``name`` when present with visibility >= ``min_visibility``, else None."""
+        if not self.keypoints or name not in self.keypoints:
+            return None
+        x, y, v = self.keypoints[name]
+        return np.array([x, y]) if v >= min_visibility else None
+
+
+def list_person_detectors() -> list[str]:
+    return PERSON_DETECTORS.names()
+
+
+def get_person_detector(name: str = "mediapipe_pose", **params: Any):
+    """Build the person detector ``name`` (see :data:`PERSON_DETECTORS`) with ``params``."""
+    return PERSON_DETECTORS.create(name, **params)
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    order = list(np.argsort(-scores))
+    keep: list[int] = []
+    while order:
+        i = order.pop(0)
+        keep.append(i)
+        rest = []
+        for j in order:
+            x0 = max(boxes[i, 0], boxes[j, 0]); y0 = max(boxes[i, 1], boxes[j, 1])
+            x1 = min(boxes[i, 2], boxes[j, 2]); y1 = min(boxes[i, 3], boxes[j, 3])
+            inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+            a_i = (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])
+            a_j = (boxes[j, 2] - boxes[j, 0]) * (boxes[j, 3] - boxes[j, 1])
+            if inter / max(a_i + a_j - inter, 1e-9) <= iou:
+                rest.append(j)
+        order = rest
+    return keep
+
+
+# --------------------------------------------------------------------------- mediapipe pose
+@dataclass
+class MediapipePoseDetector:
+    """BlazePose (mediapipe 0.10.14 ``solutions.pose``), single person, 33 keypoints.
+
+    ``min_detection_confidence``: detector threshold; ``min_visibility``: keypoints below it do
+    not shape the box; ``head_extension``: the box top is the highest visible head keypoint minus
+    this many eye-to-mouth heights (to include the top of the head); ``max_side``: images are
+    downscaled to this longest side before inference (coordinates are mapped back).
+    """
+
+    min_detection_confidence: float = 0.5
+    min_visibility: float = 0.5
+    head_extension: float = 2.0
+    max_side: int = 1024
+    model_complexity: int = 1
+    segment: bool = True
+    name: str = "mediapipe_pose"
+    _pose: Any = field(default=None, init=False, repr=False)
+    _seg: Any = field(default=None, init=False, repr=False)
+
+    def _model(self):
+        if self._pose is None:
+            mp = optional_import("mediapipe", extra="mediapipe", purpose="the mediapipe_pose person detector")
+            if self.model_complexity != 1:
+                raise ValueError("mediapipe_pose: only model_complexity=1 ships inside mediapipe 0.10.14 "
+                                 f"(0 and 2 are downloaded at first use); got {self.model_complexity}")
+            self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                                enable_segmentation=False,
+                                                min_detection_confidence=float(self.min_detection_confidence))
+        return self._pose
+
+    def close(self) -> None:
+        if self._pose is not None:
+            self._pose.close()
+            self._pose = None
+        if self._seg is not None:
+            self._seg.close()
+            self._seg = None
+
+    def detect(self, image) -> list[PersonDetection]:
+        img = as_rgb_uint8(image)
+        h, w = img.shape[:2]
+        small, f = _downscale(img, self.max_side)
+        res = self._model().process(small)
+        if res.pose_landmarks is None:
+            if not self.segment:
+                return []
+            # no pose: fall back to silhouettes so a face can still be judged against a body
+            if self._seg is None:
+                self._seg = SelfieSegmenter()
+            return _mask_persons(self._seg.mask(img), threshold=0.5, min_area=0.01, name=self.name + "/selfie")
+        kps = {}
+        for nm, lm in zip(POSE_KEYPOINT_NAMES, res.pose_landmarks.landmark):
+            kps[nm] = (lm.x * small.shape[1] / f, lm.y * small.shape[0] / f, float(lm.visibility))
+        box = keypoint_box(kps, (h, w), min_visibility=self.min_visibility, head_extension=self.head_extension)
+        if box is None:
+            return []
+        upper = [kps[n][2] for n in ("nose", "left_eye", "right_eye", "left_shoulder", "right_shoulder")]
+        mask = None
+        if self.segment:
+            if self._seg is None:
+                self._seg = SelfieSegmenter()
+            mask = self._seg.mask(img)
+        return [PersonDetection(box=box, score=float(np.mean(upper)), keypoints=kps, detector=self.name, mask=mask)]
+
+
+def keypoint_box(kps: dict, shape: tuple[int, int], *, min_visibility: float = 0.5,
+                 head_extension: float = 2.0) -> np.ndarray | None:
+    """Person box from pose keypoints: hull of the visible ones, head top added, clipped to the image."""
+    h, w = shape
+    pts = np.array([(x, y) for x, y, v in kps.values() if v >= min_visibility], dtype=np.float64)
+    if len(pts) < 2:
+        return None
+    x0, y0 = pts.min(axis=0)
+    x1, y1 = pts.max(axis=0)
+    head = [kps[n] for n in HEAD_KEYPOINTS if n in kps and kps[n][2] >= min_visibility]
+    eyes = [kps[n] for n in ("left_eye", "right_eye") if n in kps and kps[n][2] >= min_visibility]
+    mouth = [kps[n] for n in ("mouth_left", "mouth_right") if n in kps and kps[n][2] >= min_visibility]
+    if head:
+        if eyes and mouth:
+            unit = abs(np.mean([m[1] for m in mouth]) - np.mean([e[1] for e in eyes]))
+        else:
+            unit = 0.1 * max(y1 - y0, 1.0)
+        top = min(p[1] for p in head) - head_extension * unit
+        y0 = min(y0, top)
+        if eyes and len(eyes) == 2:  # head is about 2.5 eye distances wide
+            cx = np.mean([e[0] for e in eyes])
+            half = 1.25 * abs(eyes[0][0] - eyes[1][0])
+            x0, x1 = min(x0, cx - half), max(x1, cx + half)
+    x0, x1 = np.clip([x0, x1], 0, w)
+    y0, y1 = np.clip([y0, y1], 0, h)
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        return None
+    return np.array([x0, y0, x1, y1])
+
+
+def _downscale(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    h, w = img.shape[:2]
+    f = min(1.0, float(max_side) / max(h, w)) if max_side else 1.0
+    if f >= 1.0:
+        return img, 1.0
+    import cv2
+
+    small = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(small), small.shape[1] / w
+
+
+# --------------------------------------------------------------------------- mediapipe selfie segmentation
+class SelfieSegmenter:
+    """mediapipe 0.10.14 ``solutions.selfie_segmentation`` (shipped .tflite): person mask in [0, 1]."""
+
+    def __init__(self, *, model_selection: int = 0):
+        mp = optional_import("mediapipe", extra="mediapipe", purpose="the selfie person segmentation")
+        self._graph = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=int(model_selection))
+
+    def mask(self, image) -> np.ndarray:
+        img = as_rgb_uint8(image)
+        m = self._graph.process(img).segmentation_mask
+        if m is None:
+            return np.zeros(img.shape[:2], np.float32)
+        return np.clip(np.asarray(m, dtype=np.float32), 0.0, 1.0)
+
+    def close(self) -> None:
+        self._graph.close()
+
+
+@dataclass
+class MediapipeSelfieDetector:
+    """Persons as connected components of mediapipe's selfie segmentation mask (> ``threshold``),
+    components smaller than ``min_area`` of the image dropped; score = mean mask value inside."""
+
+    threshold: float = 0.5
+    min_area: float = 0.01
+    model_selection: int = 0
+    name: str = "mediapipe_selfie"
+    _seg: Any = field(default=None, init=False, repr=False)
+
+    def detect(self, image) -> list[PersonDetection]:
+        img = as_rgb_uint8(image)
+        if self._seg is None:
+            self._seg = SelfieSegmenter(model_selection=self.model_selection)
+        return _mask_persons(self._seg.mask(img), threshold=self.threshold, min_area=self.min_area, name=self.name)
+
+
+def _mask_persons(m: np.ndarray, *, threshold: float, min_area: float, name: str) -> list[PersonDetection]:
+    import cv2
+
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((m > threshold).astype(np.uint8), connectivity=8)
+    out = []
+    for i in range(1, n):
+        x, y, w, h, area = stats[i]
+        if area < min_area * m.size:
+            continue
+        comp = np.where(lab == i, m, 0.0).astype(np.float32)
+        out.append(PersonDetection(box=[x, y, x + w, y + h], score=float(m[lab == i].mean()), detector=name, mask=comp))
+    return sorted(out, key=lambda d: -d.score)
+
+
+# --------------------------------------------------------------------------- OpenCV HOG
+@dataclass
+class HogPeopleDetector:
+    """OpenCV's HOG + linear SVM people detector (``HOGDescriptor_getDefaultPeopleDetector``).
+
+    ``max_side``: images are downscaled to this longest side (the window is 64x128, so a person must
+    be at least ~128 px tall after scaling); ``min_score``: SVM margin threshold; ``nms_iou``.
+    """
+
+    max_side: int = 640
+    min_score: float = 0.0
+    win_stride: int = 8
+    scale: float = 1.05
+    nms_iou: float = 0.45
+    name: str = "hog"
+    _hog: Any = field(default=None, init=False, repr=False)
+
+    def detect(self, image) -> list[PersonDetection]:
+        cv2 = optional_import("cv2", extra="core", purpose="the HOG people detector")
+        img = as_rgb_uint8(image)
+        if self._hog is None:
+            self._hog = cv2.HOGDescriptor()
+            self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        small, f = _downscale(img, self.max_side)
+        if min(small.shape[:2]) < 128:  # pad tiny images so the 64x128 window fits
+            ph, pw = max(0, 130 - small.shape[0]), max(0, 66 - small.shape[1])
+            small = np.pad(small, ((0, ph), (0, pw), (0, 0)), mode="edge")
+        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        rects, weights = self._hog.detectMultiScale(gray, winStride=(self.win_stride, self.win_stride),
+                                                    padding=(8, 8), scale=self.scale)
+        if len(rects) == 0:
+            return []
+        rects = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
+        scores = np.asarray(weights, dtype=np.float64).reshape(-1)
+        boxes = np.column_stack([rects[:, 0], rects[:, 1], rects[:, 0] + rects[:, 2], rects[:, 1] + rects[:, 3]]) / f
+        h, w = img.shape[:2]
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        out = [PersonDetection(box=boxes[i], score=scores[i], detector=self.name)
+               for i in _nms(boxes, scores, self.nms_iou) if scores[i] >= self.min_score]
+        return sorted(out, key=lambda d: -d.score)
+
+
+# --------------------------------------------------------------------------- ultralytics YOLO
+@contextlib.contextmanager
+def _ultralytics_import_guard(config_dir: str | None) -> Iterator[None]:
+    """Import ultralytics without leaving its process-wide changes behind.
+
+    Importing ultralytics sets ``OMP_NUM_THREADS`` and may write a settings file to the home
+    directory unless ``YOLO_CONFIG_DIR`` points elsewhere. We set ``YOLO_CONFIG_DIR`` (and
+    ``YOLO_OFFLINE=1``) only for the import and restore the environment and torch's thread count.
+    """
+    import torch  # import torch before ultralytics (keeps torch's own thread setup)
+
+    keys = ("OMP_NUM_THREADS", "YOLO_CONFIG_DIR", "YOLO_OFFLINE")
+    saved = {k: os.environ.get(k) for k in keys}
+    threads = torch.get_num_threads()
+    try:
+        if config_dir:
+            Path(config_dir).mkdir(parents=True, exist_ok=True)
+            os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
+        os.environ.setdefault("YOLO_OFFLINE", "1")
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        torch.set_num_threads(threads)
+
+
+@dataclass
+class YoloPersonDetector:
+    """Ultralytics YOLO person detector (COCO class ``person_class`` = 0).
+
+    ``weights``: a checkpoint path (``.pt``) or a model ``.yaml`` name/path (random-init, for tests);
+    ``conf``, ``iou``: ultralytics' thresholds; ``imgsz``; ``device`` ("cpu", "cuda:0");
+    ``config_dir``: ultralytics' settings folder (else ``$YOLO_CONFIG_DIR``; set one of them so
+    nothing is written to the home directory).
+    """
+
+    weights: str | None = None
+    conf: float = 0.25
+    iou: float = 0.7
+    imgsz: int = 640
+    device: str = "cpu"
+    person_class: int = 0
+    config_dir: str | None = None
+    name: str = "yolo"
+    _model: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        if not self.weights:
+            raise ValueError("person detector 'yolo' needs weights= (a YOLO .pt checkpoint path, e.g. "
+                             "yolo:weights=/models/yolov8n.pt); no weights ship with madpad")
+
+    def load(self):
+        if self._model is None:
+            optional_import("torch", extra="yolo", purpose="the yolo person detector")
+            cfg_dir = self.config_dir or os.environ.get("YOLO_CONFIG_DIR") or None
+            with _ultralytics_import_guard(cfg_dir):
+                ul = optional_import("ultralytics", extra="yolo", purpose="the yolo person detector")
+                w = str(self.weights)
+                if not w.endswith((".yaml", ".yml")) and not Path(w).is_file():
+                    raise FileNotFoundError(f"yolo weights file not found: {w}")
+                self._model = ul.YOLO(w, task="detect")
+        return self._model
+
+    def detect(self, image) -> list[PersonDetection]:
+        img = as_rgb_uint8(image)
+        model = self.load()
+        import torch
+
+        threads = torch.get_num_threads()
+        try:  # ultralytics' select_device resets torch's thread count (to cpu_count - 1): restore it
+            # ultralytics takes numpy input as BGR (OpenCV order)
+            res = model.predict(np.ascontiguousarray(img[:, :, ::-1]), conf=self.conf, iou=self.iou,
+                                imgsz=self.imgsz, device=self.device, classes=[self.person_class], verbose=False)
+        finally:
+            torch.set_num_threads(threads)
+        out: list[PersonDetection] = []
+        for r in res:
+            if r.boxes is None or len(r.boxes) == 0:
+                continue
+            xyxy = r.boxes.xyxy.cpu().numpy().astype(np.float64)
+            scores = r.boxes.conf.cpu().numpy().astype(np.float64)
+            cls = r.boxes.cls.cpu().numpy().astype(int)
+            for b, s, c in zip(xyxy, scores, cls):
+                if c == self.person_class:
+                    out.append(PersonDetection(box=b, score=s, detector=self.name))
+        return sorted(out, key=lambda d: -d.score)
+
+
+PERSON_DETECTORS.register("mediapipe_pose", MediapipePoseDetector, extra="mediapipe",
+                          description="BlazePose 33 keypoints, single person, + selfie person mask "
+                                      "(mediapipe 0.10.14 shipped models)")
+PERSON_DETECTORS.register("mediapipe_selfie", MediapipeSelfieDetector, extra="mediapipe",
+                          description="mediapipe selfie segmentation, one person per mask component (no keypoints)")
+PERSON_DETECTORS.register("hog", HogPeopleDetector, extra="core",
+                          description="OpenCV HOG people detector (full-body pedestrians, 64x128 window)")
+PERSON_DETECTORS.register("yolo", YoloPersonDetector, extra="yolo",
+                          description="Ultralytics YOLO, COCO class 0 'person'; needs weights=PATH")

@@ -1,0 +1,380 @@
+"""Spatial consistency of faces and persons: features and the rule-based PAD score.
+
+A genuine face sits in the head region of a detected person: the top of the person box, above the
+shoulder line, where the pose model puts the nose and eyes. A T-shirt attack shows a face on the
+torso, a face that no person owns, or two faces inside one person. This module turns face and
+person detections into per-face features, image-level features and a PAD score in [0, 1]
+(**higher = more likely a presentation attack**; an image is classified attack when
+``score >= threshold``).
+
+Association: each face goes to the person whose box contains the largest share of the face box
+(``containment >= min_containment``) with the face centre inside the box; ties go to the
+higher-scoring person. Several faces may belong to one person.
+
+Rule strengths (each in [0, 1], per face) and the image score::
+
+    torso      = sigmoid(slope * (face_cy - shoulder_y) / shoulder_width)       (shoulders visible)
+               = sigmoid(slope_rel * (rel_y - head_region_max))                  (box only)
+    pose_head  = 1 - share of the person's visible head keypoints (nose, eyes) inside the face box
+                 (0 when the person has no visible head keypoints)
+    body_above = sigmoid(slope_mask * (head_room - head_room_max))                (person mask)
+                 head_room: how far the person silhouette continues above the face box top, in face
+                 heights (walking up the face's central columns); a real face has only hair above
+                 it (~0.5), a printed chest face has neck and head above it (> 1.5)
+    body_width = sigmoid(slope_mask * (width_ratio - width_ratio_max))            (person mask)
+                 width_ratio: silhouette width on the face centre's row / face box width; a head is
+                 ~1.2-1.5 face widths wide, a chest >= 2
+    multi_face = multi_face_weight for every face of a person with >= 2 faces that is not the
+                 person's most head-like face
+    no_person  = no_person_weight for a face that no person owns
+    face score = max(torso, pose_head * pose_head_weight, body_above, body_width, multi_face, no_person)
+    image score = max over faces
+
+A rule "fires" when its strength is >= 0.5; the explanation lists the fired rules.
+
+Defined outcomes: an image with **no face** has no face for face recognition to match; its score is
+``RuleConfig.no_face_score`` (default 0.0 = treated as bona fide, which counts undetected attacks
+against the detector: the conservative choice) and status ``no_face``. Set it to ``nan`` to
+exclude such images (the CLI's ``--no-face exclude``). Faces with no person at all (detector found
+nothing) get ``no_person_weight`` (default 0.75). Images of any size and with several people work
+the same way: every face is judged against its own person.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Sequence
+
+import numpy as np
+
+from madpad.pad.persons import PersonDetection
+
+RULES = ("torso", "pose_head", "body_above", "body_width", "multi_face", "no_person")
+
+#: image-level feature names (fixed order) used by the learned scorer; see :func:`image_features`.
+FEATURE_NAMES = (
+    "n_faces", "n_persons", "n_faces_no_person", "max_faces_per_person",
+    "max_rel_y", "min_rel_y", "max_shoulder_offset", "has_shoulders",
+    "max_pose_head_mismatch", "has_head_keypoints", "min_size_ratio", "max_size_ratio",
+    "max_rel_x_offset", "lowest_face_rel_image_y", "max_head_room", "max_body_width_ratio", "has_mask",
+    "any_head_room_clipped",
+    "rule_score",
+)
+
+
+@dataclass
+class RuleConfig:
+    """Parameters of the rule-based scorer (see the module docstring for the formulas)."""
+
+    min_containment: float = 0.5
+    head_region_max: float = 0.35      # rel_y (face centre, 0 = person top, 1 = bottom) above which = torso
+    slope_rel: float = 20.0
+    slope_shoulder: float = 6.0
+    shoulder_min_visibility: float = 0.5
+    head_keypoint_margin: float = 0.15  # face box grown by this share before the keypoint test
+    pose_head_weight: float = 0.9
+    mask_threshold: float = 0.5
+    head_room_max: float = 1.3
+    width_ratio_max: float = 1.8
+    slope_mask: float = 6.0
+    multi_face_weight: float = 0.9
+    no_person_weight: float = 0.75
+    no_face_score: float = 0.0
+    fire_at: float = 0.5
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "RuleConfig":
+        d = dict(d or {})
+        names = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - names)
+        if bad:
+            import difflib
+
+            hints = {b: difflib.get_close_matches(b, sorted(names), n=1) for b in bad}
+            raise ValueError(f"unknown rule parameter(s) {bad}; valid: {sorted(names)}; close: {hints}")
+        return cls(**{k: float(v) for k, v in d.items()})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FaceAssessment:
+    """Per-face features and rule strengths."""
+
+    box: np.ndarray
+    score: float
+    person: int | None              # index into the person list, None = no person
+    containment: float = 0.0
+    rel_y: float = float("nan")     # face centre y in the person box, 0 = top, 1 = bottom
+    rel_x_offset: float = float("nan")  # |face cx - person cx| / person width
+    size_ratio: float = float("nan")    # face height / person box height
+    shoulder_offset: float = float("nan")  # (face cy - shoulder y) / shoulder width; > 0 = below
+    pose_head_mismatch: float = float("nan")  # 1 - share of visible head keypoints in the face box
+    head_room: float = float("nan")     # silhouette above the face top, in face heights
+    head_room_clipped: float = float("nan")  # 1 when the silhouette runs out of the image's top edge
+    body_width_ratio: float = float("nan")  # silhouette width at the face centre row / face width
+    strengths: dict = field(default_factory=dict)
+    face_score: float = 0.0
+
+
+@dataclass
+class SpatialResult:
+    """Outcome for one image: PAD score (higher = attack), status, explanation and features."""
+
+    score: float
+    status: str                     # "ok" | "no_face"
+    fired: list[str]
+    faces: list[FaceAssessment]
+    persons: list[PersonDetection]
+    image_shape: tuple[int, int]
+    features: np.ndarray            # FEATURE_NAMES order
+    explanation: str = ""
+
+    @property
+    def n_faces(self) -> int:
+        return len(self.faces)
+
+    @property
+    def n_persons(self) -> int:
+        return len(self.persons)
+
+    def row(self) -> dict:
+        """Explanation columns for the score CSV (rule flags 0/1, counts, features)."""
+        out: dict[str, Any] = {"status": self.status, "n_faces": self.n_faces, "n_persons": self.n_persons,
+                               "fired": ";".join(self.fired), "explanation": self.explanation}
+        for r in RULES:
+            out[f"rule_{r}"] = int(r in self.fired)
+        for name, v in zip(FEATURE_NAMES, self.features):
+            out[f"f_{name}"] = "" if not np.isfinite(v) else round(float(v), 6)
+        return out
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _face_box(face) -> np.ndarray:
+    b = np.asarray(getattr(face, "box", face), dtype=np.float64).reshape(-1)
+    if b.shape != (4,) or not np.all(np.isfinite(b)):
+        raise ValueError(f"face box must be 4 finite numbers; got {b!r}")
+    return b
+
+
+def containment(inner: np.ndarray, outer: np.ndarray) -> float:
+    """Share of box ``inner``'s area that lies inside box ``outer`` (0 for an empty inner box)."""
+    x0, y0 = max(inner[0], outer[0]), max(inner[1], outer[1])
+    x1, y1 = min(inner[2], outer[2]), min(inner[3], outer[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    area = max(0.0, inner[2] - inner[0]) * max(0.0, inner[3] - inner[1])
+    return inter / area if area > 0 else 0.0
+
+
+def associate(face_boxes: Sequence[np.ndarray], persons: Sequence[PersonDetection], *,
+              min_containment: float = 0.5, mask_threshold: float = 0.5) -> list[tuple[int | None, float]]:
+    """For each face: (index of its person or None, containment in that person).
+
+    A person owns a face when the face centre lies inside its box, or inside its mask when it has
+    one, and the face box's share inside the box (or mask) is >= ``min_containment``; the person
+    with the largest share wins, ties to the higher score.
+    """
+    out: list[tuple[int | None, float]] = []
+    for fb in face_boxes:
+        cx, cy = (fb[0] + fb[2]) / 2, (fb[1] + fb[3]) / 2
+        best, best_key = None, (-1.0, -math.inf)
+        for j, p in enumerate(persons):
+            b = p.box
+            cands = []
+            if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]:
+                cands.append(containment(fb, b))
+            if p.mask is not None:
+                mh, mw = p.mask.shape
+                ix, iy = int(np.clip(cx, 0, mw - 1)), int(np.clip(cy, 0, mh - 1))
+                if p.mask[iy, ix] > mask_threshold:
+                    x0, y0 = int(np.clip(fb[0], 0, mw - 1)), int(np.clip(fb[1], 0, mh - 1))
+                    x1, y1 = int(np.clip(fb[2], x0 + 1, mw)), int(np.clip(fb[3], y0 + 1, mh))
+                    cands.append(float((p.mask[y0:y1, x0:x1] > mask_threshold).mean()))
+            if not cands:
+                continue
+            c = max(cands)
+            if c >= min_containment and (c, p.score) > best_key:
+                best, best_key = j, (c, p.score)
+        out.append((best, max(best_key[0], 0.0)))
+    return out
+
+
+def _shoulders(p: PersonDetection, min_vis: float):
+    ls, rs = p.keypoint("left_shoulder", min_visibility=min_vis), p.keypoint("right_shoulder", min_visibility=min_vis)
+    if ls is None or rs is None:
+        return None
+    width = abs(ls[0] - rs[0])
+    if width < 1.0:
+        return None
+    return (ls[1] + rs[1]) / 2.0, width
+
+
+def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_shape: tuple[int, int],
+           config: RuleConfig | None = None) -> SpatialResult:
+    """Score one image from its face detections (objects with ``.box``/``.score`` or 4-element boxes)
+    and person detections. Returns a :class:`SpatialResult`; ``score`` is higher for attacks."""
+    cfg = config or RuleConfig()
+    h, w = int(image_shape[0]), int(image_shape[1])
+    persons = list(persons)
+    boxes = [_face_box(f) for f in faces]
+    scores = [float(getattr(f, "score", 1.0)) for f in faces]
+    links = associate(boxes, persons, min_containment=cfg.min_containment, mask_threshold=cfg.mask_threshold)
+    assessed: list[FaceAssessment] = []
+    for fb, fs, (pi, cont) in zip(boxes, scores, links):
+        fa = FaceAssessment(box=fb, score=fs, person=pi, containment=cont)
+        cx, cy = (fb[0] + fb[2]) / 2, (fb[1] + fb[3]) / 2
+        st = {r: 0.0 for r in RULES}
+        if pi is None:
+            st["no_person"] = cfg.no_person_weight
+        else:
+            p = persons[pi]
+            fa.rel_y = (cy - p.box[1]) / max(p.height, 1e-9)
+            fa.rel_x_offset = abs(cx - (p.box[0] + p.box[2]) / 2) / max(p.width, 1e-9)
+            fa.size_ratio = (fb[3] - fb[1]) / max(p.height, 1e-9)
+            sh = _shoulders(p, cfg.shoulder_min_visibility)
+            if sh is not None:
+                fa.shoulder_offset = (cy - sh[0]) / sh[1]
+                st["torso"] = _sigmoid(cfg.slope_shoulder * fa.shoulder_offset)
+            else:
+                st["torso"] = _sigmoid(cfg.slope_rel * (fa.rel_y - cfg.head_region_max))
+            head = [p.keypoint(n, min_visibility=cfg.shoulder_min_visibility) for n in ("nose", "left_eye", "right_eye")]
+            head = [k for k in head if k is not None]
+            if head:
+                mx = cfg.head_keypoint_margin * (fb[2] - fb[0])
+                my = cfg.head_keypoint_margin * (fb[3] - fb[1])
+                inside = sum(1 for x, y in head if fb[0] - mx <= x <= fb[2] + mx and fb[1] - my <= y <= fb[3] + my)
+                fa.pose_head_mismatch = 1.0 - inside / len(head)
+                st["pose_head"] = cfg.pose_head_weight * fa.pose_head_mismatch
+            if p.mask is not None and p.mask.shape == (h, w):
+                fa.head_room, fa.body_width_ratio, fa.head_room_clipped = silhouette_features(
+                    p.mask > cfg.mask_threshold, fb)
+                if np.isfinite(fa.head_room):
+                    st["body_above"] = _sigmoid(cfg.slope_mask * (fa.head_room - cfg.head_room_max))
+                if np.isfinite(fa.body_width_ratio):
+                    st["body_width"] = _sigmoid(cfg.slope_mask * (fa.body_width_ratio - cfg.width_ratio_max))
+        fa.strengths = st
+        assessed.append(fa)
+    # several faces in one person: all but the most head-like (highest, then pose-consistent) are suspect
+    by_person: dict[int, list[int]] = {}
+    for i, fa in enumerate(assessed):
+        if fa.person is not None:
+            by_person.setdefault(fa.person, []).append(i)
+    for idx in by_person.values():
+        if len(idx) < 2:
+            continue
+        keep = min(idx, key=lambda i: (assessed[i].strengths["pose_head"],
+                                       max(assessed[i].strengths["torso"], assessed[i].strengths["body_above"],
+                                           assessed[i].strengths["body_width"]),
+                                       assessed[i].box[1]))
+        for i in idx:
+            if i != keep:
+                assessed[i].strengths["multi_face"] = cfg.multi_face_weight
+    for fa in assessed:
+        fa.face_score = float(max(fa.strengths.values())) if fa.strengths else 0.0
+    if not assessed:
+        score, status = float(cfg.no_face_score), "no_face"
+    else:
+        score, status = float(max(fa.face_score for fa in assessed)), "ok"
+    fired = [r for r in RULES if any(fa.strengths.get(r, 0.0) >= cfg.fire_at for fa in assessed)]
+    res = SpatialResult(score=score, status=status, fired=fired, faces=assessed, persons=persons,
+                        image_shape=(h, w), features=np.zeros(len(FEATURE_NAMES)))
+    res.features = image_features(res)
+    res.explanation = explain(res)
+    return res
+
+
+def silhouette_features(mask: np.ndarray, face_box: np.ndarray) -> tuple[float, float, float]:
+    """(head_room, width_ratio, clipped) of a face box against a boolean person mask (see module docstring).
+
+    head_room: starting at the face centre row, walk up the face's central columns (middle half of
+    the box) while at least half of them are inside the mask; the distance from the face box top to
+    where the walk stops, in face heights (negative when it stops inside the box; it stops at row 0
+    when the silhouette leaves the image). width_ratio: the run of mask pixels on the face centre
+    row that contains the face centre (or its nearest run within the box), divided by the face
+    width. clipped: 1.0 when the walk reached the image's top row. NaNs when the face centre row has
+    no mask pixels within the face box.
+    """
+    H, W = mask.shape
+    x0, y0, x1, y1 = (float(v) for v in face_box)
+    fw, fh = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    cy = int(np.clip(round((y0 + y1) / 2), 0, H - 1))
+    cx = int(np.clip(round((x0 + x1) / 2), 0, W - 1))
+    row = mask[cy]
+    xs = np.flatnonzero(row[int(max(x0, 0)):int(min(x1, W)) + 1]) + int(max(x0, 0))
+    if xs.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    start = cx if row[cx] else int(xs[np.argmin(np.abs(xs - cx))])
+    left = start
+    while left > 0 and row[left - 1]:
+        left -= 1
+    right = start
+    while right < W - 1 and row[right + 1]:
+        right += 1
+    width_ratio = (right - left + 1) / fw
+    b0, b1 = int(np.clip(x0 + 0.25 * fw, 0, W - 1)), int(np.clip(x1 - 0.25 * fw, 1, W))
+    inside = mask[:, b0:max(b1, b0 + 1)].mean(axis=1) >= 0.5
+    y = cy
+    while y > 0 and inside[y - 1]:
+        y -= 1
+    head_room = (y0 - y) / fh
+    return float(head_room), float(width_ratio), float(y == 0)
+
+
+def image_features(res: SpatialResult) -> np.ndarray:
+    """Fixed-length feature vector (:data:`FEATURE_NAMES`); NaN where a feature is undefined."""
+    f = res.faces
+    h = max(res.image_shape[0], 1)
+
+    def agg(fn, vals):
+        vals = [v for v in vals if np.isfinite(v)]
+        return float(fn(vals)) if vals else float("nan")
+
+    counts: dict[int, int] = {}
+    for fa in f:
+        if fa.person is not None:
+            counts[fa.person] = counts.get(fa.person, 0) + 1
+    vals = {
+        "n_faces": len(f),
+        "n_persons": len(res.persons),
+        "n_faces_no_person": sum(1 for fa in f if fa.person is None),
+        "max_faces_per_person": max(counts.values()) if counts else 0,
+        "max_rel_y": agg(max, [fa.rel_y for fa in f]),
+        "min_rel_y": agg(min, [fa.rel_y for fa in f]),
+        "max_shoulder_offset": agg(max, [fa.shoulder_offset for fa in f]),
+        "has_shoulders": float(any(np.isfinite(fa.shoulder_offset) for fa in f)),
+        "max_pose_head_mismatch": agg(max, [fa.pose_head_mismatch for fa in f]),
+        "has_head_keypoints": float(any(np.isfinite(fa.pose_head_mismatch) for fa in f)),
+        "min_size_ratio": agg(min, [fa.size_ratio for fa in f]),
+        "max_size_ratio": agg(max, [fa.size_ratio for fa in f]),
+        "max_rel_x_offset": agg(max, [fa.rel_x_offset for fa in f]),
+        "lowest_face_rel_image_y": agg(max, [((fa.box[1] + fa.box[3]) / 2) / h for fa in f]),
+        "max_head_room": agg(max, [fa.head_room for fa in f]),
+        "max_body_width_ratio": agg(max, [fa.body_width_ratio for fa in f]),
+        "has_mask": float(any(np.isfinite(fa.body_width_ratio) for fa in f)),
+        "any_head_room_clipped": float(any(fa.head_room_clipped == 1.0 for fa in f)),
+        "rule_score": res.score,
+    }
+    return np.array([vals[n] for n in FEATURE_NAMES], dtype=np.float64)
+
+
+def explain(res: SpatialResult) -> str:
+    if res.status == "no_face":
+        return f"no face detected (n_persons={res.n_persons}); score set by no_face_score"
+    parts = []
+    for i, fa in enumerate(res.faces):
+        fired = [f"{r}={v:.2f}" for r, v in fa.strengths.items() if v >= 0.5]
+        where = "no person" if fa.person is None else f"person {fa.person} rel_y={fa.rel_y:.2f}"
+        if np.isfinite(fa.shoulder_offset):
+            where += f" shoulder_offset={fa.shoulder_offset:+.2f}"
+        if np.isfinite(fa.head_room):
+            where += f" head_room={fa.head_room:.2f} width_ratio={fa.body_width_ratio:.2f}"
+        parts.append(f"face {i} ({where}): " + (", ".join(fired) if fired else "consistent"))
+    return "; ".join(parts)

@@ -1,0 +1,630 @@
+"""Synthetic T-shirt presentation attacks (the TFPA database is not public).
+
+What the generator does, per wearer image (a frontal head-and-shoulders photo whose eyes are known
+from a ``.tem`` landmark file or found by :mod:`madpad.face`):
+
+1. **Canvas extension.** The photo is scaled so that the output is ``width`` pixels wide and placed
+   at the top of a larger canvas (``pad_x`` of the photo width added left and right, ``ext_y`` of
+   its height added below). The added area is *synthesised*: the background colour is taken from
+   the photo's top corners (vertical gradient to its mid-height corners, light noise), and a shirt
+   continues the photo's shoulders: a torso silhouette (shoulders widening to ``shoulder_span`` of
+   the photo width, then straight sides), filled with the shirt colour sampled at the photo's bottom
+   edge and shaded with a vertical gradient, a horizontal roundness fall-off and a few soft folds.
+   Nothing here is real photography of a torso.
+2. **Print.** Another subject's face (aligned by the eyes to a fixed crop, the print scale drawn in
+   ``print_scale`` times the wearer's eye distance) is degraded like a textile print (saturation and
+   contrast reduced, blacks lifted, a halftone-like dot pattern, Gaussian noise, slight blur),
+   warped with a random perspective (corner jitter ``perspective``) onto the chest below the
+   photo's bottom edge, and multiplied by the shirt's shading.
+3. **Species** (attack presentation attack instrument species):
+
+   * ``tshirt_face_visible``: the wearer's own face stays visible;
+   * ``tshirt_face_occluded``: an opaque board (flat colour with texture) covers the wearer's face
+     from the eyebrows to the chin;
+   * ``tshirt_head_cropped``: the frame starts just above the print (the real head is out of view);
+   * ``tshirt_head_turned_approx``: an *approximation* of a head turned away: the face ellipse is
+     replaced by a synthetic hair texture in the wearer's hair colour (no real back-of-head image).
+
+   Bona fide images get the same canvas extension without a print (capture ``extended``) and the
+   original framing rescaled to the same width (capture ``portrait``).
+
+Everything is seeded: one ``numpy.random.Generator`` per wearer from ``(seed, wearer index)``.
+The manifest records the print quadrilateral and the wearer's face box in output pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from madpad.errors import FaceNotFoundError, MadpadError, UsageError
+from madpad.io import IMAGE_SUFFIXES, atomic_path, atomic_write_text, read_image, write_image
+
+SPECIES = ("tshirt_face_visible", "tshirt_face_occluded", "tshirt_head_cropped", "tshirt_head_turned_approx")
+BONA_FIDE_CAPTURES = ("extended", "portrait")
+MANIFEST_COLUMNS = ("id", "path", "subject", "label", "species", "capture", "source", "printed_subject",
+                    "printed_source", "wearer_source", "seed", "print_quad", "print_box", "wearer_face_box",
+                    "torso_top", "width", "height")
+
+ATTRIBUTION = """# Attribution of the synthetic T-shirt attack images
+
+The images in this folder are **synthetic composites** made by `madpad.pad.synth` from real
+photographs. The source photographs (wearers and printed faces) come from:
+
+- Face Research Lab London Set. Lisa DeBruine and Benedict Jones (2017). figshare.
+  doi:10.6084/m9.figshare.5047666.v5. CC BY 4.0.
+- Young Adult White Faces with Manipulated Versions. Lisa DeBruine and Benedict Jones (2017).
+  figshare. doi:10.6084/m9.figshare.4220517.v1. CC BY 4.0.
+
+(when the sources given to the generator are these sets; the manifest's `wearer_source` and
+`printed_source` columns name every source file used). License: CC BY 4.0,
+https://creativecommons.org/licenses/by/4.0/. The subjects consented to the use of their photos
+"in original or altered forms" for research and illustration.
+
+## What was changed
+
+- the wearer photo was rescaled and placed on a larger canvas; the added background and the
+  torso/shirt below the shoulders are synthesised (colours sampled from the photo, gradient
+  shading, soft folds), not photographed;
+- attack images (`label=attack`) carry another subject's face (eye-aligned crop, print-like colour
+  loss: reduced saturation and contrast, lifted blacks, dot pattern, noise, blur), warped in
+  perspective onto the synthetic chest and shaded with the shirt;
+- species `tshirt_face_occluded`: a synthetic board covers the wearer's face;
+  `tshirt_head_cropped`: the image is cropped below the wearer's chin;
+  `tshirt_head_turned_approx`: the wearer's face is replaced by a synthetic hair texture;
+- bona fide images (`label=bona_fide`): the same canvas extension without print (`capture=extended`)
+  or only rescaled (`capture=portrait`);
+- images re-encoded as JPEG.
+
+Generator parameters: see `synth_config.json` in this folder.
+"""
+
+
+@dataclass
+class SynthConfig:
+    """Parameters of the generator (see the module docstring)."""
+
+    width: int = 600
+    pad_x: float = 0.25
+    ext_y: float = 0.7
+    shoulder_span: float = 1.3
+    print_scale: tuple[float, float] = (0.7, 1.0)
+    print_offset_y: tuple[float, float] = (0.0, 0.06)
+    perspective: float = 0.04
+    saturation: tuple[float, float] = (0.55, 0.85)
+    contrast: tuple[float, float] = (0.75, 0.9)
+    black_lift: float = 22.0
+    halftone: float = 0.08
+    halftone_period: float = 3.0
+    noise: float = 4.0
+    blur_sigma: float = 0.8
+    species: tuple[str, ...] = SPECIES
+    bona_fide: tuple[str, ...] = BONA_FIDE_CAPTURES
+    jpeg_quality: int = 92
+    seed: int = 0
+
+    def __post_init__(self):
+        bad = [s for s in self.species if s not in SPECIES]
+        if bad:
+            raise UsageError(f"unknown species {bad}; choose from {list(SPECIES)}")
+        bad = [b for b in self.bona_fide if b not in BONA_FIDE_CAPTURES]
+        if bad:
+            raise UsageError(f"unknown bona fide capture {bad}; choose from {list(BONA_FIDE_CAPTURES)}")
+        if int(self.width) < 64:
+            raise UsageError(f"width must be >= 64 pixels; got {self.width}")
+
+
+# --------------------------------------------------------------------------- sources
+@dataclass
+class Source:
+    path: Path
+    subject: str
+    eyes: np.ndarray | None = None  # (2, 2) left/right eye centre (image left first), or None = detect
+
+
+def _read_tem_eyes(tem: Path) -> np.ndarray | None:
+    try:
+        lines = tem.read_text(encoding="utf-8", errors="replace").split("\n")
+        n = int(lines[0].strip())
+        if n < 2:
+            return None
+        pts = np.array([[float(v) for v in lines[1 + i].split()[:2]] for i in range(2)])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pts[np.argsort(pts[:, 0])]
+
+
+def find_tem(image_path: Path) -> Path | None:
+    """``X.tem`` beside the image, or ``../landmarks/X.tem`` (FRLL layout)."""
+    for cand in (image_path.with_suffix(".tem"), image_path.parent.parent / "landmarks" / (image_path.stem + ".tem")):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def list_sources(folder, *, tag: str) -> list[Source]:
+    d = Path(folder)
+    if not d.is_dir():
+        raise UsageError(f"source folder not found: {d}")
+    files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {d}")
+    out = []
+    for p in files:
+        tem = find_tem(p)
+        subj = p.stem.split("_")[0]
+        out.append(Source(path=p, subject=f"{tag}_{subj}" if tag else subj,
+                          eyes=_read_tem_eyes(tem) if tem else None))
+    return out
+
+
+def locate_eyes(image: np.ndarray, src: Source, *, detector=None) -> np.ndarray:
+    """Eye centres (2, 2), image-left eye first: from the ``.tem`` file or via madpad.face."""
+    if src.eyes is not None:
+        return np.asarray(src.eyes, dtype=np.float64)
+    from madpad.face import analyze_face
+
+    fa = analyze_face(image, **({"detector": detector} if detector is not None else {}))
+    if fa.status != "ok" or fa.landmarks5 is None:
+        raise FaceNotFoundError(f"{src.path}: no face to locate the eyes ({fa.status})")
+    e = np.asarray(fa.landmarks5, dtype=np.float64)[:2]
+    return e[np.argsort(e[:, 0])]
+
+
+# --------------------------------------------------------------------------- image helpers
+def _cv2():
+    from madpad.io import optional_import
+
+    return optional_import("cv2", extra="core", purpose="the T-shirt attack generator")
+
+
+def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    cv2 = _cv2()
+    interp = cv2.INTER_AREA if w < img.shape[1] else cv2.INTER_CUBIC
+    return cv2.resize(img, (int(w), int(h)), interpolation=interp)
+
+
+def _smoothstep(t):
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def _median_colour(img: np.ndarray, y0, y1, x0, x1) -> np.ndarray:
+    h, w = img.shape[:2]
+    y0, y1 = int(np.clip(y0, 0, h - 1)), int(np.clip(y1, 1, h))
+    x0, x1 = int(np.clip(x0, 0, w - 1)), int(np.clip(x1, 1, w))
+    patch = img[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)].reshape(-1, 3).astype(np.float64)
+    return np.median(patch, axis=0)
+
+
+@dataclass
+class Canvas:
+    """An extended canvas and where the wearer photo and face lie in it (output pixels)."""
+
+    image: np.ndarray          # RGB uint8
+    shading: np.ndarray        # float32 (H, W) shirt luminance factor (1 outside the shirt)
+    shirt_mask: np.ndarray     # float32 (H, W) 1 on synthesised shirt
+    photo_box: tuple[int, int, int, int]
+    eyes: np.ndarray           # (2, 2)
+    eye_dist: float
+    face_box: np.ndarray       # approx. wearer face (x0, y0, x1, y1)
+    torso_top: float           # y of the photo's bottom edge (the print goes below)
+    shirt_colour: np.ndarray
+    hair_colour: np.ndarray
+
+
+def extend_canvas(photo: np.ndarray, eyes: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> Canvas:
+    """Scale the photo and synthesise background + torso around/below it (see module docstring)."""
+    cv2 = _cv2()
+    H0, W0 = photo.shape[:2]
+    Wc0 = W0 * (1 + 2 * cfg.pad_x)
+    s = cfg.width / Wc0
+    pw, ph = max(1, round(W0 * s)), max(1, round(H0 * s))
+    small = _resize(photo, pw, ph).astype(np.float32)
+    ox = (cfg.width - pw) // 2
+    Hc = int(round(ph * (1 + cfg.ext_y)))
+    Wc = int(cfg.width)
+    e = eyes * s + np.array([ox, 0.0])
+    d = float(np.linalg.norm(e[1] - e[0]))
+    cx = float(e[:, 0].mean())
+    ey = float(e[:, 1].mean())
+
+    # background: top-corner colour with a vertical gradient to the mid-height corners
+    cw = max(2, pw // 12)
+    top = (_median_colour(small, 0, ph * 0.08, 0, cw) + _median_colour(small, 0, ph * 0.08, pw - cw, pw)) / 2
+    mid = (_median_colour(small, ph * 0.45, ph * 0.55, 0, cw) + _median_colour(small, ph * 0.45, ph * 0.55, pw - cw, pw)) / 2
+    yy = np.arange(Hc, dtype=np.float32)[:, None]
+    t = np.clip(yy / max(ph * 0.5, 1), 0, 1)[..., None]
+    bg = (top[None, None, :] * (1 - t) + mid[None, None, :] * t) * np.ones((1, Wc, 1), np.float32)
+    bg += rng.normal(0, 1.5, size=bg.shape).astype(np.float32)
+
+    # shirt colour: the photo's bottom edge over the shoulders (away from the neck)
+    band = (ph * 0.97, ph)
+    shirt = np.median(np.stack([_median_colour(small, *band, pw * 0.02, pw * 0.15),
+                                _median_colour(small, *band, pw * 0.85, pw * 0.98)]), axis=0)
+    hair = _hair_colour(small, cx, ey, d)
+
+    # torso silhouette: shirt where |x - cx| <= half(y)
+    xx = np.arange(Wc, dtype=np.float32)[None, :]
+    edge_l, edge_r = _shoulder_rows(small, shirt)
+    half_bottom = 0.5 * pw * cfg.shoulder_span
+    y_sh = ph * 0.9  # shoulder top at the photo's side edges when the photo shows none
+    y_l = ph * edge_l if edge_l is not None else y_sh
+    y_r = ph * edge_r if edge_r is not None else y_sh
+    # in the side pads the shoulder line droops outwards from where the photo's edge shows shirt
+    mask = np.zeros((Hc, Wc), np.float32)
+    dist_l = (ox - xx)  # > 0 left of the photo
+    dist_r = (xx - (ox + pw - 1))
+    top_l = y_l + 0.35 * np.maximum(dist_l, 0)
+    top_r = y_r + 0.35 * np.maximum(dist_r, 0)
+    below = (yy - ph) / max(ph * cfg.ext_y, 1)
+    half = 0.5 * pw + (half_bottom - 0.5 * pw) * _smoothstep(below / 0.3 + 0.3)
+    inside = np.abs(xx - cx) <= half
+    shirt_side = ((dist_l > 0) & (yy >= top_l)) | ((dist_r > 0) & (yy >= top_r))
+    mask[(yy >= ph) & inside] = 1.0
+    mask[shirt_side & inside] = 1.0
+    mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=1.2)
+
+    # shading: roundness + vertical gradient + soft folds
+    rel = (xx - cx) / np.maximum(half, 1)
+    shading = 1.0 - 0.16 * np.clip(rel, -1, 1) ** 2 - 0.10 * np.clip((yy - ph * 0.8) / max(Hc - ph * 0.8, 1), 0, 1)
+    for _ in range(3):
+        ang = rng.uniform(0, np.pi)
+        freq = rng.uniform(1.5, 4.0) / Wc
+        phase = rng.uniform(0, 2 * np.pi)
+        shading = shading + 0.025 * np.sin(2 * np.pi * freq * (np.cos(ang) * xx + np.sin(ang) * yy) + phase)
+    shading = shading.astype(np.float32)
+
+    canvas = bg.copy()
+    shirt_img = shirt[None, None, :] * shading[..., None]
+    canvas = canvas * (1 - mask[..., None]) + shirt_img * mask[..., None]
+    # paste the photo, feathering its left/right edges into the synthetic background
+    alpha = np.ones((ph, pw), np.float32)
+    feather = max(2, pw // 40)
+    ramp = np.linspace(0, 1, feather, dtype=np.float32)
+    alpha[:, :feather] *= ramp[None, :]
+    alpha[:, -feather:] *= ramp[::-1][None, :]
+    region = canvas[:ph, ox:ox + pw]
+    canvas[:ph, ox:ox + pw] = region * (1 - alpha[..., None]) + small * alpha[..., None]
+    # blend the photo's bottom rows into the synthetic shirt below
+    nb = max(2, ph // 30)
+    last = small[-1:, :, :]
+    for i in range(nb):
+        a = 1 - (i + 1) / (nb + 1)
+        row = canvas[ph + i, ox:ox + pw]
+        m = mask[ph + i, ox:ox + pw, None]
+        canvas[ph + i, ox:ox + pw] = row * (1 - a * m) + last[0] * (a * m)
+    full_shirt = mask.copy()
+    full_shirt[:ph, ox:ox + pw] *= (1 - alpha)
+    face_box = np.array([cx - 1.3 * d, ey - 1.5 * d, cx + 1.3 * d, ey + 1.95 * d])
+    return Canvas(image=np.clip(canvas, 0, 255).astype(np.uint8), shading=shading, shirt_mask=full_shirt,
+                  photo_box=(ox, 0, ox + pw, ph), eyes=e, eye_dist=d, face_box=face_box, torso_top=float(ph),
+                  shirt_colour=shirt, hair_colour=hair)
+
+
+def _hair_colour(small: np.ndarray, cx: float, ey: float, d: float) -> np.ndarray:
+    """Median of the darker third of the pixels in a band above the forehead (hair is usually darker
+    than the plain backgrounds and skin around it)."""
+    h, w = small.shape[:2]
+    y0, y1 = int(np.clip(ey - 2.2 * d, 0, h - 1)), int(np.clip(ey - 1.0 * d, 1, h))
+    x0, x1 = int(np.clip(cx - 1.2 * d, 0, w - 1)), int(np.clip(cx + 1.2 * d, 1, w))
+    px = small[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)].reshape(-1, 3).astype(np.float64)
+    lum = px.mean(axis=1)
+    dark = px[lum <= np.quantile(lum, 0.33)]
+    return np.median(dark if len(dark) else px, axis=0)
+
+
+def _shoulder_rows(small: np.ndarray, shirt: np.ndarray) -> tuple[float | None, float | None]:
+    """Relative y where the photo's left/right edge columns start showing the shirt (contiguous to
+    the bottom), or None when the edge at the bottom is not shirt-coloured."""
+    h = small.shape[0]
+    out = []
+    for col in (small[:, :3].mean(axis=1), small[:, -3:].mean(axis=1)):
+        close = np.linalg.norm(col - shirt[None, :], axis=1) < 40.0
+        if not close[-1]:
+            out.append(None)
+            continue
+        y = h - 1
+        while y > 0 and close[y - 1]:
+            y -= 1
+        out.append(y / h)
+    return out[0], out[1]
+
+
+def printed_face_crop(image: np.ndarray, eyes: np.ndarray, *, eye_dist_px: float) -> np.ndarray:
+    """Eye-aligned crop of a face (3.0 x 3.3 eye distances, eyes at 40% of the height) at the
+    requested eye distance in pixels."""
+    cv2 = _cv2()
+    e = np.asarray(eyes, dtype=np.float64)
+    d = float(np.linalg.norm(e[1] - e[0]))
+    if d < 2:
+        raise FaceNotFoundError("printed face: eyes too close together to align")
+    cw, ch = int(round(3.0 * eye_dist_px)), int(round(3.3 * eye_dist_px))
+    dst = np.array([[cw / 2 - eye_dist_px / 2, 0.40 * ch], [cw / 2 + eye_dist_px / 2, 0.40 * ch]])
+    v_src, v_dst = e[1] - e[0], dst[1] - dst[0]
+    scale = np.linalg.norm(v_dst) / np.linalg.norm(v_src)
+    ang = np.arctan2(v_dst[1], v_dst[0]) - np.arctan2(v_src[1], v_src[0])
+    c, s_ = scale * np.cos(ang), scale * np.sin(ang)
+    R = np.array([[c, -s_], [s_, c]])
+    tvec = dst[0] - R @ e[0]
+    M = np.hstack([R, tvec[:, None]])
+    return cv2.warpAffine(image, M, (cw, ch), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def print_degrade(crop: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+    """Textile-print look: lower saturation and contrast, lifted blacks, dot pattern, noise, blur."""
+    cv2 = _cv2()
+    x = crop.astype(np.float32)
+    grey = x.mean(axis=2, keepdims=True)
+    x = grey + (x - grey) * rng.uniform(*cfg.saturation)
+    m = x.mean()
+    x = m + (x - m) * rng.uniform(*cfg.contrast)
+    x = cfg.black_lift + x * (255.0 - cfg.black_lift) / 255.0
+    h, w = x.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    p = cfg.halftone_period
+    theta = np.deg2rad(15.0)
+    u = np.cos(theta) * xx + np.sin(theta) * yy
+    v = -np.sin(theta) * xx + np.cos(theta) * yy
+    dots = np.cos(2 * np.pi * u / p) * np.cos(2 * np.pi * v / p)
+    x = x * (1 + cfg.halftone * dots)[..., None]
+    x = x + rng.normal(0, cfg.noise, size=x.shape).astype(np.float32)
+    if cfg.blur_sigma > 0:
+        x = cv2.GaussianBlur(x, (0, 0), sigmaX=cfg.blur_sigma)
+    return np.clip(x, 0, 255)
+
+
+def apply_print(canvas: Canvas, crop: np.ndarray, cfg: SynthConfig, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Warp the degraded ``crop`` onto the chest; returns (image, quad (4, 2) TL, TR, BR, BL)."""
+    cv2 = _cv2()
+    img = canvas.image.astype(np.float32)
+    H, W = img.shape[:2]
+    ch, cw = crop.shape[:2]
+    cx = float(canvas.eyes[:, 0].mean()) + rng.uniform(-0.04, 0.04) * W
+    top = canvas.torso_top + rng.uniform(*cfg.print_offset_y) * canvas.torso_top
+    top = min(top, H - 1.04 * ch)
+    rect = np.array([[cx - cw / 2, top], [cx + cw / 2, top], [cx + cw / 2, top + ch], [cx - cw / 2, top + ch]])
+    jitter = rng.normal(0, cfg.perspective * cw, size=(4, 2))
+    keystone = rng.uniform(-1, 1) * cfg.perspective * cw
+    jitter[[0, 3], 1] += keystone  # one side taller than the other (turned torso)
+    jitter[[1, 2], 1] -= keystone
+    quad = rect + jitter
+    src = np.array([[0, 0], [cw, 0], [cw, ch], [0, ch]], dtype=np.float32)
+    Mp = cv2.getPerspectiveTransform(src, quad.astype(np.float32))
+    warped = cv2.warpPerspective(crop, Mp, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    m = cv2.warpPerspective(np.ones((ch, cw), np.float32), Mp, (W, H), flags=cv2.INTER_LINEAR)
+    m = cv2.GaussianBlur(m, (0, 0), sigmaX=0.8)
+    shade = canvas.shading / max(float(np.median(canvas.shading[int(top):int(top + ch)])), 1e-3)
+    printed = warped * shade[..., None]
+    out = img * (1 - m[..., None]) + printed * m[..., None]
+    return np.clip(out, 0, 255).astype(np.uint8), quad
+
+
+def occlude_face(image: np.ndarray, face_box: np.ndarray, eyes: np.ndarray, d: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """An opaque textured board over the face, eyebrows to chin."""
+    cv2 = _cv2()
+    img = image.astype(np.float32)
+    H, W = img.shape[:2]
+    palette = np.array([[150, 110, 70], [95, 95, 100], [40, 50, 90], [200, 190, 160]], np.float32)
+    colour = palette[rng.integers(len(palette))]
+    ey = float(eyes[:, 1].mean())
+    cx = float(eyes[:, 0].mean())
+    x0, x1 = cx - 1.35 * d, cx + 1.35 * d
+    y0, y1 = ey - 0.75 * d, ey + 2.0 * d
+    mask = np.zeros((H, W), np.float32)
+    cv2.rectangle(mask, (int(x0), int(y0)), (int(x1), int(y1)), 1.0, thickness=-1)
+    mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=1.0)
+    tex = cv2.GaussianBlur(rng.normal(0, 1, size=(H, W)).astype(np.float32), (0, 0), sigmaX=3.0)
+    tex = tex / (tex.std() + 1e-6)
+    yy = np.arange(H, dtype=np.float32)[:, None]
+    grad = 1.0 - 0.12 * np.clip((yy - y0) / max(y1 - y0, 1), 0, 1)
+    board = colour[None, None, :] * (grad * (1 + 0.05 * tex))[..., None]
+    out = img * (1 - mask[..., None]) + board * mask[..., None]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def hair_over_face(image: np.ndarray, eyes: np.ndarray, d: float, hair: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Approximate a head turned away: the face ellipse becomes a streaky hair texture."""
+    cv2 = _cv2()
+    img = image.astype(np.float32)
+    H, W = img.shape[:2]
+    colour = np.asarray(hair, np.float32)
+    if colour.mean() > 170:  # sampled background or very light hair: use a mid brown
+        colour = np.array([95, 70, 50], np.float32)
+    cx, ey = float(eyes[:, 0].mean()), float(eyes[:, 1].mean())
+    mask = np.zeros((H, W), np.float32)
+    cv2.ellipse(mask, (int(cx), int(ey + 0.3 * d)), (int(1.3 * d), int(1.75 * d)), 0, 0, 360, 1.0, thickness=-1)
+    mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=0.12 * d)
+    n = rng.normal(0, 1, size=(H, W)).astype(np.float32)
+    streaks = cv2.GaussianBlur(n, (0, 0), sigmaX=0.6, sigmaY=0.25 * d)
+    streaks = streaks / (streaks.std() + 1e-6)
+    xx = np.arange(W, dtype=np.float32)[None, :]
+    round_ = 1.0 - 0.25 * np.clip(((xx - cx) / (1.3 * d)) ** 2, 0, 1)
+    tex = colour[None, None, :] * (round_ * (1 + 0.18 * streaks))[..., None]
+    out = img * (1 - mask[..., None]) + tex * mask[..., None]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- generation
+def _fmt_box(b) -> str:
+    return ";".join(f"{float(v):.1f}" for v in np.asarray(b).reshape(-1))
+
+
+def generate_for_wearer(photo: np.ndarray, eyes: np.ndarray, prints: list[tuple[np.ndarray, np.ndarray]],
+                        cfg: SynthConfig, rng: np.random.Generator) -> list[dict]:
+    """All variants for one wearer. ``prints``: one (image, eyes) per species in ``cfg.species``.
+    Returns dicts with ``image``, ``label``, ``species``, ``capture`` and geometry fields."""
+    if len(prints) != len(cfg.species):
+        raise ValueError(f"need one printed face per species ({len(cfg.species)}); got {len(prints)}")
+    out = []
+    canvas = extend_canvas(photo, eyes, cfg, rng)
+    H, W = canvas.image.shape[:2]
+    geo = {"torso_top": canvas.torso_top}
+    for cap in cfg.bona_fide:
+        if cap == "extended":
+            out.append({"image": canvas.image, "label": "bona_fide", "species": "", "capture": "extended",
+                        "wearer_face_box": canvas.face_box, **geo})
+        else:
+            ph = canvas.photo_box[3]
+            s = W / photo.shape[1]
+            img = _resize(photo, W, max(1, round(photo.shape[0] * s)))
+            fb = (canvas.face_box - np.array([canvas.photo_box[0], 0, canvas.photo_box[0], 0])) * (W / (canvas.photo_box[2] - canvas.photo_box[0]))
+            out.append({"image": img, "label": "bona_fide", "species": "", "capture": "portrait",
+                        "wearer_face_box": fb, "torso_top": ph * W / (canvas.photo_box[2] - canvas.photo_box[0])})
+    d = canvas.eye_dist
+    for sp, (pimg, peyes) in zip(cfg.species, prints):
+        scale = rng.uniform(*cfg.print_scale)
+        crop = printed_face_crop(pimg, peyes, eye_dist_px=scale * d)
+        crop = print_degrade(crop, cfg, rng)
+        img, quad = apply_print(canvas, crop, cfg, rng)
+        face_box = canvas.face_box.copy()
+        row = {"label": "attack", "species": sp, "capture": "extended", "print_quad": quad}
+        if sp == "tshirt_face_occluded":
+            img = occlude_face(img, face_box, canvas.eyes, d, rng)
+        elif sp == "tshirt_head_turned_approx":
+            img = hair_over_face(img, canvas.eyes, d, canvas.hair_colour, rng)
+        elif sp == "tshirt_head_cropped":
+            chin = float(canvas.eyes[:, 1].mean() + 2.0 * d)
+            y_c = int(max(chin, quad[:, 1].min() - 0.15 * (quad[:, 1].max() - quad[:, 1].min())))
+            y_c = min(y_c, int(quad[:, 1].min()) - 1)
+            y_c = max(y_c, 0)
+            img = img[y_c:]
+            quad = quad - np.array([0.0, y_c])
+            face_box = None
+            row["print_quad"] = quad
+            row["capture"] = "cropped"
+            row["torso_top"] = canvas.torso_top - y_c
+        row.setdefault("torso_top", canvas.torso_top)
+        row["image"] = img
+        row["wearer_face_box"] = face_box
+        out.append(row)
+    return out
+
+
+def generate_set(*, wearers: list[Source], faces: list[Source], out_dir, cfg: SynthConfig,
+                 limit: int | None = None, progress: bool = True) -> Path:
+    """Write images + ``manifest.csv`` + ``ATTRIBUTION.md`` + ``synth_config.json`` into ``out_dir``.
+
+    Printed subjects are drawn (seeded) from ``faces`` excluding the wearer's own subject id. Wearers
+    that fail (unreadable image, no eyes) are listed in ``failures.csv`` and skipped.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    if not faces:
+        raise UsageError("no printed-face source images")
+    face_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def load_face(i: int):
+        if i not in face_cache:
+            img = read_image(faces[i].path)
+            face_cache[i] = (img, locate_eyes(img, faces[i]))
+            if len(face_cache) > 64:
+                face_cache.pop(next(iter(face_cache)))
+        return face_cache[i]
+
+    rows, failures = [], []
+    todo = wearers[:limit] if limit is not None else wearers
+    for wi, w in enumerate(tqdm(todo, desc="T-shirt attacks", unit="wearer", disable=not progress or None)):
+        rng = np.random.default_rng([int(cfg.seed), wi])
+        try:
+            photo = read_image(w.path)
+            eyes = locate_eyes(photo, w)
+            pool = [i for i, f in enumerate(faces)
+                    if f.path != w.path and f.subject.split("_")[-1] != w.subject.split("_")[-1]]
+            if not pool:
+                raise UsageError(f"no printed-face subject other than the wearer {w.subject}")
+            picks = rng.choice(pool, size=len(cfg.species), replace=len(pool) < len(cfg.species))
+            prints = [load_face(int(i)) for i in picks]
+            variants = generate_for_wearer(photo, eyes, prints, cfg, rng)
+        except (MadpadError, ValueError, OSError) as exc:
+            failures.append({"wearer": str(w.path), "error": str(exc)})
+            continue
+        pi = iter(picks)
+        for v in variants:
+            tag = v["species"] or f"bona_fide_{v['capture']}"
+            rid = f"{w.subject}__{tag}"
+            rel = f"images/{rid}.jpg"
+            write_image(out / rel, v["image"], quality=cfg.jpeg_quality)
+            printed = faces[int(next(pi))] if v["label"] == "attack" else None
+            H, W_ = v["image"].shape[:2]
+            q = v.get("print_quad")
+            rows.append({
+                "id": rid, "path": rel, "subject": w.subject, "label": v["label"], "species": v["species"],
+                "capture": v["capture"], "source": "madpad.pad.synth",
+                "printed_subject": printed.subject if printed else "",
+                "printed_source": str(printed.path) if printed else "",
+                "wearer_source": str(w.path), "seed": cfg.seed,
+                "print_quad": _fmt_box(q) if q is not None else "",
+                "print_box": _fmt_box([q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()]) if q is not None else "",
+                "wearer_face_box": _fmt_box(v["wearer_face_box"]) if v.get("wearer_face_box") is not None else "",
+                "torso_top": f"{float(v['torso_top']):.1f}", "width": W_, "height": H,
+            })
+    with atomic_path(out / "manifest.csv") as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            wr = csv.DictWriter(fh, fieldnames=list(MANIFEST_COLUMNS))
+            wr.writeheader()
+            wr.writerows(rows)
+    if failures:
+        with atomic_path(out / "failures.csv") as tmp:
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                wr = csv.DictWriter(fh, fieldnames=["wearer", "error"])
+                wr.writeheader()
+                wr.writerows(failures)
+    atomic_write_text(out / "ATTRIBUTION.md", ATTRIBUTION)
+    atomic_write_text(out / "synth_config.json", json.dumps(asdict(cfg), indent=2) + "\n")
+    return out / "manifest.csv"
+
+
+def main(argv=None) -> int:
+    from madpad.cli import run_main
+
+    ap = argparse.ArgumentParser(
+        prog="python -m madpad.pad synth",
+        description="Synthetic T-shirt presentation attacks: extend upper-body photos with a synthetic torso, "
+                    "print another subject's face on the chest, hide the wearer's face per species. Writes "
+                    "images/, manifest.csv (id,path,subject,label,species,...,printed_subject), ATTRIBUTION.md.")
+    ap.add_argument("--source", required=True, help="folder of wearer photos (frontal head-and-shoulders; eyes from "
+                    "X.tem beside the image or ../landmarks/X.tem, else detected)")
+    ap.add_argument("--faces", required=True, help="folder of printed-face photos (e.g. FRLL neutral/)")
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--species", default=",".join(SPECIES), help=f"comma list from {list(SPECIES)}")
+    ap.add_argument("--bona-fide", default=",".join(BONA_FIDE_CAPTURES),
+                    help=f"bona fide captures per wearer, comma list from {list(BONA_FIDE_CAPTURES)} (empty for none)")
+    ap.add_argument("--width", type=int, default=600, help="output width in pixels")
+    ap.add_argument("--source-tag", default=None, help="subject id prefix for wearers (default: folder name)")
+    ap.add_argument("--faces-tag", default=None, help="subject id prefix for printed faces (default: parent folder name)")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N wearers")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+
+    def body():
+        cfg = SynthConfig(width=args.width, seed=args.seed,
+                          species=tuple(s for s in args.species.split(",") if s.strip()),
+                          bona_fide=tuple(s for s in args.bona_fide.split(",") if s.strip()))
+        src, fcs = Path(args.source), Path(args.faces)
+        wearers = list_sources(src, tag=args.source_tag if args.source_tag is not None else src.resolve().name)
+        faces = list_sources(fcs, tag=args.faces_tag if args.faces_tag is not None else fcs.resolve().parent.name)
+        manifest = generate_set(wearers=wearers, faces=faces, out_dir=args.out, cfg=cfg, limit=args.limit,
+                                progress=not args.no_progress)
+        n = sum(1 for _ in open(manifest, encoding="utf-8")) - 1
+        print(f"wrote {n} images -> {manifest}", file=sys.stderr)
+        return 0
+
+    return run_main(body, prog="madpad.pad synth")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

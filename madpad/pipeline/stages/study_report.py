@@ -1,0 +1,164 @@
+"""HTML report of the segmentation study (built from the stage outputs with madpad.report.html)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from madpad.pipeline.stages._common import read_csv
+
+ATTRIBUTION = ("Images: Face Research Lab London Set, Lisa DeBruine and Benedict Jones (2017), figshare, "
+               "doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0 (when the study runs on FRLL). Changes: resized, "
+               "backgrounds segmented and replaced, morphs made from pairs of subjects.")
+
+
+def _f(v):
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return v
+    return x
+
+
+def _numeric_rows(rows: list[dict]) -> list[dict]:
+    return [{k: _f(v) if k not in ("model", "condition", "segmenter", "variant", "detector") else v
+             for k, v in r.items()} for r in rows]
+
+
+def example_strip(ctx, *, n_examples: int = 3, thumb: int = 150) -> tuple[np.ndarray | None, list[str]]:
+    """A grid image: one row per example subject: original, then (matte | composite) per segmenter."""
+    import cv2
+
+    from madpad.io import read_image
+
+    folder = Path(ctx.inputs["images"])
+    rows = [r for r in read_csv(ctx.inputs["table"]) if r["role"] == "reference"]
+    seg = read_csv(ctx.inputs["segmented_table"])
+    seg_dir = Path(ctx.inputs["segmented"])
+    labels = sorted({r["segmenter"] for r in seg})
+    ok = {(r["segmenter"], r["id"]): r for r in seg if r["status"] == "ok"}
+    picked = [r for r in rows if all((s, r["id"]) in ok for s in labels)][:n_examples]
+    if not picked:
+        return None, labels
+
+    def tile(img):
+        return cv2.resize(img, (thumb, thumb), interpolation=cv2.INTER_AREA)
+
+    grid = []
+    for r in picked:
+        cells = [tile(read_image(folder / r["file"]))]
+        for s in labels:
+            matte = read_image(seg_dir / ok[(s, r["id"])]["matte"])
+            comp = read_image(seg_dir / ok[(s, r["id"])]["file"])
+            cells += [tile(matte), tile(comp)]
+        grid.append(np.hstack(cells))
+    return np.vstack(grid), labels
+
+
+def build_report(ctx) -> tuple[str, dict]:
+    from madpad.report import html as H
+    from madpad.report.plots import det_plot
+
+    p = ctx.params
+    rec = _numeric_rows(read_csv(ctx.inputs["recognition"]))
+    with open(ctx.inputs["det"], encoding="utf-8") as fh:
+        det = json.load(fh)
+    qsum = _numeric_rows(read_csv(ctx.inputs["quality_summary"]))
+    dtab = _numeric_rows(read_csv(ctx.inputs["detection"]))
+    with open(ctx.inputs["detection_notes"], encoding="utf-8") as fh:
+        dnotes = json.load(fh)
+    seg = read_csv(ctx.inputs["segmented_table"])
+    images = read_csv(ctx.inputs["table"])
+    sections = []
+    n_subj = len({r["subject"] for r in images})
+    seg_labels = sorted({r["segmenter"] for r in seg})
+    intro = [H.paragraph(
+        f"{n_subj} subjects, one reference (enrolment) and one probe image each. Every image was segmented with "
+        f"{', '.join(seg_labels)} and its background replaced ({p.get('background', 'white')}). "
+        "FR scores are cosine similarities of L2-normalised embeddings (higher = same person; match when "
+        "score >= threshold). MAD scores: higher = more likely attack; attack when score >= threshold."),
+        H.note(ATTRIBUTION)]
+    if p.get("note"):
+        intro.append(H.note(str(p["note"])))
+    sections.append(H.section("Study", intro))
+
+    # segmentation summary
+    seg_rows = []
+    for s in seg_labels:
+        rs = [r for r in seg if r["segmenter"] == s]
+        ok = [r for r in rs if r["status"] == "ok"]
+        secs = [float(r["seconds"]) for r in ok if r.get("seconds")]
+        seg_rows.append({"segmenter": s, "images": len(rs), "ok": len(ok), "failed": len(rs) - len(ok),
+                         "mean foreground share": float(np.mean([float(r["foreground_share"]) for r in ok]))
+                         if ok else float("nan"),
+                         "seconds / image (computed ones)": float(np.mean(secs)) if secs else float("nan")})
+    body = [H.table(seg_rows, floatfmt=".3f")]
+    if "segment_notes" in ctx.inputs:
+        with open(ctx.inputs["segment_notes"], encoding="utf-8") as fh:
+            for n in json.load(fh).get("notes", []):
+                body.append(H.note(n))
+    grid, labels = example_strip(ctx)
+    if grid is not None:
+        body.append(H.image(H.image_to_data_uri(grid, max_side=1400, quality=80), alt="example masks",
+                            caption="Each row: original, then matte and white-background composite for: "
+                                    + ", ".join(labels)))
+    sections.append(H.section("Segmentation", body))
+
+    # recognition
+    body = []
+    cols = ["model", "condition", "n_genuine", "n_impostor", "FNMR@FMR0.1%", "FNMR@FMR1%", "EER",
+            "FNMR@baseline_t0.1%", "FMR@baseline_t0.1%", "FNMR@baseline_t1%", "FMR@baseline_t1%",
+            "genuine_mean", "genuine_shift", "impostor_mean", "impostor_shift"]
+    cols = [c for c in cols if rec and c in rec[0]]
+    body.append(H.paragraph(
+        "FNMR@FMR x: threshold set on the condition's own impostor scores (FMR <= x, conservative). "
+        "FNMR/FMR@baseline_t x: at the threshold of the original-vs-original condition (the deployed system's "
+        "threshold does not change when the enrolment images are segmented). Shifts are differences of the "
+        "mean scores against original-vs-original. With n genuine comparisons, one FNMR step is 1/n."))
+    body.append(H.table(rec, cols, floatfmt=".4f"))
+    for model, curves in det.items():
+        c = {k: (v["fmr"], v["fnmr"]) for k, v in curves.items() if v["fmr"]}
+        if c:
+            fig = det_plot(c, xlabel="FMR (%)", ylabel="FNMR (%)", title=f"{model}: verification DET",
+                           limits=(0.0005, 0.6), figsize=(6.5, 6.0))
+            body.append(H.image(H.figure_to_data_uri(fig), alt=f"DET {model}"))
+    sections.append(H.section("Face recognition effect", body))
+
+    # quality
+    qcols = ["variant", "n", "no_face_or_failed", "sharpness", "delta_sharpness", "exposure_mean",
+             "exposure_clipped", "background_std", "delta_background_std", "q_background_uniformity",
+             "inter_eye_distance", "yaw", "roll", "utility", "delta_utility"]
+    qcols = [c for c in qcols if qsum and any(c in r for r in qsum)]
+    sections.append(H.section("Image quality effect", [
+        H.paragraph("ISO/IEC 29794-5-style measures (madpad.quality, own implementation; not OFIQ): sharpness = "
+                    "variance of the Laplacian of the face region at 64 px inter-eye distance; exposure = mean "
+                    "luminance and clipped share of the face region; background_std = luminance std of the background "
+                    "beside and above the head (above the chin, outside the head box); utility = cosine similarity to the subject's other original image. Faces are "
+                    "re-detected on each image. Deltas are paired against the original images."),
+        H.table(qsum, qcols, floatfmt=".3f")]))
+
+    # detection
+    body = [H.paragraph(
+        f"Differential MAD. Attack set: {dnotes.get('n_morphs', 0)} landmark morphs "
+        f"({dnotes.get('n_attack_pairs', 0)} (morph, contributor's live probe) pairs); bona fide: "
+        f"{dnotes.get('n_bona_fide_pairs', 0)} (reference, own probe) pairs. Thresholds are fixed at APCER "
+        "<= 20/10/1 % on the original images (attack when score >= threshold); in the BPCER rows the column "
+        "'original' is the bona fide error on original references and each segmenter's column the error on "
+        "its segmented references at the same threshold. The D-EER row pairs each bona fide condition with "
+        "the (unsegmented) attacks.")]
+    for n in dnotes.get("notes", []):
+        body.append(H.note(n))
+    if dtab:
+        dcols = list(dtab[0].keys())
+        for r in dtab:
+            for k in r:
+                if k not in dcols:
+                    dcols.append(k)
+        body.append(H.table(dtab, dcols, floatfmt=".4f"))
+    sections.append(H.section("Morphing attack detection effect", body))
+    summary = {"subjects": n_subj, "segmenters": seg_labels, "recognition": rec, "quality": qsum,
+               "detection": dtab, "detection_notes": dnotes}
+    return H.page("Background segmentation study", sections,
+                  subtitle="Effect of background replacement on face recognition, quality and MAD"), summary

@@ -1,0 +1,40 @@
+"""PAD and morphing-vulnerability reports (JSON, Markdown, self-contained HTML).
+
+Command line: ``python -m madpad.report pad|vulnerability ...`` (see ``docs/reports.md``).
+
+Library API (imported lazily, so ``import madpad.report`` stays cheap):
+
+* :func:`pad_report` -- every ISO/IEC 30107-3 figure of a score set as a JSON-ready dict;
+* :func:`write_pad_report` -- ``report.json``, ``report.md`` and ``report.html`` in a folder;
+* :func:`vulnerability_report` / :func:`write_vulnerability_report` -- MMPMR,
+  ProdAvg-MMPMR, RMMR and the MAP matrix from comparison scores;
+* :mod:`madpad.report.html` and :mod:`madpad.report.plots` -- the building blocks that
+  every madpad HTML report uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "pad_report": "madpad.report.pad",
+    "write_pad_report": "madpad.report.pad",
+    "pad_report_markdown": "madpad.report.pad",
+    "pad_report_html": "madpad.report.pad",
+    "read_pad_scores": "madpad.report.scores",
+    "read_comparison_scores": "madpad.report.scores",
+    "PadScoreTable": "madpad.report.scores",
+    "ComparisonTable": "madpad.report.scores",
+    "vulnerability_report": "madpad.report.vulnerability",
+    "write_vulnerability_report": "madpad.report.vulnerability",
+}
+
+__all__ = sorted(_LAZY) + ["html", "plots"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in ("html", "plots"):
+        return importlib.import_module(f"madpad.report.{name}")
+    raise AttributeError(f"module 'madpad.report' has no attribute {name!r}")

@@ -1,0 +1,183 @@
+"""Detectors, landmarkers, analyze_face statuses and alignment on real FRLL sample photos."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from madpad.errors import UnknownComponentError
+from madpad.face import (
+    FaceDetection,
+    align_arcface,
+    align_portrait,
+    analyze_face,
+    apply_transform,
+    get_detector,
+    get_landmarker,
+    list_detectors,
+    portrait_eye_targets,
+)
+from madpad.io import read_image
+
+
+@pytest.fixture(scope="module")
+def face_image(sample_dir):
+    return read_image(sample_dir / "neutral" / "001_03.jpg")
+
+
+@pytest.fixture(scope="module")
+def reference(face_image):
+    """dlib HOG + 68 landmarks on the sample image (the reference eye positions)."""
+    a = analyze_face(face_image)
+    assert a.status == "ok", a.error
+    return a
+
+
+def test_registry_lists_all_contract_names_and_rejects_unknown():
+    assert set(list_detectors()) >= {"dlib_hog", "dlib_cnn", "haar", "mediapipe", "mtcnn", "yolo"}
+    with pytest.raises(UnknownComponentError, match=r"face detector 'dlib_hgo' is not registered.*'dlib_hog'"):
+        get_detector("dlib_hgo")
+    with pytest.raises(UnknownComponentError, match="available"):
+        get_landmarker("dlib69")
+
+
+def test_analyze_face_ok_on_sample(reference, face_image):
+    assert reference.n_faces == 1 and reference.landmarks.shape == (68, 2)
+    le, re = reference.landmarks5[0], reference.landmarks5[1]
+    assert le[0] < re[0]  # image-left eye first
+    # eyes above the nose tip, nose above the mouth corners
+    assert max(le[1], re[1]) < reference.landmarks5[2, 1] < min(reference.landmarks5[3:, 1])
+    d = reference.detection
+    assert d.box[0] < le[0] < re[0] < d.box[2]
+
+
+DETECTOR_PARAMS = {
+    "dlib_hog": {},
+    "dlib_cnn": {"max_side": 300},  # CNN is seconds per image at full size on CPU
+    "haar": {},
+    "mediapipe": {},
+    "mtcnn": {},
+}
+
+
+@pytest.mark.parametrize("name", sorted(DETECTOR_PARAMS))
+def test_each_detector_finds_the_face(name, face_image, reference):
+    dets = get_detector(name, **DETECTOR_PARAMS[name]).detect(face_image)
+    assert len(dets) >= 1
+    d = dets[0]
+    assert isinstance(d, FaceDetection) and d.detector == name
+    eyes = reference.landmarks5[:2]
+    assert np.all((eyes[:, 0] > d.box[0]) & (eyes[:, 0] < d.box[2]) & (eyes[:, 1] > d.box[1]) & (eyes[:, 1] < d.box[3]))
+    # not a whole-image box: the face is about a third of the 600 px sample
+    assert 100 < d.width < 400
+    if d.landmarks5 is not None:  # detectors with keypoints agree with dlib's eye centres within a few pixels
+        assert np.max(np.linalg.norm(d.landmarks5[:2] - eyes, axis=1)) < 0.06 * d.width
+
+
+def test_detections_sorted_and_mtcnn_landmarks_drive_analysis(face_image, reference):
+    a = analyze_face(face_image, detector="mtcnn", landmarker=None)
+    assert a.status == "ok" and a.landmarks is None
+    assert np.max(np.linalg.norm(a.landmarks5 - reference.landmarks5, axis=1)) < 15
+
+
+def test_yolo_wired_end_to_end_with_random_init(face_image, tmp_path, monkeypatch):
+    import cv2
+
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "yolo"))
+    from PIL import Image
+
+    threads = cv2.getNumThreads()
+    before = dict(os.environ)
+    pil_open = Image.open
+    det = get_detector("yolo", weights="yolov8n.yaml", conf=0.0, imgsz=128)
+    dets = det.detect(face_image)  # random weights: boxes are meaningless, the plumbing is what runs
+    assert isinstance(dets, list)
+    for d in dets:
+        assert isinstance(d, FaceDetection) and 0 <= d.box[0] <= d.box[2] <= 600
+    assert dict(os.environ) == before  # importing/running ultralytics left the environment alone
+    assert cv2.getNumThreads() == threads
+    assert Image.open is pil_open  # ultralytics' process-wide PIL patch was undone
+    with pytest.raises(Exception, match="weights"):
+        get_detector("yolo")
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        get_detector("yolo", weights=str(tmp_path / "nope.pt"))
+
+
+@pytest.mark.parametrize("name", ["dlib68", "dlib5", "mediapipe_mesh"])
+def test_landmarkers_agree_on_eye_centres(name, face_image, reference):
+    lmk = get_landmarker(name)
+    pts = lmk.landmarks(face_image, reference.detection.box)
+    assert pts.shape == ({"dlib68": 68, "dlib5": 5, "mediapipe_mesh": 478}[name], 2)
+    lm5 = lmk.to_landmarks5(pts)
+    assert lm5.shape == (5, 2)
+    err = np.linalg.norm(lm5[:2] - reference.landmarks5[:2], axis=1)
+    assert err.max() < 8, err  # eye centres within 8 px on a 600 px image (inter-eye ~95 px)
+
+
+def test_statuses_unreadable_blank_and_multiple(tmp_path, sample_dir, face_image):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    a = analyze_face(bad)
+    assert a.status == "unreadable" and "broken.jpg" in a.error
+    a = analyze_face(tmp_path / "missing.jpg")
+    assert a.status == "unreadable" and "missing.jpg" in a.error
+
+    blank = np.full((400, 400, 3), 200, np.uint8)
+    a = analyze_face(blank)
+    assert a.status == "no_face" and a.detection is None and "no face" in a.error
+
+    # two faces side by side: the sample at full size on the left, a 2/3-size face to the right
+    # of it, nearer the centre of the 1400 px wide canvas
+    import cv2
+
+    other = read_image(sample_dir / "neutral" / "004_03.jpg")
+    small = cv2.resize(other, (400, 400), interpolation=cv2.INTER_AREA)
+    canvas = np.full((600, 1400, 3), 255, np.uint8)
+    canvas[:, :600] = face_image
+    canvas[100:500, 600:1000] = small
+    a = analyze_face(canvas)  # policy "largest" (default)
+    assert a.status == "ok" and a.n_faces == 2 and a.detection.center[0] < 600
+    a = analyze_face(canvas, policy="most_central")
+    assert a.status == "ok" and a.detection.center[0] > 600
+    a = analyze_face(canvas, policy="error_if_multiple")
+    assert a.status == "multiple_faces" and a.n_faces == 2 and "2 faces" in a.error
+    with pytest.raises(ValueError, match="policy"):
+        analyze_face(canvas, policy="biggest")
+
+
+def test_align_portrait_real_image_eyes_land_on_targets(face_image, reference):
+    size = (300, 400)
+    out, M = align_portrait(face_image, reference.landmarks, size=size)
+    targets = portrait_eye_targets(size=size)
+    # exact on the landmarks transformed by the returned matrix
+    np.testing.assert_allclose(apply_transform(M, reference.landmarks5[:2]), targets, atol=1.0)
+    # and re-detected on the aligned image within a few pixels (inter-eye distance 75 px here)
+    again = analyze_face(out, detector={"name": "dlib_hog", "upsample": 1})
+    assert again.status == "ok", again.error
+    assert np.max(np.linalg.norm(again.landmarks5[:2] - targets, axis=1)) < 4.0
+    # eyes level after alignment
+    assert abs(again.landmarks5[0, 1] - again.landmarks5[1, 1]) < 3.0
+
+
+def test_align_arcface_real_image(face_image, reference):
+    from madpad.face import ARCFACE_TEMPLATE
+
+    crop, M = align_arcface(face_image, reference.landmarks5, return_matrix=True)
+    assert crop.shape == (112, 112, 3)
+    mapped = apply_transform(M, reference.landmarks5)
+    # a least-squares fit over 5 points: each point near its template position
+    assert np.max(np.linalg.norm(mapped - ARCFACE_TEMPLATE, axis=1)) < 5.0
+
+
+def test_landmarker_failure_is_a_status_not_a_crash(face_image):
+    class Broken:
+        name = "broken"
+
+        def landmarks(self, image, box):
+            raise RuntimeError("model exploded")
+
+    a = analyze_face(face_image, landmarker=Broken())
+    assert a.status == "failed" and "broken" in a.error and "model exploded" in a.error
+    assert a.detection is not None

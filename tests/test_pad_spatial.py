@@ -1,0 +1,154 @@
+"""Spatial-consistency rules of the T-shirt PAD on hand-made detections (no models)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from madpad.pad.learned import LearnedScorer, fit_scorer
+from madpad.pad.persons import PersonDetection
+from madpad.pad.spatial import FEATURE_NAMES, RULES, RuleConfig, assess, associate, containment, silhouette_features
+
+SHAPE = (1000, 600)  # H, W
+
+
+def person(box=(100, 50, 500, 1000), *, shoulders_y=None, head=None, mask=None, score=0.9):
+    kps = None
+    if shoulders_y is not None:
+        kps = {"left_shoulder": (450, shoulders_y, 0.99), "right_shoulder": (150, shoulders_y, 0.99)}
+        if head is not None:
+            kps.update({"nose": (head[0], head[1], 0.99), "left_eye": (head[0] + 25, head[1] - 30, 0.99),
+                        "right_eye": (head[0] - 25, head[1] - 30, 0.99)})
+    return PersonDetection(box=box, score=score, keypoints=kps, mask=mask)
+
+
+HEAD_FACE = np.array([240, 130, 360, 270])    # centre (300, 200): head region
+TORSO_FACE = np.array([240, 480, 360, 620])   # centre (300, 550): chest
+
+
+def test_face_in_head_region_is_bona_fide():
+    res = assess([HEAD_FACE], [person(shoulders_y=380, head=(300, 210))], image_shape=SHAPE)
+    assert res.status == "ok" and res.fired == []
+    # hand-computed: shoulder offset = (200 - 380) / 300 = -0.6; torso = sigmoid(6 * -0.6)
+    fa = res.faces[0]
+    assert fa.shoulder_offset == pytest.approx(-0.6)
+    assert fa.strengths["torso"] == pytest.approx(1 / (1 + math.exp(3.6)))
+    assert fa.pose_head_mismatch == 0.0
+    assert res.score == pytest.approx(1 / (1 + math.exp(3.6)))
+    assert res.score < 0.5
+
+
+def test_face_on_torso_is_attack_with_explanation():
+    res = assess([TORSO_FACE], [person(shoulders_y=380, head=(300, 210))], image_shape=SHAPE)
+    fa = res.faces[0]
+    assert fa.shoulder_offset == pytest.approx((550 - 380) / 300)
+    assert "torso" in res.fired and "pose_head" in res.fired  # nose/eyes are not in the chest face
+    assert res.score >= 0.9
+    assert "torso" in res.explanation
+    row = res.row()
+    assert row["rule_torso"] == 1 and row["rule_multi_face"] == 0 and row["n_faces"] == 1
+
+
+def test_box_only_person_uses_relative_height():
+    p = person()  # no keypoints: rel_y rule, head region = top 35% of the box
+    head = assess([HEAD_FACE], [p], image_shape=SHAPE)
+    torso = assess([TORSO_FACE], [p], image_shape=SHAPE)
+    assert head.faces[0].rel_y == pytest.approx((200 - 50) / 950)
+    assert head.score < 0.5 <= torso.score
+    assert torso.fired == ["torso"]
+
+
+def test_two_faces_in_one_person_is_attack_and_the_head_face_is_kept():
+    res = assess([HEAD_FACE, TORSO_FACE], [person(shoulders_y=380, head=(300, 210))], image_shape=SHAPE)
+    assert "multi_face" in res.fired
+    assert res.faces[0].strengths["multi_face"] == 0.0  # the head-region face is the person's own
+    assert res.faces[1].strengths["multi_face"] == pytest.approx(RuleConfig().multi_face_weight)
+    feats = dict(zip(FEATURE_NAMES, res.features))
+    assert feats["max_faces_per_person"] == 2 and feats["n_faces"] == 2
+
+
+def test_no_person_and_no_face_outcomes_are_documented_values():
+    lone = assess([HEAD_FACE], [], image_shape=SHAPE)
+    assert lone.fired == ["no_person"] and lone.score == pytest.approx(0.75)
+    assert lone.faces[0].person is None
+    empty = assess([], [person()], image_shape=SHAPE)
+    assert empty.status == "no_face" and empty.score == 0.0 and empty.fired == []
+    nan_cfg = assess([], [], image_shape=SHAPE, config=RuleConfig(no_face_score=float("nan")))
+    assert math.isnan(nan_cfg.score)
+
+
+def test_several_people_each_face_judged_against_its_own_person():
+    left = person(box=(0, 0, 280, 1000), score=0.8)
+    right = person(box=(320, 0, 600, 1000), score=0.8)
+    faces = [np.array([80, 60, 200, 200]), np.array([400, 60, 520, 200])]
+    res = assess(faces, [left, right], image_shape=SHAPE)
+    assert [f.person for f in res.faces] == [0, 1]
+    assert res.fired == [] and res.score < 0.5
+
+
+def test_association_prefers_containment_then_score():
+    a = person(box=(0, 0, 400, 1000), score=0.5)
+    b = person(box=(250, 0, 600, 1000), score=0.9)
+    face = np.array([260, 100, 380, 220])  # fully inside both
+    assert associate([face], [a, b]) == [(1, 1.0)]  # tie on containment -> higher score
+    assert containment(np.array([0, 0, 10, 10]), np.array([5, 0, 20, 10])) == pytest.approx(0.5)
+
+
+def _silhouette(shape=SHAPE):
+    """A head (x 230..370, y 100..300), a neck and a wide torso (x 100..500, y 380..)."""
+    m = np.zeros(shape, bool)
+    m[100:300, 230:370] = True
+    m[300:380, 270:330] = True
+    m[380:, 100:500] = True
+    return m
+
+
+def test_silhouette_features_hand_computed():
+    m = _silhouette()
+    hr, wr, clipped = silhouette_features(m, np.array([250, 140, 350, 260]))  # face on the head
+    assert hr == pytest.approx((140 - 100) / 120) and wr == pytest.approx(140 / 100) and clipped == 0.0
+    hr2, wr2, _ = silhouette_features(m, np.array([250, 480, 350, 600]))  # printed face on the chest
+    assert hr2 == pytest.approx((480 - 100) / 120) and wr2 == pytest.approx(400 / 100)
+
+
+def test_mask_rules_catch_a_chest_face_even_when_the_pose_follows_it():
+    # the pose model anchored on the printed face: its shoulders are below it, keypoints agree with it
+    m = _silhouette().astype(np.float32)
+    p = person(box=(100, 400, 500, 1000), shoulders_y=700, head=(300, 550), mask=m)
+    res = assess([TORSO_FACE], [p], image_shape=SHAPE)
+    assert res.faces[0].strengths["torso"] < 0.5 and res.faces[0].strengths["pose_head"] == 0.0
+    assert {"body_above", "body_width"} <= set(res.fired)
+    assert res.score > 0.99
+    real = assess([np.array([250, 140, 350, 260])], [person(shoulders_y=390, head=(300, 215), mask=m)],
+                  image_shape=SHAPE)
+    assert real.score < 0.5
+
+
+def test_rule_config_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="head_region_mx"):
+        RuleConfig.from_dict({"head_region_mx": 0.3})
+    assert RuleConfig.from_dict({"head_region_max": 0.3}).head_region_max == 0.3
+    assert set(RULES) == {"torso", "pose_head", "body_above", "body_width", "multi_face", "no_person"}
+
+
+def test_learned_scorer_fits_and_round_trips_without_pickle(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 60
+    X = rng.normal(size=(n, len(FEATURE_NAMES)))
+    y = (X[:, FEATURE_NAMES.index("max_rel_y")] > 0).astype(int)
+    X[::7, 3] = np.nan  # missing values are imputed
+    model = fit_scorer(X, y)
+    s = model.score(X)
+    assert s.shape == (n,) and np.all((s >= 0) & (s <= 1))
+    assert s[y == 1].mean() > s[y == 0].mean() + 0.3  # higher = attack
+    path = model.save(tmp_path / "m.npz")
+    with np.load(path, allow_pickle=False) as z:  # plain arrays only
+        assert z["coef"].dtype == np.float64
+    again = LearnedScorer.load(path)
+    np.testing.assert_allclose(again.score(X), s)
+    with pytest.raises(ValueError, match="both bona fide"):
+        fit_scorer(X, np.ones(n))
+    with pytest.raises(ValueError, match="features"):
+        model.score(X[:, :3])

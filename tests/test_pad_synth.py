@@ -1,0 +1,110 @@
+"""Synthetic T-shirt attack generator: labels, species, geometry, determinism, attribution."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from madpad.errors import UsageError
+from madpad.io import read_image
+from madpad.pad.synth import SPECIES, SynthConfig, generate_set, list_sources, main
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _box(s):
+    return np.array([float(v) for v in s.split(";")])
+
+
+@pytest.fixture(scope="module")
+def synth_set(tmp_path_factory, sample_dir):
+    out = tmp_path_factory.mktemp("synth")
+    wearers = list_sources(sample_dir / "neutral", tag="w")
+    faces = list_sources(sample_dir / "neutral", tag="p")
+    assert all(s.eyes is not None for s in wearers)  # eyes from landmarks/NNN_03.tem
+    manifest = generate_set(wearers=wearers, faces=faces, out_dir=out, cfg=SynthConfig(width=240, seed=3),
+                            limit=2, progress=False)
+    return out, _rows(manifest)
+
+
+def test_manifest_rows_labels_and_species(synth_set):
+    out, rows = synth_set
+    assert len(rows) == 2 * (len(SPECIES) + 2)
+    for subj in {r["subject"] for r in rows}:
+        mine = [r for r in rows if r["subject"] == subj]
+        assert sorted(r["species"] for r in mine if r["label"] == "attack") == sorted(SPECIES)
+        assert sorted(r["capture"] for r in mine if r["label"] == "bona_fide") == ["extended", "portrait"]
+    for r in rows:
+        assert (out / r["path"]).is_file()
+        if r["label"] == "attack":
+            assert r["printed_subject"].startswith("p_") and r["printed_subject"][2:] != r["subject"][2:]
+            assert r["print_quad"] and r["species"] in SPECIES
+        else:
+            assert r["species"] == "" and r["printed_subject"] == "" and r["print_quad"] == ""
+    text = (out / "ATTRIBUTION.md").read_text()
+    assert "CC BY 4.0" in text and "What was changed" in text and "synthesised" in text
+
+
+def test_printed_face_lies_on_the_torso_below_the_wearers_face(synth_set):
+    out, rows = synth_set
+    for r in rows:
+        img = read_image(out / r["path"])
+        assert img.shape[:2] == (int(r["height"]), int(r["width"]))
+        if r["label"] != "attack":
+            continue
+        pb = _box(r["print_box"])
+        torso_top = float(r["torso_top"])
+        h, w = img.shape[:2]
+        assert pb[1] >= torso_top - 0.1 * (pb[3] - pb[1]), r["id"]   # print starts at/below the photo's bottom edge
+        assert -0.05 * w <= pb[0] and pb[2] <= 1.05 * w and pb[3] <= h + 1, r["id"]
+        if r["wearer_face_box"]:
+            fb = _box(r["wearer_face_box"])
+            assert fb[3] < pb[1] + 0.2 * (pb[3] - pb[1]), r["id"]   # the real face is above the print
+        else:
+            assert r["species"] == "tshirt_head_cropped"
+
+
+def test_print_changes_the_chest_and_occluder_hides_the_face(synth_set):
+    out, rows = synth_set
+    by = {r["id"]: r for r in rows}
+    subj = rows[0]["subject"]
+    bona = read_image(out / by[f"{subj}__bona_fide_extended"]["path"]).astype(float)
+    vis = read_image(out / by[f"{subj}__tshirt_face_visible"]["path"]).astype(float)
+    occ = read_image(out / by[f"{subj}__tshirt_face_occluded"]["path"]).astype(float)
+    pb = _box(by[f"{subj}__tshirt_face_visible"]["print_box"]).astype(int)
+    fb = _box(by[f"{subj}__tshirt_face_occluded"]["wearer_face_box"]).astype(int)
+    chest = (slice(pb[1] + 5, pb[3] - 5), slice(max(pb[0], 0) + 5, pb[2] - 5))
+    assert np.abs(vis[chest] - bona[chest]).mean() > 10  # a print is there
+    face = (slice(fb[1] + 10, fb[3] - 10), slice(fb[0] + 10, fb[2] - 10))
+    assert np.abs(vis[face] - bona[face]).mean() < 3      # face_visible leaves the face alone
+    assert np.abs(occ[face] - bona[face]).mean() > 20     # the occluder covers it
+
+
+def test_deterministic_with_seed(tmp_path, sample_dir):
+    w = list_sources(sample_dir / "neutral", tag="w")[:1]
+    f = list_sources(sample_dir / "neutral", tag="p")
+    cfg = dict(width=160, species=("tshirt_face_visible",), bona_fide=())
+    a = _rows(generate_set(wearers=w, faces=f, out_dir=tmp_path / "a", cfg=SynthConfig(seed=1, **cfg), progress=False))
+    b = _rows(generate_set(wearers=w, faces=f, out_dir=tmp_path / "b", cfg=SynthConfig(seed=1, **cfg), progress=False))
+    c = _rows(generate_set(wearers=w, faces=f, out_dir=tmp_path / "c", cfg=SynthConfig(seed=2, **cfg), progress=False))
+    assert a == b  # same rows (ids, relative paths, geometry) for the same seed
+    ia, ib = read_image(tmp_path / "a" / a[0]["path"]), read_image(tmp_path / "b" / b[0]["path"])
+    ic = read_image(tmp_path / "c" / c[0]["path"])
+    assert np.array_equal(ia, ib)
+    assert a[0]["print_quad"] != c[0]["print_quad"] or not np.array_equal(ia, ic)
+
+
+def test_cli_bad_input_exit_2(tmp_path, sample_dir, capsys):
+    assert main(["--source", str(tmp_path / "nope"), "--faces", str(sample_dir / "neutral"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "source folder not found" in capsys.readouterr().err
+    assert main(["--source", str(sample_dir / "neutral"), "--faces", str(sample_dir / "neutral"),
+                 "--out", str(tmp_path / "o"), "--species", "tshirt_hat"]) == 2
+    assert "unknown species" in capsys.readouterr().err
+    with pytest.raises(UsageError):
+        SynthConfig(width=10)
