@@ -27,8 +27,7 @@ def _t(fn):
 
 
 def main(argv=None) -> int:
-    from madpad.data import (ImageRecord, assign_by_subject, check_disjoint, load_images, split_by_subject,
-                             write_images)
+    from madpad.data import ImageRecord, assign_by_subject, check_disjoint, load_images, split_by_subject, write_images
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)

@@ -46,45 +46,47 @@ def best_of(fn, repeat):
     return best, result
 
 
+def bench_one(n: int, repeat: int, n_boot: int) -> str:
+    from sklearn.metrics import roc_curve
+
+    from madpad.metrics import pad_bootstrap
+
+    rng = np.random.default_rng(0)
+    n_bf = n // 2
+    scores = np.concatenate([rng.normal(0.0, 1.0, n_bf), rng.normal(2.0, 1.0, n - n_bf)])
+    labels = np.zeros(n, dtype=bool)
+    labels[n_bf:] = True
+    species = np.where(labels, np.array(["sp0", "sp1", "sp2"])[rng.integers(0, 3, n)], "")
+    y = labels.astype(np.int8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t_rep, (pad, figs) = best_of(lambda: report_figures(scores, labels, species), repeat)
+        t_roc, _ = best_of(lambda: roc_curve(y, scores), repeat)
+        t_arg, _ = best_of(lambda: np.argsort(scores), repeat)
+        t_sort, _ = best_of(lambda: np.sort(scores), repeat)
+        t0 = time.perf_counter()
+        pad_bootstrap(None, None, pad=pad, n_resamples=n_boot, seed=0)
+        t_boot = (time.perf_counter() - t0) / n_boot
+    print(f"   n={n}: D-EER {figs['d_eer']:.4f}, BPCER@APCER=5% {figs['bpcer@apcer=0.05']:.4f}", flush=True)
+    return (f"| {n:.0e} | {t_rep:.3f} | {t_roc:.3f} | {t_arg:.3f} | {t_sort:.3f} | "
+            f"{t_rep / t_arg:.2f} | {t_rep / t_roc:.2f} | {t_boot:.3f} |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--bootstrap-resamples", type=int, default=5)
     args = ap.parse_args(argv)
-    from sklearn.metrics import roc_curve
-
-    from madpad.metrics import pad_bootstrap
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU(s), {platform.processor() or 'cpu'}; "
           f"python {platform.python_version()}, numpy {np.__version__}")
-    header = (f"| n scores | report figures (s) | sklearn roc_curve (s) | np.argsort (s) | np.sort (s) | "
-              f"report / argsort | report / roc_curve | bootstrap per resample (s) |")
+    header = ("| n scores | report figures (s) | sklearn roc_curve (s) | np.argsort (s) | np.sort (s) | "
+              "report / argsort | report / roc_curve | bootstrap per resample (s) |")
     rows = [header, "|" + "---|" * 8]
     for n in args.sizes:
-        rng = np.random.default_rng(0)
-        n_bf = n // 2
-        scores = np.concatenate([rng.normal(0.0, 1.0, n_bf), rng.normal(2.0, 1.0, n - n_bf)])
-        labels = np.zeros(n, dtype=bool)
-        labels[n_bf:] = True
-        species = np.where(labels, np.array(["sp0", "sp1", "sp2"])[rng.integers(0, 3, n)], "")
-        y = labels.astype(np.int8)
-        rep = 1 if n >= 10_000_000 else args.repeat
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t_rep, (pad, figs) = best_of(lambda: report_figures(scores, labels, species), rep)
-            t_roc, _ = best_of(lambda: roc_curve(y, scores), rep)
-            t_arg, _ = best_of(lambda: np.argsort(scores), rep)
-            t_sort, _ = best_of(lambda: np.sort(scores), rep)
-            nb = args.bootstrap_resamples
-            t0 = time.perf_counter()
-            pad_bootstrap(None, None, pad=pad, n_resamples=nb, seed=0)
-            t_boot = (time.perf_counter() - t0) / nb
-        rows.append(f"| {n:.0e} | {t_rep:.3f} | {t_roc:.3f} | {t_arg:.3f} | {t_sort:.3f} | "
-                    f"{t_rep / t_arg:.2f} | {t_rep / t_roc:.2f} | {t_boot:.3f} |")
-        print(rows[-1].replace("|", " ").strip(), flush=True)
-        print(f"   D-EER {figs['d_eer']:.4f}, BPCER@APCER=5% {figs['bpcer@apcer=0.05']:.4f}", flush=True)
-        del scores, labels, species, y, pad
+        rows.append(bench_one(n, 1 if n >= 10_000_000 else args.repeat, args.bootstrap_resamples))
+        print(rows[-1], flush=True)
     print()
     print("\n".join(rows))
     return 0

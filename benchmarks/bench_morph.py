@@ -47,35 +47,42 @@ def bench(folder: Path, *, method: str, n_pairs: int, repeat: int) -> dict:
     gen.landmarks.load()
     warm = read_image(pairs[0][0])
     gen.morph(warm, read_image(pairs[0][1]))
-    t = {"read": [], "landmarks": [], "warp+blend": [], "write_png": [], "write_jpg": []}
+    stages = ("read", "landmarks", "warp+blend", "write_png", "write_jpg")
+    wall = {k: [] for k in stages}
+    cpu = {k: [] for k in stages}
     size = None
+
+    def clock():
+        return time.perf_counter(), time.process_time()
+
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(repeat):
             for a_path, b_path in pairs:
-                t0 = time.perf_counter()
+                marks = [clock()]
                 a, b = read_image(a_path), read_image(b_path)
-                t1 = time.perf_counter()
+                marks.append(clock())
                 gen.landmarks._cache.clear()  # measure detection + landmarks every time
                 pa, pb = gen.landmarks(a), gen.landmarks(b)
-                t2 = time.perf_counter()
+                marks.append(clock())
                 res = gen.morph_from_landmarks(a, pa, b, pb, alpha=0.5)
-                t3 = time.perf_counter()
+                marks.append(clock())
                 write_image(Path(tmp) / "m.png", res.image)
-                t4 = time.perf_counter()
+                marks.append(clock())
                 write_image(Path(tmp) / "m.jpg", res.image, quality=95)
-                t5 = time.perf_counter()
+                marks.append(clock())
                 size = a.shape[1]
-                t["read"].append(t1 - t0)
-                t["landmarks"].append(t2 - t1)
-                t["warp+blend"].append(t3 - t2)
-                t["write_png"].append(t4 - t3)
-                t["write_jpg"].append(t5 - t4)
-    med = {k: statistics.median(v) for k, v in t.items()}
-    med["total_jpg"] = med["read"] + med["landmarks"] + med["warp+blend"] + med["write_jpg"]
-    med["morph_only"] = med["landmarks"] + med["warp+blend"]
-    med["size"] = size
-    med["n"] = len(t["read"])
-    return med
+                for k, name in enumerate(stages):
+                    wall[name].append(marks[k + 1][0] - marks[k][0])
+                    cpu[name].append(marks[k + 1][1] - marks[k][1])
+    out = {}
+    for tag, t in (("wall", wall), ("cpu", cpu)):
+        med = {k: statistics.median(v) for k, v in t.items()}
+        med["total_jpg"] = med["read"] + med["landmarks"] + med["warp+blend"] + med["write_jpg"]
+        med["morph_only"] = med["landmarks"] + med["warp+blend"]
+        out[tag] = med
+    out["size"] = size
+    out["n"] = len(wall["read"])
+    return out
 
 
 def main_bench(argv) -> int:
@@ -100,16 +107,18 @@ def main_bench(argv) -> int:
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, OpenCV threads {cv2.getNumThreads()}, "
           f"python {platform.python_version()}")
-    print("seconds per morph (median over pairs x repeats; model load excluded)\n")
+    print("seconds per morph, median over pairs x repeats, model load excluded; wall-clock, and in brackets "
+          "the process CPU time (all threads), which is what a busy shared machine distorts least\n")
     print("| size | method | landmarks (2 images) | warp+blend | read 2 JPEG | write PNG | write JPEG q95 "
           "| landmarks+warp+blend | total with I/O (JPEG) | n |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for folder in folders:
         for method in ("landmark", "landmark_spliced"):
             r = bench(folder, method=method, n_pairs=args.pairs, repeat=args.repeat)
-            print(f"| {r['size']} px | {method} | {r['landmarks']:.3f} | {r['warp+blend']:.3f} | {r['read']:.3f} "
-                  f"| {r['write_png']:.3f} | {r['write_jpg']:.3f} | {r['morph_only']:.3f} | {r['total_jpg']:.3f} "
-                  f"| {r['n']} |", flush=True)
+            w, c = r["wall"], r["cpu"]
+            cells = [f"{w[k]:.3f} ({c[k]:.3f})" for k in ("landmarks", "warp+blend", "read", "write_png",
+                                                          "write_jpg", "morph_only", "total_jpg")]
+            print(f"| {r['size']} px | {method} | " + " | ".join(cells) + f" | {r['n']} |", flush=True)
     return 0
 
 

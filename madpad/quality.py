@@ -16,7 +16,12 @@ Measures, for an RGB uint8 image, its 68 dlib-order landmarks and optionally a p
   matte < 0.5 when a matte is given, otherwise the *background sample region*: the image rows
   above the face box's bottom edge (the chin; shoulders and clothes are below), minus the
   "head box" (the face box widened by 40 % of its width per side and raised by 60 % of its
-  height for hair). Component (uniformity): ``100 * exp(-background_std / 32)``.
+  height for hair). It grows with anything in the background region: backdrop texture and
+  gradients, but also hair strands or clutter that a segmenter left on a plain new background.
+* ``background_spread``: robust spread of the same pixels, ``1.4826 * median(|y - median(y)|)``
+  (equals the std for Gaussian noise, ignores a minority of outlier pixels such as stray hair):
+  the uniformity of the backdrop itself. Component (uniformity):
+  ``100 * exp(-background_spread / 32)``.
 * ``inter_eye_distance``: distance between the eye centres in pixels (face size). Component:
   ``100 * min(1, ied / 90)`` (ICAO-style portraits ask for at least 90 px between the eyes).
 * ``yaw``, ``roll`` in degrees: roll = angle of the eye line; yaw is an *estimate* from the
@@ -37,7 +42,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 CANONICAL_IED = 64.0
-MEASURES = ("sharpness", "exposure_mean", "exposure_clipped", "background_std", "inter_eye_distance", "yaw", "roll")
+MEASURES = ("sharpness", "exposure_mean", "exposure_clipped", "background_std", "background_spread",
+            "inter_eye_distance", "yaw", "roll")
 
 
 @dataclass
@@ -48,6 +54,7 @@ class QualityMeasures:
     exposure_mean: float
     exposure_clipped: float
     background_std: float
+    background_spread: float
     inter_eye_distance: float
     yaw: float
     roll: float
@@ -142,12 +149,7 @@ def background_region(shape: tuple[int, int], box) -> np.ndarray:
     return m
 
 
-def background_std(image: np.ndarray, *, matte=None, box=None) -> float:
-    """Standard deviation of the background luminance (matte < 0.5, or the background sample
-    region of :func:`background_region`).
-
-    Returns NaN when no background pixel is left.
-    """
+def _background_luma(image: np.ndarray, matte, box) -> np.ndarray:
     if matte is not None:
         bg = np.asarray(matte, dtype=np.float32) < 0.5
         if bg.shape != image.shape[:2]:
@@ -155,10 +157,23 @@ def background_std(image: np.ndarray, *, matte=None, box=None) -> float:
     elif box is not None:
         bg = background_region(image.shape[:2], box)
     else:
-        raise ValueError("background_std needs a matte or a face box")
-    if not bg.any():
+        raise ValueError("background measures need a matte or a face box")
+    return luminance(image)[bg]
+
+
+def background_std(image: np.ndarray, *, matte=None, box=None) -> float:
+    """Standard deviation of the background luminance (matte < 0.5, or the background sample
+    region of :func:`background_region`). NaN when no background pixel is left."""
+    y = _background_luma(image, matte, box)
+    return float(y.std()) if y.size else float("nan")
+
+
+def background_spread(image: np.ndarray, *, matte=None, box=None) -> float:
+    """Robust spread (1.4826 x median absolute deviation) of the background luminance."""
+    y = _background_luma(image, matte, box)
+    if not y.size:
         return float("nan")
-    return float(luminance(image)[bg].std())
+    return float(1.4826 * np.median(np.abs(y - np.median(y))))
 
 
 def pose(landmarks) -> tuple[float, float]:
@@ -191,7 +206,8 @@ def measure_quality(image: np.ndarray, landmarks, *, box=None, matte=None) -> Qu
     yaw, roll = pose(p)
     return QualityMeasures(
         sharpness=sharpness(img, p), exposure_mean=mean, exposure_clipped=clipped,
-        background_std=background_std(img, matte=matte, box=box), inter_eye_distance=inter_eye_distance(p),
+        background_std=background_std(img, matte=matte, box=box),
+        background_spread=background_spread(img, matte=matte, box=box), inter_eye_distance=inter_eye_distance(p),
         yaw=yaw, roll=roll)
 
 
@@ -202,8 +218,8 @@ def quality_components(m: QualityMeasures | dict) -> dict:
         "q_sharpness": 100.0 * (1.0 - np.exp(-float(d["sharpness"]) / 100.0)),
         "q_exposure": 100.0 * max(0.0, 1.0 - abs(float(d["exposure_mean"]) - 128.0) / 128.0)
         * (1.0 - float(d["exposure_clipped"])),
-        "q_background_uniformity": (float("nan") if not np.isfinite(d["background_std"])
-                                    else 100.0 * float(np.exp(-float(d["background_std"]) / 32.0))),
+        "q_background_uniformity": (float("nan") if not np.isfinite(d["background_spread"])
+                                    else 100.0 * float(np.exp(-float(d["background_spread"]) / 32.0))),
         "q_face_size": 100.0 * min(1.0, float(d["inter_eye_distance"]) / 90.0),
         "q_pose": 100.0 * max(0.0, 1.0 - (abs(float(d["yaw"])) + abs(float(d["roll"]))) / 45.0),
     }

@@ -177,3 +177,12 @@ def test_yaml_scientific_notation_is_a_number(tmp_path):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("lr: 1e-4\n")
     assert resolve_config({"lr": 0.1}, config_path=cfg_file) == {"lr": 1e-4}
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "f.txt", "x")
+    finally:
+        os.umask(old)
+    assert (p.stat().st_mode & 0o777) == 0o644

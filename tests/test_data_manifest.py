@@ -273,3 +273,26 @@ def test_synmad_template_species_and_contributors():
     m = load_images(MANIFESTS / "templates" / "synmad2022_images.csv", check_files=False)
     assert all(r.is_attack and len(r.subjects) == 2 for r in m)
     assert {r.species for r in m} <= {"FaceMorpher", "OpenCV", "WebMorph", "MIPGAN-I", "MIPGAN-II"}
+
+
+def test_writers_make_absolute_paths_relative_to_root(tmp_path, root):
+    recs = [ImageRecord(id="x", path=(root / "b/3.jpg").resolve(), subject="002", label="bona_fide")]
+    write_images(tmp_path / "w.csv", recs, root=root)
+    assert (tmp_path / "w.csv").read_text().splitlines()[1].startswith("x,b/3.jpg,002,")
+    assert load_images(tmp_path / "w.csv", root=root)[0].path == (root / "b/3.jpg").resolve()
+    pr = [PairRecord(id="p", suspect=root / "a/1.jpg", live=root / "a/2.jpg", label="bona_fide", subjects=("001",))]
+    write_pairs(tmp_path / "p.jsonl", pr, root=root)
+    assert json.loads((tmp_path / "p.jsonl").read_text())["suspect"] == "a/1.jpg"
+    with pytest.raises(ManifestError, match="not inside the dataset root"):
+        write_images(tmp_path / "bad.csv", [ImageRecord(id="y", path=tmp_path / "elsewhere.jpg", subject="1",
+                                                        label="bona_fide")], root=root)
+
+
+def test_symlinked_folder_inside_root_is_followed(tmp_path, root):
+    elsewhere = tmp_path / "disk2"
+    (elsewhere / "x").mkdir(parents=True)
+    (elsewhere / "x" / "9.jpg").write_bytes(b"x")
+    (root / "linked").symlink_to(elsewhere)
+    p = _write(tmp_path / "m.csv", "id,path,subject,label\ni,linked/x/9.jpg,001,bona_fide\n")
+    m = load_images(p, root=root)
+    assert m[0].path.is_file() and m[0].path == Path(root).resolve() / "linked/x/9.jpg"

@@ -25,6 +25,7 @@ from madpad.morph.dcmorph.pipeline import DCMorphPipeline, tiny_config_path  # n
 from madpad.morph.dcmorph.testing import base_unet_state_dict  # noqa: E402
 
 RANK = 4
+TARGET = {"to_q_lora": "to_q", "to_k_lora": "to_k", "to_v_lora": "to_v", "to_out_lora": "to_out.0"}
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +123,7 @@ def test_lora_is_fused_once_at_the_layers_diffusers_maps_it_to(ckpt):
             continue
         layer, lname = key[len("unet."):].rsplit(".", 3)[0].removesuffix(".processor"), key.rsplit(".", 3)[1]
         up = mapping[key.replace(".down.", ".up.")]
-        wkey = f"{layer}.{ {'to_q_lora': 'to_q', 'to_k_lora': 'to_k', 'to_v_lora': 'to_v', 'to_out_lora': 'to_out.0'}[lname] }.weight"
-        wkey = wkey.replace(" ", "")
+        wkey = f"{layer}.{TARGET[lname]}.weight"
         assert torch.allclose(after[wkey], before[wkey] + 0.5 * up @ down, atol=1e-6), wkey
         checked += 1
     assert checked == 4 * n

@@ -181,3 +181,34 @@ def test_landmarker_failure_is_a_status_not_a_crash(face_image):
     a = analyze_face(face_image, landmarker=Broken())
     assert a.status == "failed" and "broken" in a.error and "model exploded" in a.error
     assert a.detection is not None
+
+    class BrokenDetector:
+        name = "broken_det"
+
+        def detect(self, image):
+            raise RuntimeError("graph crashed")
+
+    a = analyze_face(face_image, detector=BrokenDetector())
+    assert a.status == "failed" and "broken_det failed: graph crashed" in a.error
+
+    class MissingModel(BrokenDetector):
+        def detect(self, image):
+            raise FileNotFoundError("weights.pt")
+
+    with pytest.raises(FileNotFoundError):  # configuration problems still raise
+        analyze_face(face_image, detector=MissingModel())
+
+
+def test_used_components_pickle_for_worker_processes(face_image):
+    import pickle
+
+    from madpad.face import get_embedder
+
+    det = get_detector("mediapipe")
+    n = len(det.detect(face_image))  # loads the graph, which cannot be pickled
+    clone = pickle.loads(pickle.dumps(det))
+    assert clone._graph is None and len(clone.detect(face_image)) == n
+    lmk = get_landmarker("dlib68")
+    emb = get_embedder("dlib", detector=det, landmarker=lmk)
+    v = emb.embed([face_image])
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(emb)).embed([face_image]), v, atol=1e-6)

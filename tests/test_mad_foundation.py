@@ -25,19 +25,19 @@ from madpad.mad.foundation import (  # noqa: E402
 from madpad.mad.synthetic import synthetic_pairs  # noqa: E402
 
 TINY = dict(backbone="madpad-tiny-vit", model_config="madpad-tiny-vit", pretrained=None, pair_feature="diff_prod",
-            head_hidden=32, head_dropout=0.0, lora_rank=2, lora_alpha=4.0, lora_dropout=0.0, batch_size=16,
-            lr_lora=3e-3, lr_head=1e-2, device="cpu", progress=False, patience=0)
+            head_hidden=32, head_dropout=0.0, lora_rank=2, lora_alpha=4.0, lora_dropout=0.0, batch_size=8,
+            lr_lora=1e-2, lr_head=3e-2, warmup=0.0, device="cpu", progress=False, patience=0)
 
 
 @pytest.fixture(scope="module")
 def data():
-    return synthetic_pairs(72, seed=1), synthetic_pairs(36, seed=2)
+    return synthetic_pairs(48, seed=1), synthetic_pairs(24, seed=2)
 
 
 @pytest.fixture(scope="module")
 def trained(data):
     train, dev = data
-    det = FoundationDetector(**TINY, epochs=6)
+    det = FoundationDetector(**TINY, epochs=5)
     det.fit(train, dev=dev)
     return det
 
@@ -79,8 +79,8 @@ def test_unknown_option_names_a_close_match():
 
 def test_training_learns_the_synthetic_task(trained, data):
     hist = trained.history_
-    assert len(hist) == 6
-    assert hist[-1]["train_loss"] < 0.8 * hist[0]["train_loss"]
+    assert len(hist) == 5
+    assert hist[-1]["train_loss"] < 0.5 * hist[0]["train_loss"]
     # LoRA weights moved away from their initialisation (lora_B starts at exactly zero)
     lora = trained.net_.lora_state()
     b = [v for k, v in lora.items() if "lora_B" in k]
@@ -91,7 +91,13 @@ def test_training_learns_the_synthetic_task(trained, data):
     y = np.array([p.y for p in dev])
     assert s.dtype == np.float64 and s.shape == (len(dev),)
     assert s[y == 1].mean() > s[y == 0].mean() + 0.3
-    assert hist[trained.best_epoch_]["dev_d_eer"] <= 0.1
+    from madpad.mad.evaluation import detection_eer
+
+    assert detection_eer(s, y) <= 0.1
+    # the head moved away from its (seeded) initialisation
+    fresh = _Net(trained.config)
+    moved = [k for k, v in fresh.head_state().items() if not torch.equal(v, trained.net_.head_state()[k])]
+    assert len(moved) == len(fresh.head_state())
 
 
 def test_learning_rate_schedule_warms_up_then_decays(trained):
@@ -122,7 +128,7 @@ def test_resume_continues_an_interrupted_run_exactly(data, tmp_path, monkeypatch
     import madpad.mad.foundation as F
 
     train, _ = data
-    train = train[:32]
+    train = train[:24]
     cfg = {**TINY, "epochs": 3, "patience": 0}
     full = FoundationDetector(**cfg, checkpoint_dir=str(tmp_path / "a")).fit(train)
 

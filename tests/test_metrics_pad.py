@@ -173,11 +173,11 @@ def test_agrees_with_sklearn_roc_curve():
     fpr, tpr, thr = sk.roc_curve(y, s, drop_intermediate=False)
     c = det_curve(s, y)
     # sklearn: element i is the rate for score >= thr[i]; thr[0] = inf
-    for t, f, tp in zip(thr[1:], fpr[1:], tpr[1:]):
-        i = np.searchsorted(c.thresholds, t)
-        assert c.thresholds[i] == t
-        assert c.bpcer[i] == pytest.approx(f)
-        assert 1 - c.apcer_pooled[i] == pytest.approx(tp)
+    i = np.searchsorted(c.thresholds, thr[1:])
+    np.testing.assert_array_equal(c.thresholds[i], thr[1:])
+    np.testing.assert_allclose(c.bpcer[i], fpr[1:], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(1 - c.apcer_pooled[i], tpr[1:], rtol=0, atol=1e-12)
+    assert c.thresholds.size == thr.size  # every distinct score plus one threshold above all scores
     # and the D-EER lies between the sklearn-derived bracketing points
     fnr = 1 - tpr
     j = np.flatnonzero(fnr >= fpr)[0]  # thresholds descend in sklearn
@@ -243,6 +243,9 @@ def test_float_target_times_n_rounding():
     lab = [0] * 100 + [1] * 100
     op = bpcer_at_apcer(s, lab, 0.29)
     assert op.apcer == pytest.approx(0.29) and op.threshold == 129.0
+    for x in (0.07, 0.29, 0.57):
+        op2 = apcer_at_bpcer(s, lab, x)
+        assert op2.bpcer == pytest.approx(x)  # exactly x * 100 bona fide errors allowed, not one fewer
 
 
 def test_iapmr():
@@ -304,3 +307,39 @@ def test_weighted_unit_weights_equal_unweighted():
         assert ww.bpcer_at_apcer(x).bpcer == pytest.approx(ref.bpcer_at_apcer(x).bpcer)
         assert ww.apcer_at_bpcer(x).threshold == ref.apcer_at_bpcer(x).threshold
     assert ww.d_eer().d_eer == pytest.approx(ref.d_eer().d_eer)
+
+
+def test_from_groups_equals_from_arrays():
+    s, l, sp = case()
+    a = PadScores.from_arrays(s, l, species=sp)
+    b = PadScores.from_groups(BF, {"replay": REPLAY, "print": PRINT})
+    assert list(b.attacks) == ["print", "replay"]
+    for x in (0.0, 0.25, 0.5):
+        assert a.bpcer_at_apcer(x) == b.bpcer_at_apcer(x)
+        assert a.apcer_at_bpcer(x) == b.apcer_at_bpcer(x)
+    assert a.d_eer() == b.d_eer()
+    c = PadScores.from_groups([-v for v in BF], {"print": [-v for v in PRINT], "replay": [-v for v in REPLAY]},
+                              higher_is_attack=False)
+    assert c.bpcer_at_apcer(0.25).threshold == -a.bpcer_at_apcer(0.25).threshold
+
+
+def brute_force_d_eer(bf, attacks):
+    """Reference: scan every candidate threshold (each distinct score, and one above all)."""
+    allv = np.unique(np.concatenate([bf] + list(attacks)))
+    cands = np.r_[allv, np.nextafter(allv[-1], np.inf)]
+    A = np.array([max(np.mean(a < t) for a in attacks) for t in cands])
+    B = np.array([np.mean(bf >= t) for t in cands])
+    j = int(np.flatnonzero(A - B >= 0)[0])  # first threshold with APCER >= BPCER
+    d_lo, d_hi = A[j - 1] - B[j - 1], A[j] - B[j]
+    lam = -d_lo / (d_hi - d_lo)
+    return A[j - 1] + lam * (A[j] - A[j - 1])
+
+
+def test_d_eer_matches_brute_force_scan():
+    rng = np.random.default_rng(11)
+    for _ in range(25):
+        bf = np.round(rng.normal(0, 1, rng.integers(3, 60)), 1)
+        attacks = [np.round(rng.normal(rng.uniform(0, 2), 1, rng.integers(2, 40)), 1) for _ in range(rng.integers(1, 4))]
+        names = [f"s{i}" for i in range(len(attacks))]
+        pad = PadScores.from_groups(bf, dict(zip(names, attacks)))
+        assert pad.d_eer().d_eer == pytest.approx(brute_force_d_eer(bf, attacks), abs=1e-12)

@@ -161,10 +161,13 @@ def test_alpha_0_and_1_reproduce_the_aligned_sources(sample_dir, align):
     m = LandmarkMorpher(landmarks=TableLandmarks([(a, pa), (b, pb)]), alignment=EyeAlignment(mode=align))
     r0 = m.morph_details(a, b, alpha=0.0)
     r1 = m.morph_details(a, b, alpha=1.0)
-    np.testing.assert_array_equal(r0.image, r0.aligned.image_a)
-    np.testing.assert_array_equal(r1.image, r1.aligned.image_b)
+    for got, want in ((r0.image, r0.aligned.image_a), (r1.image, r1.aligned.image_b)):
+        # the morph samples the source once (alignment composed with the warp), the aligned image
+        # comes from cv2.warpAffine: same positions, rounding of the sub-pixel weights may differ
+        diff = np.abs(got.astype(int) - want.astype(int))
+        assert diff.mean() < 0.1 and diff.max() <= 4
     if align in ("weighted", "a"):
-        np.testing.assert_array_equal(r0.image, a)  # A's frame: A itself
+        np.testing.assert_array_equal(r0.image, a)  # A's frame: A itself, bit-exact
     if align == "weighted":
         np.testing.assert_array_equal(r1.image, b)
 
@@ -319,3 +322,19 @@ def test_dlib_landmarks_find_no_face_in_a_blank_image(sample_dir):
     calls = gen.landmarks.calls
     gen.morph(a, a[:, ::-1].copy())
     assert gen.landmarks.calls == calls
+
+
+def test_sources_of_different_sizes_morph_in_a_frame(sample_dir):
+    import cv2
+
+    a, pa = _sample(sample_dir, "001", scale=0.5)
+    b, pb = _sample(sample_dir, "004", scale=0.8)
+    m = LandmarkMorpher(landmarks=TableLandmarks([(a, pa), (b, pb)]))
+    r = m.morph_details(a, b, alpha=0.5)
+    assert r.image.shape == a.shape
+    # both sources' eyes land on the same (averaged) positions of A's frame
+    np.testing.assert_allclose(W.eye_centres(r.aligned.points_a), W.eye_centres(r.aligned.points_b), atol=1e-6)
+    # at alpha 1 the output is B rescaled into A's frame, not a crop of B
+    r1 = m.morph_details(a, b, alpha=1.0)
+    b_small = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
+    assert np.abs(r1.image.astype(int) - b_small.astype(int)).mean() < 6

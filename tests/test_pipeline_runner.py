@@ -309,3 +309,27 @@ def test_one_run_per_workdir(toy):
         with pytest.raises(UsageError, match="another pipeline run is using"):
             run_pipeline(spec, executor="serial", quiet=True)
     assert run_pipeline(spec, executor="serial", quiet=True).ok
+
+
+def crashing_stage(ctx):
+    """Per-item work where one worker process dies; the others' results must be cached."""
+    from madpad.pipeline.examples import image_stats
+
+    items = [{"id": f"{i}", "path": str(ctx.inputs["image"]), "crash": i == 5 and ctx.params["crash"]}
+             for i in range(6)]
+    res = ctx.map(image_stats, items, desc="crash")
+    ctx.outputs["out"].write_text(json.dumps([bool(r) for r in res]))
+
+
+def test_worker_crash_fails_stage_then_resumes(toy):
+    y = toy.parent / "crash.yaml"
+    y.write_text("workdir: run3\nparams: {crash: true}\nstages:\n  s:\n    fn: test_pipeline_runner:crashing_stage\n"
+                 "    inputs: {image: data/img/0_probe.png}\n    outputs: {out: out.json}\n"
+                 "    params: {crash: '${params.crash}'}\n")
+    spec = load_pipeline(y)
+    s = run_pipeline(spec, executor="local", workers=2, quiet=True)
+    assert s.status_of("s") == "failed" and "a worker process died" in s.stages[0].error
+    assert not (spec.workdir / "s").exists()
+    spec = load_pipeline(y, set_items=["params.crash=false"])
+    s = run_pipeline(spec, executor="local", workers=2, quiet=True)
+    assert s.ok and json.loads((spec.workdir / "s" / "out.json").read_text()) == [True] * 6

@@ -98,11 +98,16 @@ def test_uniform_background_scores_higher(rng):
     img[:, :25] = 100
     img[:, 25:50] = 200  # two halves of luminance 100 and 200 -> std 50
     assert Q.background_std(img, matte=matte) == pytest.approx(50.0, abs=1e-3)
+    # robust spread: median 150, every |y - 150| = 50 -> 1.4826 * 50
+    assert Q.background_spread(img, matte=matte) == pytest.approx(1.4826 * 50, abs=1e-3)
+    # a few outlier pixels (stray hair on a plain background) raise the std, not the robust spread
+    img[:10, :10] = 0
+    assert Q.background_std(img, matte=matte) > 50 and Q.background_spread(img, matte=matte) == pytest.approx(74.13, abs=0.01)
 
 
 def test_component_mappings_hand_values():
-    m = Q.QualityMeasures(sharpness=100.0, exposure_mean=64.0, exposure_clipped=0.5, background_std=32.0,
-                          inter_eye_distance=45.0, yaw=10.0, roll=-5.0)
+    m = Q.QualityMeasures(sharpness=100.0, exposure_mean=64.0, exposure_clipped=0.5, background_std=99.0,
+                          background_spread=32.0, inter_eye_distance=45.0, yaw=10.0, roll=-5.0)
     c = Q.quality_components(m)
     assert c["q_sharpness"] == pytest.approx(100 * (1 - math.exp(-1)))
     assert c["q_exposure"] == pytest.approx(100 * 0.5 * 0.5)

@@ -64,6 +64,19 @@ def test_pad_cli_end_to_end(tmp_path, capsys):
     assert base64.b64decode(uri)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_pad_cli_lower_is_attack_flips_scores(tmp_path):
+    flipped = "\n".join(
+        line if i == 0 else ",".join([line.split(",")[0], str(-float(line.split(",")[1]))] + line.split(",")[2:])
+        for i, line in enumerate(PAD_CSV.strip().splitlines())) + "\n"
+    f = write(tmp_path / "neg.csv", flipped)
+    assert main(["pad", "--scores", str(f), "--out", str(tmp_path / "o"), "--bootstrap", "0",
+                 "--lower-is-attack"]) == 0
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    op = rep["bpcer_at_apcer"]["0.2"]
+    assert op["threshold"] == -0.35 and op["bpcer"] == pytest.approx(0.4)
+    assert "score <= threshold" in rep["conventions"]["tie_rule"]
+
+
 def test_pad_cli_bundled_example_with_subjects(tmp_path):
     out = tmp_path / "ex"
     assert main(["pad", "--scores", str(EXAMPLES / "pad_scores_example.csv"), "--out", str(out),
@@ -198,6 +211,10 @@ BAD_CMP = {
     "probe_not_contributor": ("A,morph,mx,p,s1;s2,s9,0.5\n", r"row \d+: field 'probe_subject': probe subject 's9'"),
     "nan_score": ("A,genuine,r,p,s1,s1,nan\n", r"row \d+: field 'score'"),
     "one_contributor": ("A,morph,mx,p,s1,s1,0.5\n", r"field 'reference_subjects': a morph needs at least two"),
+    "inconsistent_contributors": ("A,morph,morph0,s0_5,s0;s9,s0,0.5\n",
+                                  r"field 'reference_subjects': morph 'morph0' has contributors 's0;s9' here"),
+    "missing_contributor_probes": ("A,morph,mz,s1_0,s1;s2,s1,0.5\n",
+                                   r"system 'A': morph 'mz': contributor 's2' has no probe comparison"),
 }
 
 
@@ -247,6 +264,17 @@ def test_det_plot_uses_no_pyplot_and_probit_axes():
     from scipy.special import ndtri
 
     assert ax.get_xlim() == pytest.approx((ndtri(0.001), ndtri(0.5)))
-    assert "matplotlib.pyplot" not in sys.modules
+    # a bare Figure on an Agg canvas: never registered with pyplot's global figure manager
+    assert fig.canvas.manager is None and type(fig.canvas).__name__ == "FigureCanvasAgg"
+    if "matplotlib.pyplot" in sys.modules:
+        assert fig not in [sys.modules["matplotlib.pyplot"].figure(n) for n in sys.modules["matplotlib.pyplot"].get_fignums()]
     with pytest.raises(ValueError, match="limits"):
         det_plot({}, limits=(0.0, 0.5))
+
+
+def test_bundled_examples_are_regenerated_exactly(tmp_path):
+    from madpad.report.examples.make_example import main as make
+
+    assert make(["--out", str(tmp_path)]) == 0
+    for name in ("pad_scores_example.csv", "comparisons_example.csv"):
+        assert (tmp_path / name).read_bytes() == (EXAMPLES / name).read_bytes(), name

@@ -369,12 +369,17 @@ class _Ctx:
         self.root = root
         self.check_files = check_files
         self.missing: list = []  # (row, field, rel)
+        self._root_str: str | None = None
 
     def err(self, msg: str, row: int | None = None, fld: str | None = None) -> ManifestError:
         return ManifestError(msg, path=self.path, row=row, field=fld)
 
     def text(self, raw: Mapping, name: str, row: int, *, required: bool = False) -> str:
         v = raw.get(name, "")
+        if type(v) is str:  # the common case (every CSV value)
+            if required and not v:
+                raise self.err("is empty; a value is required", row, name)
+            return v
         if v is None:
             v = ""
         if isinstance(v, (dict, list)):
@@ -383,6 +388,20 @@ class _Ctx:
         if required and not s:
             raise self.err("is empty; a value is required", row, name)
         return s
+
+    def under_root(self, rel: str, row: int, fld: str) -> Path:
+        """``root/rel`` normalised, refusing paths whose text leaves the root (``..``).
+
+        The check is lexical (no file system calls per row, so large manifests load fast), and
+        symbolic links inside the root are followed when files are read, so a root whose
+        sub-folders link to other disks works.
+        """
+        if self._root_str is None:
+            self._root_str = os.path.normpath(os.path.abspath(self.root))
+        full = os.path.normpath(os.path.join(self._root_str, rel))
+        if not (full == self._root_str or full.startswith(self._root_str.rstrip(os.sep) + os.sep)) or os.path.isabs(rel):
+            return resolve_under_root(self.root, rel, manifest=self.path, row=row, field=fld)  # raises, same message
+        return Path(full)
 
     def resolve(self, rel: str, row: int, fld: str) -> Path:
         if not rel:
@@ -394,7 +413,7 @@ class _Ctx:
         if rel.startswith(("/", "~")):
             raise self.err(f"path {rel!r} is absolute; manifest paths must be relative to the dataset root "
                            f"(pass the root when loading, e.g. root=...)", row, fld)
-        full = resolve_under_root(self.root, rel, manifest=self.path, row=row, field=fld)
+        full = self.under_root(rel, row, fld)
         if self.check_files and not full.is_file():
             self.missing.append((row, fld, rel))
         return full
@@ -543,7 +562,7 @@ def load_morphs(path: str | os.PathLike, *, root: str | os.PathLike | None = Non
         else:
             full = None
             if rel:
-                full = resolve_under_root(ctx.root, rel, manifest=ctx.path, row=row, field="path")
+                full = ctx.under_root(rel, row, "path")
         sa = ctx.text(raw, "subject_a", row, required=True)
         sb = ctx.text(raw, "subject_b", row, required=True)
         alpha_raw = raw.get("alpha", "")
@@ -588,8 +607,27 @@ def _parse_params(ctx: _Ctx, value: Any, row: int) -> dict:
 
 
 # --------------------------------------------------------------------------- writers
-def _write_records(path, records, columns, fmt) -> Path:
-    rows = [r.to_row() for r in records]
+_PATH_FIELDS = {ImageRecord: ("path",), PairRecord: ("suspect", "live"), MorphRecord: ("path",)}
+
+
+def _relativize(records: list, root) -> list:
+    """Records whose path fields have no manifest string get one relative to ``root``."""
+    if root is None:
+        return records
+    out = []
+    for r in records:
+        rels = {}
+        for name in _PATH_FIELDS.get(type(r), ()):
+            value = getattr(r, name)
+            if value is not None and not (r.rel or {}).get(name):
+                p = Path(value)
+                rels[name] = relative_to_root(p, root) if p.is_absolute() else p.as_posix()
+        out.append(with_rel(r, **rels) if rels else r)
+    return out
+
+
+def _write_records(path, records, columns, fmt, root=None) -> Path:
+    rows = [r.to_row() for r in _relativize(records, root)]
     p = Path(path)
     kind = _format_of(p, fmt)
     if kind == "csv":
@@ -599,15 +637,22 @@ def _write_records(path, records, columns, fmt) -> Path:
     return write_table(p, rows, columns=columns, fmt=kind)
 
 
-def write_images(path: str | os.PathLike, records: Iterable[ImageRecord], *, fmt: str | None = None) -> Path:
-    """Write an image manifest atomically (CSV or JSONL by suffix). Paths are written as the
-    manifest's relative strings (``row.rel``), else as given."""
-    return _write_records(path, list(records), IMAGE_COLUMNS, fmt)
+def write_images(path: str | os.PathLike, records: Iterable[ImageRecord], *, root: str | os.PathLike | None = None,
+                 fmt: str | None = None) -> Path:
+    """Write an image manifest atomically (CSV or JSONL by suffix).
+
+    Paths are written as each row's manifest string (``row.rel``, kept by the loaders); rows
+    without one (built in code) get their absolute path made relative to ``root`` (a path
+    outside ``root`` raises :class:`ManifestError`), or are written as given when ``root`` is None.
+    """
+    return _write_records(path, list(records), IMAGE_COLUMNS, fmt, root)
 
 
-def write_pairs(path: str | os.PathLike, records: Iterable[PairRecord], *, fmt: str | None = None) -> Path:
-    """Write a D-MAD pair manifest atomically (``subjects`` ``;``-joined in CSV, a list in JSONL)."""
-    recs = list(records)
+def write_pairs(path: str | os.PathLike, records: Iterable[PairRecord], *, root: str | os.PathLike | None = None,
+                fmt: str | None = None) -> Path:
+    """Write a D-MAD pair manifest atomically (``subjects`` ``;``-joined in CSV, a list in JSONL);
+    ``root`` as in :func:`write_images`."""
+    recs = _relativize(list(records), root)
     p = Path(path)
     if _format_of(p, fmt) == "jsonl":
         rows = []
@@ -619,9 +664,11 @@ def write_pairs(path: str | os.PathLike, records: Iterable[PairRecord], *, fmt: 
     return _write_records(p, recs, PAIR_COLUMNS, fmt)
 
 
-def write_morphs(path: str | os.PathLike, records: Iterable[MorphRecord], *, fmt: str | None = None) -> Path:
-    """Write a morph manifest atomically (``params`` as a JSON string in CSV, an object in JSONL)."""
-    return _write_records(path, list(records), MORPH_COLUMNS, fmt)
+def write_morphs(path: str | os.PathLike, records: Iterable[MorphRecord], *, root: str | os.PathLike | None = None,
+                 fmt: str | None = None) -> Path:
+    """Write a morph manifest atomically (``params`` as a JSON string in CSV, an object in JSONL);
+    ``root`` as in :func:`write_images`."""
+    return _write_records(path, list(records), MORPH_COLUMNS, fmt, root)
 
 
 def relative_to_root(path: str | os.PathLike, root: str | os.PathLike) -> str:

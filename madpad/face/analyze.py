@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from madpad.errors import FaceNotFoundError, ImageReadError, MissingDependencyError
+from madpad.errors import FaceNotFoundError, ImageReadError, MissingDependencyError, UsageError
 from madpad.face.types import FaceAnalysis, FaceDetection, MultipleFacesError
 
 POLICIES = ("largest", "most_central", "highest_score", "error_if_multiple")
@@ -75,8 +75,8 @@ def analyze_face(image, *, detector="dlib_hog", landmarker="dlib68", policy: str
     give them, e.g. ``mtcnn``). Never raises for per-image problems: the returned
     :class:`FaceAnalysis` has ``status`` ``"unreadable"`` (file missing/undecodable),
     ``"no_face"``, ``"multiple_faces"`` (policy ``"error_if_multiple"`` only) or
-    ``"failed"`` (the landmarker failed), with ``error`` saying why. Configuration errors
-    (unknown names, bad policy) do raise. ``keep_image=True`` stores the decoded RGB
+    ``"failed"`` (the detector or landmarker raised), with ``error`` saying why.
+    Configuration errors (unknown names, bad policy, missing package or model file) raise. ``keep_image=True`` stores the decoded RGB
     image in ``analysis.image``.
     """
     from madpad.io import as_rgb_uint8
@@ -92,8 +92,14 @@ def analyze_face(image, *, detector="dlib_hog", landmarker="dlib68", policy: str
     except ValueError as exc:
         return FaceAnalysis("unreadable", error=f"not an RGB image: {exc}")
     kept = img if keep_image else None
-    dets = det.detect(img)
     where = f"{image}: " if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__") else ""
+    try:
+        dets = det.detect(img)
+    except (MissingDependencyError, FileNotFoundError, UsageError):
+        raise  # configuration problems are not per-image failures
+    except Exception as exc:  # noqa: BLE001 - a per-image detector failure is a status, not a crash
+        return FaceAnalysis("failed", error=where + f"detector {getattr(det, 'name', det)!s} failed: {exc}",
+                            image_shape=img.shape, image=kept)
     try:
         chosen = select_face(dets, policy, image_shape=img.shape)
     except MultipleFacesError as exc:
@@ -115,7 +121,7 @@ def analyze_face(image, *, detector="dlib_hog", landmarker="dlib68", policy: str
         except FaceNotFoundError as exc:
             return FaceAnalysis("no_face", detection=chosen, error=where + str(exc), n_faces=len(dets),
                                 image_shape=img.shape, image=kept)
-        except (MissingDependencyError, FileNotFoundError):
+        except (MissingDependencyError, FileNotFoundError, UsageError):
             raise
         except Exception as exc:  # noqa: BLE001 - a per-image landmarker failure is a status, not a crash
             return FaceAnalysis("failed", detection=chosen, n_faces=len(dets), image_shape=img.shape, image=kept,

@@ -20,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from madpad.errors import UsageError
 from madpad.face.models import import_dlib, load_dlib, load_once
-from madpad.face.types import FaceDetection
+from madpad.face.types import DropLoadedModels, FaceDetection
 from madpad.io import as_rgb_uint8, optional_import
 from madpad.registry import Registry
 
@@ -216,7 +217,7 @@ class HaarDetector:
 
 
 # --------------------------------------------------------------------------- mediapipe
-class MediapipeDetector:
+class MediapipeDetector(DropLoadedModels):
     """mediapipe BlazeFace (``mediapipe.solutions.face_detection``; models in the mediapipe
     0.10.14 wheel). ``model_selection``: 0 = short range (faces within ~2 m), 1 = full range.
 
@@ -227,6 +228,7 @@ class MediapipeDetector:
     ``landmarks5_estimated``). ``score`` is BlazeFace's probability."""
 
     name = "mediapipe"
+    _lazy_attrs = ("_graph",)
 
     def __init__(self, *, model_selection: int = 0, min_confidence: float = 0.5):
         if int(model_selection) not in (0, 1):
@@ -256,7 +258,10 @@ class MediapipeDetector:
     def detect(self, image) -> list[FaceDetection]:
         img = as_rgb_uint8(image)
         h, w = img.shape[:2]
-        res = self._get_graph().process(img)
+        graph = self._get_graph()
+        with warnings.catch_warnings():  # mediapipe 0.10.14 calls a deprecated protobuf API on every frame
+            warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
+            res = graph.process(img)
         dets = []
         for d in res.detections or []:
             bb = d.location_data.relative_bounding_box
@@ -292,12 +297,13 @@ def _landmarks5_from_mouth_centre(le, re, nose, mouth_c) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- MTCNN
-class MtcnnDetector:
+class MtcnnDetector(DropLoadedModels):
     """MTCNN from facenet-pytorch (its P/R/O-Net weights ship in the package). Gives five
     landmarks in our order. ``score`` is the O-Net face probability.
     ``min_face_size`` in pixels of the detection image."""
 
     name = "mtcnn"
+    _lazy_attrs = ("_net",)
 
     def __init__(self, *, min_face_size: int = 40, thresholds=(0.6, 0.7, 0.7), device: str = "cpu",
                  max_side: int | None = 1024):
@@ -389,7 +395,7 @@ def import_ultralytics(*, config_dir: str | os.PathLike | None = None):
     return ul
 
 
-class YoloDetector:
+class YoloDetector(DropLoadedModels):
     """An ultralytics YOLO face model loaded from ``weights`` (a ``.pt`` checkpoint of a
     face detector, e.g. a YOLOv8-face model; or a model ``.yaml`` config, which builds a
     random-init network useful only for tests). No official face weights exist: users
@@ -399,6 +405,7 @@ class YoloDetector:
     ``classes``: keep only these class ids (None = all)."""
 
     name = "yolo"
+    _lazy_attrs = ("_model",)
 
     def __init__(self, *, weights: str | os.PathLike | None = None, conf: float = 0.25, iou: float = 0.5,
                  imgsz: int = 640, device: str = "cpu", classes=None, config_dir=None):

@@ -37,7 +37,7 @@ from madpad.face.analyze import (
 )
 from madpad.face.models import import_dlib, load_dlib, load_once
 from madpad.face.similarity import l2_normalize
-from madpad.face.types import FaceAnalysis, MultipleFacesError
+from madpad.face.types import DropLoadedModels, FaceAnalysis, MultipleFacesError
 from madpad.io import as_rgb_uint8, optional_import
 from madpad.registry import Registry
 
@@ -59,7 +59,7 @@ def _component_id(c) -> str:
     return str(getattr(c, "name", type(c).__name__))
 
 
-class FaceEmbedder:
+class FaceEmbedder(DropLoadedModels):
     """Shared logic: find the face, then ``_embed_face``. Subclasses set ``name``, ``dim``,
     ``id`` and implement ``_embed_face(image, analysis) -> (D,)``."""
 
@@ -286,6 +286,7 @@ class OpenClipEmbedder(FaceEmbedder):
     """
 
     name = "open_clip"
+    _lazy_attrs = ("_model", "_preprocess")
 
     def __init__(self, *, model_name: str = "ViT-B-16", pretrained: str | None = None, model_config=None,
                  crop: str = "arcface", margin: float = 0.15, detector="dlib_hog", landmarker="dlib68",

@@ -12,11 +12,14 @@ Each landmarker also has ``to_landmarks5(points) -> (5, 2)`` giving the five poi
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from madpad.errors import FaceNotFoundError
 from madpad.face.align import estimate_landmarks5, landmarks68_to_5, mesh_to_landmarks5
 from madpad.face.models import import_dlib, load_dlib
+from madpad.face.types import DropLoadedModels
 from madpad.io import as_rgb_uint8, optional_import
 from madpad.registry import Registry
 
@@ -97,11 +100,12 @@ class Dlib5Landmarker(_DlibShape):
         return estimate_landmarks5({0: e1, 1: e2, 2: p[4]})
 
 
-class MediapipeMeshLandmarker:
+class MediapipeMeshLandmarker(DropLoadedModels):
     """mediapipe face mesh (``refine_landmarks=True``: 478 points with iris) run on a crop
     around ``box`` (expanded by ``margin`` of the box size on each side)."""
 
     name = "mediapipe_mesh"
+    _lazy_attrs = ("_graph",)
 
     def __init__(self, *, refine_landmarks: bool = True, margin: float = 0.25, min_confidence: float = 0.5):
         self.refine_landmarks = bool(refine_landmarks)
@@ -142,7 +146,10 @@ class MediapipeMeshLandmarker:
         crop = np.ascontiguousarray(img[y0:y1, x0:x1])
         if crop.size == 0:
             raise ValueError(f"box {b.tolist()} lies outside the image ({w}x{h})")
-        res = self._get_graph().process(crop)
+        graph = self._get_graph()
+        with warnings.catch_warnings():  # mediapipe 0.10.14 calls a deprecated protobuf API on every frame
+            warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
+            res = graph.process(crop)
         if not res.multi_face_landmarks:
             raise FaceNotFoundError("mediapipe face mesh found no face in the box")
         ch, cw = crop.shape[:2]

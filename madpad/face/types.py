@@ -16,6 +16,20 @@ LANDMARKS5_NAMES = ("left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_ri
 STATUSES = ("ok", "no_face", "multiple_faces", "unreadable", "failed")
 
 
+class DropLoadedModels:
+    """Mixin: pickling drops lazily loaded models (listed in ``_lazy_attrs``), so components
+    can be sent to worker processes (process pools, Ray); each worker reloads on first use."""
+
+    _lazy_attrs: tuple[str, ...] = ()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for k in self._lazy_attrs:
+            if k in state:
+                state[k] = None
+        return state
+
+
 class MultipleFacesError(FaceNotFoundError):
     """Several faces were found and the selection policy is ``"error_if_multiple"``."""
 

@@ -42,7 +42,17 @@ from madpad.metrics.pad import (
     pad_summary_figures,
     parse_labels,
 )
-from madpad.metrics.verification import EER, VerificationPoint, eer, fmr, fmr_fnmr, fnmr, fnmr_at_fmr, threshold_at_fmr
+from madpad.metrics.verification import (
+    EER,
+    VerificationPoint,
+    eer,
+    fmr,
+    fmr_fnmr,
+    fnmr,
+    fnmr_at_fmr,
+    threshold_at_fmr,
+    verification_det_curve,
+)
 from madpad.metrics.vulnerability import MorphMatches, map_matrix, mmpmr, morph_matches, prodavg_mmpmr, rmmr
 
 __all__ = [
@@ -52,5 +62,6 @@ __all__ = [
     "acer_non_iso", "apcer", "apcer_at_bpcer", "apcer_bpcer", "apcer_per_species", "apcer_pooled", "bpcer",
     "bpcer_at_apcer", "d_eer", "det_curve", "iapmr", "pad_bootstrap", "pad_summary_figures", "parse_labels",
     "EER", "VerificationPoint", "eer", "fmr", "fmr_fnmr", "fnmr", "fnmr_at_fmr", "threshold_at_fmr",
+    "verification_det_curve",
     "MorphMatches", "map_matrix", "mmpmr", "morph_matches", "prodavg_mmpmr", "rmmr",
 ]

@@ -129,42 +129,30 @@ def _species_strings(sp: np.ndarray) -> np.ndarray:
 def _group_species(sp: np.ndarray, at_idx: np.ndarray) -> dict[str, np.ndarray]:
     """species name -> indices (into the original arrays) of its attacks, names sorted.
 
-    Factorises by repeated vectorised comparison of the strings' code points viewed as
-    integers (O(n * n_species), no string sort): fast for the usual handful of species;
-    beyond 64 species the rest is grouped with ``np.unique``.
+    Factorises by repeated vectorised string comparison on the shrinking remainder
+    (O(n * n_species), no string sort): fast for the usual handful of species; beyond 64
+    species the rest is grouped with ``np.unique``.
     """
-    names = np.ascontiguousarray(_species_strings(sp)[at_idx])
-    width = max(1, names.dtype.itemsize // 4)
-    codes = names.view(np.uint32).reshape(names.size, width) if names.size else np.zeros((0, width), np.uint32)
-    missing = ~codes.any(axis=1)
-    if missing.any():
-        i = int(at_idx[np.flatnonzero(missing)[0]])
-        raise ValueError(f"species[{i}] is empty for an attack; every attack needs its species "
-                         f"(PAI species, e.g. the morph method)")
-    # one 64-bit key per string: exact for up to 2 code points, else a hash verified below
-    if width <= 2:
-        key = codes[:, 0].astype(np.uint64)
-        if width == 2:
-            key |= codes[:, 1].astype(np.uint64) << np.uint64(32)
-    else:
-        key = np.zeros(names.size, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for j in range(width):
-                key = key * np.uint64(1_000_003) + codes[:, j].astype(np.uint64)
+    names = _species_strings(sp)[at_idx]
     groups: dict[str, np.ndarray] = {}
     remaining = np.arange(names.size)
-    rest = key
+    rest = names
     while remaining.size and len(groups) < 64:
-        m = rest == rest[0]
-        idx = remaining[m]
-        if width > 2 and not all(np.all(codes[idx, j] == codes[idx[0], j]) for j in range(width)):
-            groups.clear()  # hash collision (never seen in practice): exact sort-based grouping
-            remaining = np.arange(names.size)
-            break
-        groups[str(names[idx[0]])] = at_idx[idx]
-        remaining, rest = remaining[~m], rest[~m]
+        v = rest[0]
+        if v == "":
+            i = int(at_idx[remaining[0]])
+            raise ValueError(f"species[{i}] is empty for an attack; every attack needs its species "
+                             f"(PAI species, e.g. the morph method)")
+        m = rest == v
+        groups[str(v)] = at_idx[remaining[m]]
+        keep = ~m
+        remaining, rest = remaining[keep], rest[keep]
     if remaining.size:  # many species: sort-based grouping of what is left
-        uniq, inv = np.unique(names[remaining], return_inverse=True)
+        if np.any(rest == ""):
+            i = int(at_idx[remaining[np.flatnonzero(rest == "")[0]]])
+            raise ValueError(f"species[{i}] is empty for an attack; every attack needs its species "
+                             f"(PAI species, e.g. the morph method)")
+        uniq, inv = np.unique(rest, return_inverse=True)
         order = np.argsort(inv, kind="stable")
         bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
         for k, name in enumerate(uniq):
@@ -218,6 +206,7 @@ class PadScores:
                 groups[DEFAULT_SPECIES] = at_idx
         else:
             groups = _group_species(sp, at_idx)
+
         def prep(idx):
             vals = s[idx]
             if keep_order:
@@ -231,6 +220,26 @@ class PadScores:
             attacks[name], orders[name] = prep(idx)
         out = cls(bona_fide=bf, attacks=attacks, higher_is_attack=bool(higher_is_attack),
                   bona_fide_order=bf_order, attack_orders=orders if keep_order else None)
+        out._warn_degenerate()
+        return out
+
+    @classmethod
+    def from_groups(cls, bona_fide: Any, attacks: Mapping[str, Any], *, higher_is_attack: bool = True) -> "PadScores":
+        """Build from bona fide scores and a mapping species -> attack scores (no labels or
+        species strings to parse; the fastest path for large score sets).
+
+        >>> PadScores.from_groups([0.1, 0.2], {"print": [0.9, 0.3]}).rates(0.5).apcer
+        0.5
+        """
+        sign = 1.0 if higher_is_attack else -1.0
+        bf = as_scores(bona_fide, name="bona_fide")
+        att = {}
+        for name, vals in attacks.items():
+            if not str(name).strip():
+                raise ValueError("attacks: species names must be non-empty")
+            att[str(name)] = SortedScores(np.sort(sign * as_scores(vals, name=f"attacks[{name!r}]")))
+        att = {k: v for k, v in sorted(att.items()) if v.n}
+        out = cls(bona_fide=SortedScores(np.sort(sign * bf)), attacks=att, higher_is_attack=bool(higher_is_attack))
         out._warn_degenerate()
         return out
 
@@ -280,10 +289,8 @@ class PadScores:
     # ------------------------------------------------------------------ rates
     def rates(self, threshold: float) -> "PadErrorRates":
         """APCER (per species, max, pooled), BPCER and ACER at ``threshold`` (user scale)."""
+        # with higher_is_attack=False the user rule "attack when score <= T" is "-score >= -T"
         t = self._to_internal(check_threshold(threshold))
-        if not self.higher_is_attack:
-            # user rule "attack when score <= T" is internal "-score >= -T": same as >= on negated
-            pass
         per = {k: safe_rate(a.weight_below(t), a.total, what=f"APCER of species {k!r}")
                for k, a in self.attacks.items()}
         if per:

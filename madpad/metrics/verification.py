@@ -40,7 +40,8 @@ from madpad.metrics._core import (
     warn_undefined,
 )
 
-__all__ = ["fmr", "fnmr", "fmr_fnmr", "threshold_at_fmr", "fnmr_at_fmr", "eer", "VerificationPoint", "EER"]
+__all__ = ["fmr", "fnmr", "fmr_fnmr", "threshold_at_fmr", "fnmr_at_fmr", "eer", "verification_det_curve",
+           "VerificationPoint", "EER"]
 
 
 def fmr(impostor_scores: Any, threshold: float, *, match_rule: str = ">=") -> float:
@@ -146,6 +147,28 @@ def eer(genuine_scores: Any, impostor_scores: Any, *, match_rule: str = ">=") ->
                "fmr_low": r["neg_err_low"], "threshold_high": from_ge_threshold(r["threshold_high"], match_rule),
                "fnmr_high": r["pos_err_high"], "fmr_high": r["neg_err_high"]}
     return EER(eer=r["eer"], threshold=from_ge_threshold(r["threshold"], match_rule), bracket=bracket)
+
+
+def verification_det_curve(genuine_scores: Any, impostor_scores: Any, *, max_points: int | None = 2000,
+                           match_rule: str = ">=") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(thresholds, fmr, fnmr)`` for a DET plot (e.g. :func:`madpad.report.plots.det_plot`
+    with ``{label: (fmr, fnmr)}``). Thresholds ascend; FMR is non-increasing and FNMR
+    non-decreasing. Exact at every distinct score with ``max_points=None``, else at up to
+    about ``max_points`` thresholds per class, dense in the tails.
+
+    >>> t, a, b = verification_det_curve([0.6, 0.8], [0.1, 0.7], max_points=None)
+    >>> a.tolist(), b.tolist()
+    ([1.0, 0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5, 1.0])
+    """
+    from madpad.metrics.pad import PadScores
+
+    check_rule(match_rule)
+    g = as_scores(genuine_scores, name="genuine_scores", allow_empty=False)
+    imp = as_scores(impostor_scores, name="impostor_scores", allow_empty=False)
+    # impostors play the part of bona fide (error when score >= t), genuine that of attacks
+    curve = PadScores.from_groups(imp, {"genuine": g}).det_curve(max_points=max_points)
+    thr = np.array([from_ge_threshold(t, match_rule) for t in curve.thresholds])
+    return thr, curve.bpcer, curve.apcer
 
 
 # keep the helper importable for callers converting thresholds between rules

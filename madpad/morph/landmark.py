@@ -35,10 +35,14 @@ from typing import Any, Callable
 import numpy as np
 
 from madpad.errors import FaceNotFoundError, UsageError
-from madpad.io import array_sha256, as_rgb_uint8
+from madpad.io import as_rgb_uint8
 from madpad.morph import warp as W
 
 LandmarkFn = Callable[[np.ndarray], np.ndarray]
+
+#: Recorded in ``params()`` (and so in morph manifests); bump it when the output of the same
+#: parameters changes, so that resumed jobs redo morphs made by an older implementation.
+ALGORITHM_VERSION = 2
 
 
 # --------------------------------------------------------------------------- landmarks
@@ -79,8 +83,18 @@ class FaceLandmarks:
             self._landmarker = get_landmarker(self.landmarker_name)
         return self
 
+    @staticmethod
+    def _key(image: np.ndarray) -> str:
+        import hashlib
+
+        a = np.ascontiguousarray(image)
+        h = hashlib.blake2b(digest_size=20)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(memoryview(a).cast("B"))
+        return h.hexdigest()
+
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        key = array_sha256(image)
+        key = self._key(image)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -117,15 +131,33 @@ class FaceLandmarks:
 
 
 # --------------------------------------------------------------------------- alignment strategy
-@dataclass
 class Aligned:
-    image_a: np.ndarray
-    points_a: np.ndarray
-    image_b: np.ndarray
-    points_b: np.ndarray
-    size: tuple[int, int]  # (W, H) of the common frame
-    matrix_a: np.ndarray
-    matrix_b: np.ndarray
+    """Both sources in one frame: landmarks in frame coordinates, the frame ``size`` (W, H) and the
+    2x3 affine matrices (source pixel -> frame pixel). The aligned images themselves are computed
+    only when asked for (``image_a``/``image_b``): the morph composes each alignment with its
+    piecewise-affine warp and samples the original image once."""
+
+    def __init__(self, source_a: np.ndarray, points_a: np.ndarray, source_b: np.ndarray, points_b: np.ndarray,
+                 size: tuple[int, int], matrix_a: np.ndarray, matrix_b: np.ndarray):
+        self.source_a, self.source_b = source_a, source_b
+        self.points_a = np.asarray(points_a, dtype=np.float64)
+        self.points_b = np.asarray(points_b, dtype=np.float64)
+        self.size = (int(size[0]), int(size[1]))
+        self.matrix_a = np.asarray(matrix_a, dtype=np.float64)
+        self.matrix_b = np.asarray(matrix_b, dtype=np.float64)
+        self._images: dict[str, np.ndarray] = {}
+
+    @property
+    def image_a(self) -> np.ndarray:
+        if "a" not in self._images:
+            self._images["a"] = W.warp_similarity(self.source_a, self.matrix_a, self.size)
+        return self._images["a"]
+
+    @property
+    def image_b(self) -> np.ndarray:
+        if "b" not in self._images:
+            self._images["b"] = W.warp_similarity(self.source_b, self.matrix_b, self.size)
+        return self._images["b"]
 
 
 @dataclass
@@ -176,16 +208,22 @@ class EyeAlignment:
             Mb = W.similarity_from_points(self._key_points(points_b), self._key_points(points_a))
         else:
             ka, kb = self._key_points(points_a), self._key_points(points_b)
+            hb, wb = image_b.shape[:2]
+            same = (wa, ha) == (wb, hb) and size == (wa, ha)
+            if not same:  # B's key points expressed in A's frame (scaled to A's width, centred vertically)
+                s = size[0] / float(wb)
+                kb_frame = kb * s + [0.0, (size[1] - hb * s) / 2.0]
+            else:
+                kb_frame = kb
             if alpha <= 0:
                 target = ka
             elif alpha >= 1:
-                target = kb
+                target = kb_frame
             else:
-                target = (1.0 - alpha) * ka + alpha * kb
-            Ma = ident if alpha <= 0 else W.similarity_from_points(ka, target)
-            Mb = ident if alpha >= 1 else W.similarity_from_points(kb, target)
-        return Aligned(W.warp_similarity(image_a, Ma, size), W.apply_affine(Ma, points_a),
-                       W.warp_similarity(image_b, Mb, size), W.apply_affine(Mb, points_b), size, Ma, Mb)
+                target = (1.0 - alpha) * ka + alpha * kb_frame
+            Ma = ident if alpha <= 0 and size == (wa, ha) else W.similarity_from_points(ka, target)
+            Mb = ident if alpha >= 1 and same else W.similarity_from_points(kb, target)
+        return Aligned(image_a, W.apply_affine(Ma, points_a), image_b, W.apply_affine(Mb, points_b), size, Ma, Mb)
 
 
 # --------------------------------------------------------------------------- splice strategy
@@ -282,7 +320,7 @@ class LandmarkMorpher:
         return "landmark_spliced" if self.spliced else "landmark"
 
     def params(self) -> dict:
-        p: dict[str, Any] = {"method": self.method, "warp": self.warp_name, "border_per_side": self.border_per_side,
+        p: dict[str, Any] = {"method": self.method, "version": ALGORITHM_VERSION, "warp": self.warp_name, "border_per_side": self.border_per_side,
                              "blend": getattr(self.blend, "__name__", "custom")}
         al = self.alignment
         p["alignment"] = asdict(al) if isinstance(al, EyeAlignment) else getattr(al, "__name__", "custom")
@@ -340,12 +378,14 @@ class LandmarkMorpher:
         inside = ((target[:, 0] > 0.5) & (target[:, 0] < w - 1.5) & (target[:, 1] > 0.5) & (target[:, 1] < h - 1.5))
         border = W.border_points(size, per_side=self.border_per_side)
         dst = np.vstack([target[inside], border])
-        src_a = np.vstack([al.points_a[inside], border])
-        src_b = np.vstack([al.points_b[inside], border])
         tri = W.delaunay_triangles(dst)
         plan = self.warp_factory(dst, tri, size)
-        wa = plan(al.image_a, src_a)
-        wb = plan(al.image_b, src_b)
+        # compose alignment and warp: map the frame's border points back into each source and
+        # warp the *original* image (one resampling instead of two)
+        src_a = np.vstack([pa[inside], W.apply_affine(W.invert_affine(al.matrix_a), border)])
+        src_b = np.vstack([pb[inside], W.apply_affine(W.invert_affine(al.matrix_b), border)])
+        wa = plan(image_a, src_a)
+        wb = plan(image_b, src_b)
         t1 = time.perf_counter()
         full = self.blend(wa, wb, alpha)
         mask = None

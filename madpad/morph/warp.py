@@ -91,6 +91,12 @@ def apply_affine(M: np.ndarray, points: np.ndarray) -> np.ndarray:
     return pts @ np.asarray(M, dtype=np.float64)[:, :2].T + np.asarray(M, dtype=np.float64)[:, 2]
 
 
+def invert_affine(M: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine matrix."""
+    A = np.vstack([np.asarray(M, dtype=np.float64), [0.0, 0.0, 1.0]])
+    return np.linalg.inv(A)[:2]
+
+
 def is_identity(M: np.ndarray, *, tol: float = 1e-6) -> bool:
     return bool(np.abs(np.asarray(M) - np.array([[1.0, 0, 0], [0, 1.0, 0]])).max() < tol)
 

@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         spec = load_pipeline(_pipeline_path(args.pipeline), set_items=args.set_items, workdir=args.workdir)
         if args.command == "show":
             out = {"name": spec.name, "workdir": str(spec.workdir), "order": spec.order, "params": spec.params,
-                   "stages": {n: {"fn": s.fn, "after": s.deps, "inputs": {k: str(v) for k, v in s.inputs.items()},
+                   "stages": {n: {"fn": s.fn, "depends_on": s.deps, "inputs": {k: str(v) for k, v in s.inputs.items()},
                                   "outputs": {k: str(spec.output_path(n, k)) for k in s.outputs},
                                   "params": s.params} for n, s in spec.stages.items()}}
             print(dump_config(out), end="")

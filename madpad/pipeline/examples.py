@@ -8,7 +8,8 @@ They show the stage contract on real images and are what the runner's tests use:
   image. ``params.fail_ids`` lists image ids whose item function raises (fault injection to see
   per-item failures recorded); ``params.fail_if_exists`` names a file whose presence makes the
   stage fail *after* all items are computed (fault injection to see resume: the per-item
-  results are cached, so the rerun computes nothing again).
+  results are cached, so the rerun computes nothing again). An item with ``"crash": true``
+  ends its worker process (used to test how the runner handles a dying worker).
 * :func:`summary_stage` - reads ``stats.csv`` and writes ``summary.json``: counts and the mean
   of each measure per capture kind (``params.fail_if_exists`` as above).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,8 @@ def image_stats(item: dict) -> dict:
 
     if item["id"] in item.get("fail_ids", ()):
         raise ValueError(f"injected failure for {item['id']}")
+    if item.get("crash"):  # fault injection: the worker process dies (tests of --executor local)
+        os._exit(3)
     rgb = read_image(item["path"]).astype(np.float64)
     grey = rgb @ np.array([0.299, 0.587, 0.114])
     lap = (-4.0 * grey[1:-1, 1:-1] + grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:])

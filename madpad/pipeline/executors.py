@@ -98,6 +98,7 @@ class LocalExecutor:
             return
         _check_picklable(fn)
         from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         pool = self._get_pool()
         pending = {}
@@ -113,13 +114,20 @@ class LocalExecutor:
                 for fut in done:
                     i = pending.pop(fut)
                     exc = fut.exception()
-                    if exc is not None:  # the worker died or the result could not be pickled
+                    if isinstance(exc, BrokenProcessPool):
+                        raise exc
+                    if exc is not None:  # e.g. the result could not be pickled
                         yield i, ItemFailure(item=items[i], error=f"{type(exc).__name__}: {exc}")
                     else:
                         yield i, fut.result()
                     nxt = next(it, None)
                     if nxt is not None:
                         pending[pool.submit(_call, fn, nxt[1])] = nxt[0]
+        except BrokenProcessPool:
+            self._pool = None  # the next stage gets a fresh pool
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise RuntimeError("a worker process died (out of memory, or a crash in native code); the items that "
+                               "finished are cached: rerun to resume, with fewer --workers if memory ran out") from None
         finally:
             for fut in pending:
                 fut.cancel()

@@ -291,9 +291,15 @@ def _item_key(item: Any, key: Callable | None) -> str | None:
         k = key(item)
         return k if isinstance(k, str) else _canonical(k)
     try:
-        return json.dumps(item, sort_keys=True, separators=(",", ":"))
+        return json.dumps(item, sort_keys=True, separators=(",", ":"), default=_path_only)
     except (TypeError, ValueError):
-        return None
+        return None  # not JSON (e.g. arrays): no per-item cache unless a key function is given
+
+
+def _path_only(o: Any) -> str:
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
 
 
 # --------------------------------------------------------------------------- run
@@ -416,16 +422,13 @@ def _workdir_lock(path: Path):
     except ImportError:  # not POSIX: no lock
         yield
         return
-    fh = open(path, "a+")
-    try:
+    with open(path, "a+") as fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise UsageError(f"another pipeline run is using {path.parent.parent}; wait for it to finish "
                              f"or choose another --workdir") from None
         yield
-    finally:
-        fh.close()
 
 
 def _run_selected(spec: PipelineSpec, selected: list, fns: dict, *, executor: str, workers: int | None,

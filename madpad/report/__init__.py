@@ -29,7 +29,11 @@ _LAZY = {
     "write_vulnerability_report": "madpad.report.vulnerability",
 }
 
-__all__ = sorted(_LAZY) + ["html", "plots"]
+__all__ = [
+    "ComparisonTable", "PadScoreTable", "html", "pad_report", "pad_report_html", "pad_report_markdown", "plots",
+    "read_comparison_scores", "read_pad_scores", "vulnerability_report", "write_pad_report",
+    "write_vulnerability_report",
+]
 
 
 def __getattr__(name: str):

@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, s in rep["systems"].items():
                 bits = ", ".join(f"FMR {float(k):g}: MMPMR {100 * a['mmpmr']:.1f}%" for k, a in s["at_fmr"].items())
                 print(f"{name}: {bits}")
-        for kind, path in rep["files"].items():
+        for path in rep["files"].values():
             print(f"wrote {path}")
         return 0
 

@@ -177,6 +177,10 @@ def read_pad_scores(path: str | Path) -> PadScoreTable:
             raise ManifestError(f"bona fide row has species {sp!r}; species must be empty for bona fide",
                                 path=p, row=row, field="species")
         ids.append(rid)
+        status = (rec.get("status") or "").strip()
+        if status not in ("", "ok") and not rec["score"].strip():
+            raise ManifestError(f"empty score (the row's status is {status!r}); remove rows without a score "
+                                f"before reporting", path=p, row=row, field="score")
         scores.append(_score(rec["score"], path=p, row=row))
         labels.append(lab)
         species.append(sp)
@@ -197,6 +201,7 @@ def read_comparison_scores(path: str | Path) -> ComparisonTable:
     """Read and validate a comparison-scores CSV (see the module docstring)."""
     p = Path(path)
     cols = {c: [] for c in COMPARISON_COLUMNS}
+    morph_subjects: dict[str, tuple[str, int]] = {}
     for row, rec in _open_rows(p, COMPARISON_COLUMNS):
         vals = {c: rec[c].strip() for c in COMPARISON_COLUMNS}
         for c in ("system", "reference", "probe", "reference_subjects", "probe_subject"):
@@ -225,6 +230,13 @@ def read_comparison_scores(path: str | Path) -> ComparisonTable:
             raise ManifestError(f"impostor comparison of the same subject {vals['probe_subject']!r}", path=p,
                                 row=row, field="probe_subject")
         vals["reference_subjects"] = ";".join(refs)
+        if kind == "morph":
+            key = ";".join(sorted(refs))
+            first = morph_subjects.setdefault(vals["reference"], (key, row))
+            if first[0] != key:
+                raise ManifestError(f"morph {vals['reference']!r} has contributors {vals['reference_subjects']!r} "
+                                    f"here but {first[0]!r} at row {first[1]}", path=p, row=row,
+                                    field="reference_subjects")
         vals["score"] = _score(rec["score"], path=p, row=row)
         for c in COMPARISON_COLUMNS:
             cols[c].append(vals[c])

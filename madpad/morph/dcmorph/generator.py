@@ -55,7 +55,7 @@ class DCMorphSettings:
 
     base_model: str | None = None          # hub id, diffusers folder or .safetensors file (SD1.5/SDXL class)
     ip_adapter: str | None = None          # IP-Adapter FaceID checkpoint (.bin / .safetensors)
-    face_encoder: str | None = None        # NAME[:key=value,...]; default arcface_onnx needs model_path
+    face_encoder: str | None = None        # NAME[:key=value,...]; required for real models (512-D ArcFace)
     tiny_random: str | None = None         # shipped tiny config name (tiny_sd15 / tiny_sdxl): meaningless images
     arch: str = "auto"                     # sd15 | sdxl | auto
     steps: int = 30
@@ -189,13 +189,12 @@ class DCMorphGenerator:
                 self.pipeline = DCMorphPipeline.from_pretrained(
                     s.base_model, ip_adapter=s.ip_adapter if needs_identity else None, face_encoder=encoder,
                     arch=s.arch, torch_dtype=self.dtype, lora_scale=s.lora_scale, variant=s.variant)
-        elif encoder is not None and self.pipeline.face_encoder is None:
-            self.pipeline.face_encoder = encoder
         pipe = self.pipeline
+        self.encoder = encoder if encoder is not None else pipe.face_encoder
         if needs_identity:
             if pipe.image_proj is None:
                 raise UsageError("the identity stream needs an IP-Adapter FaceID projection (--ip-adapter)")
-            check_identity_dim(pipe.face_encoder, pipe.identity_dim)
+            check_identity_dim(self.encoder, pipe.identity_dim)
         if s.cpu_offload:
             pipe.enable_model_cpu_offload(self.device)
         pipe.to(device=self.device, dtype=self.dtype)
@@ -260,7 +259,7 @@ class DCMorphGenerator:
 
         e = self._embeddings.get(key)
         if e is None:
-            e = embed_one(self.pipeline.face_encoder, image, expected_dim=self.pipeline.identity_dim, role=role)
+            e = embed_one(self.encoder, image, expected_dim=self.pipeline.identity_dim, role=role)
             self._embeddings.put(key, e)
         return e
 

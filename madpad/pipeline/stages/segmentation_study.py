@@ -600,7 +600,8 @@ def _quality_item(item: dict) -> dict:
     return row
 
 
-QUALITY_COLUMNS = ["sharpness", "exposure_mean", "exposure_clipped", "background_std", "inter_eye_distance", "yaw",
+QUALITY_COLUMNS = ["sharpness", "exposure_mean", "exposure_clipped", "background_std", "background_spread",
+                   "inter_eye_distance", "yaw",
                    "roll", "q_sharpness", "q_exposure", "q_background_uniformity", "q_face_size", "q_pose", "utility"]
 
 
@@ -652,6 +653,16 @@ def quality_effect(ctx) -> dict:
     return {"rows": len(table), "utility_model": model}
 
 
+def _num(v) -> float:
+    """A table cell as float (None / empty / unparsable -> NaN; 0 stays 0)."""
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return float("nan")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def summarize_quality(table: list[dict]) -> list[dict]:
     """Mean of each measure per variant, failures, and the change against ``original``
     computed on the images measured in both (paired)."""
@@ -663,14 +674,14 @@ def summarize_quality(table: list[dict]) -> list[dict]:
         ok = [r for r in rs if r["status"] == "ok"]
         row = {"variant": v, "n": len(rs), "no_face_or_failed": len(rs) - len(ok)}
         for c in QUALITY_COLUMNS:
-            row[c] = finite_mean(float(r.get(c, "nan") or "nan") for r in ok)
+            row[c] = finite_mean(_num(r.get(c)) for r in ok)
         if v != ORIGINAL:
-            for c in ("sharpness", "background_std", "q_background_uniformity", "utility"):
+            for c in ("sharpness", "background_std", "background_spread", "q_background_uniformity", "utility"):
                 d = []
                 for r in ok:
                     base = by_key.get((ORIGINAL, r["id"]))
                     if base and base["status"] == "ok":
-                        d.append(float(r.get(c, "nan") or "nan") - float(base.get(c, "nan") or "nan"))
+                        d.append(_num(r.get(c)) - _num(base.get(c)))
                 row[f"delta_{c}"] = finite_mean(d)
         out.append(row)
     return out
@@ -765,7 +776,8 @@ def detection_effect(ctx) -> dict:
                 log(ctx, "%s", res)
                 continue
             att, bfs = res
-            _collect(table, score_rows, str(det.get("label", name)), att, bfs, attack_pairs, bf_pairs, targets)
+            label = str(det.get("label", name)) if isinstance(det, dict) else str(det)
+            _collect(table, score_rows, label, att, bfs, attack_pairs, bf_pairs, targets)
     write_csv(ctx.outputs["table"], table)
     write_csv(ctx.outputs["scores"], score_rows, ["id", "score", "label", "species", "detector", "condition"])
     from madpad.io import atomic_write_json
@@ -790,29 +802,33 @@ def _collect(table, score_rows, label, att, bfs, attack_pairs, bf_pairs, targets
                                    "detector": label, "condition": cond})
 
 
-def _trained_detector_scores(det: dict, ctx, attack_pairs, bf_pairs):
-    """Scores of a trained madpad.mad detector loaded from ``model_dir``, or a note string
-    saying why it is not available."""
+def _trained_detector_scores(det: Any, ctx, attack_pairs, bf_pairs):
+    """Scores of a madpad.mad detector: ``{name, model_dir}`` loads a trained checkpoint
+    (``madpad.mad.load_detector``), ``{name, **params}`` without ``model_dir`` builds a
+    detector that needs no training (e.g. ``embedding_distance``). Returns
+    ``(attack_scores, {condition: bona_fide_scores})`` or a note string saying why the
+    detector is not available."""
+    spec = {"name": det} if isinstance(det, str) else dict(det)
+    name = spec.get("name")
     try:
         from madpad import mad
     except Exception as exc:  # pragma: no cover - depends on the installation
-        return f"detector {det!r}: madpad.mad not available ({exc})"
-    loader = getattr(mad, "load_detector", None)
-    if loader is None or not det.get("model_dir"):
-        return (f"detector {det.get('name')!r}: not available (needs madpad.mad.load_detector and a trained "
-                f"model_dir; got model_dir={det.get('model_dir')!r})")
+        return f"detector {name!r}: madpad.mad not available ({exc})"
     try:
-        model = loader(det["model_dir"])
+        if spec.get("model_dir"):
+            model = mad.load_detector(spec["model_dir"])
+        else:
+            params = {k: v for k, v in spec.items() if k not in ("name", "label", "model_dir")}
+            model = mad.get_detector(name, **params)
         paths = _key_paths(ctx)
-        Pair = mad.Pair
 
         def score(pairs):
-            ps = [Pair(suspect=paths[s], live=paths[l]) for s, l in pairs]
+            ps = [mad.Pair(id=f"{s}|{l}", suspect=paths[s], live=paths[l]) for s, l in pairs]
             return np.asarray(model.score(ps), dtype=np.float64)
 
         return score(attack_pairs), {v: score(pr) for v, pr in bf_pairs.items()}
     except Exception as exc:
-        return f"detector {det.get('name')!r}: failed ({type(exc).__name__}: {exc})"
+        return f"detector {name!r}: not available ({type(exc).__name__}: {exc})"
 
 
 def _key_paths(ctx) -> dict[str, str]:

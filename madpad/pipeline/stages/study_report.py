@@ -128,14 +128,17 @@ def build_report(ctx) -> tuple[str, dict]:
 
     # quality
     qcols = ["variant", "n", "no_face_or_failed", "sharpness", "delta_sharpness", "exposure_mean",
-             "exposure_clipped", "background_std", "delta_background_std", "q_background_uniformity",
+             "exposure_clipped", "background_std", "delta_background_std", "background_spread",
+             "delta_background_spread", "q_background_uniformity",
              "inter_eye_distance", "yaw", "roll", "utility", "delta_utility"]
     qcols = [c for c in qcols if qsum and any(c in r for r in qsum)]
     sections.append(H.section("Image quality effect", [
         H.paragraph("ISO/IEC 29794-5-style measures (madpad.quality, own implementation; not OFIQ): sharpness = "
                     "variance of the Laplacian of the face region at 64 px inter-eye distance; exposure = mean "
                     "luminance and clipped share of the face region; background_std = luminance std of the background "
-                    "beside and above the head (above the chin, outside the head box); utility = cosine similarity to the subject's other original image. Faces are "
+                    "beside and above the head (above the chin, outside the head box; raised by hair or clutter left "
+                    "on the new background); background_spread = robust spread (1.4826 x MAD) of the same pixels "
+                    "(uniformity of the backdrop itself; q_background_uniformity maps it to 0..100); utility = cosine similarity to the subject's other original image. Faces are "
                     "re-detected on each image. Deltas are paired against the original images."),
         H.table(qsum, qcols, floatfmt=".3f")]))
 

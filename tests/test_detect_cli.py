@@ -1,0 +1,99 @@
+"""``python -m madpad.detect train|score`` end to end (in-process), tiny open_clip model."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("open_clip")
+pytest.importorskip("peft")
+
+from madpad.detect import main  # noqa: E402
+from madpad.mad.synthetic import write_synthetic_pairs  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pair_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("synth")
+    return {"train": write_synthetic_pairs(d, 48, seed=1, name="train.csv"),
+            "dev": write_synthetic_pairs(d, 24, seed=2, name="dev.csv"),
+            "test": write_synthetic_pairs(d, 24, seed=3, name="test.csv")}
+
+
+@pytest.fixture(scope="module")
+def trained(pair_files, tmp_path_factory):
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("ck") / "model"
+    cfg = Path(__file__).resolve().parents[1] / "madpad" / "configs" / "detect" / "tiny_foundation.yaml"
+    rc = main(["train", "--config", str(cfg), "--set", f"data.train={pair_files['train']}",
+               "--set", f"data.dev={pair_files['dev']}", "--set", f"data.test={pair_files['test']}",
+               "--set", f"out={out}", "--set", "params.epochs=4"])
+    assert rc == 0
+    return out
+
+
+def _read(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_train_writes_checkpoint_scores_and_summary(trained):
+    assert (trained / "detector.json").is_file() and (trained / "weights.safetensors").is_file()
+    summary = json.loads((trained / "train_summary.json").read_text())
+    assert summary["counts"]["train"] == {"bona_fide": 32, "attack": 16}
+    assert len(summary["history"]) == 4
+    assert summary["test"]["d_eer"] <= 0.15
+    rows = _read(trained / "scores_test.csv")
+    assert list(rows[0])[:4] == ["id", "score", "label", "species"]
+    assert {r["label"] for r in rows} == {"bona_fide", "attack"}
+    assert all(r["species"] == ("blend" if r["label"] == "attack" else "") for r in rows)
+
+
+def test_score_matches_training_scores_and_resumes(trained, pair_files, tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    assert main(["score", "--model", str(trained), "--pairs", str(pair_files["test"]), "--out", str(out),
+                 "--no-progress"]) == 0
+    rows = _read(out)
+    ref = {r["id"]: float(r["score"]) for r in _read(trained / "scores_test.csv")}
+    got = {r["id"]: float(r["score"]) for r in rows}
+    assert got.keys() == ref.keys()
+    np.testing.assert_allclose([got[k] for k in ref], [ref[k] for k in ref], atol=1e-6)
+    assert all(r["status"] == "ok" for r in rows)
+    # second run: every row is reused (same model fingerprint)
+    capsys.readouterr()
+    assert main(["score", "--model", str(trained), "--pairs", str(pair_files["test"]), "--out", str(out),
+                 "--no-progress"]) == 0
+    assert f"({len(rows)} reused from a previous run)" in capsys.readouterr().out
+    # the score file is what the PAD report reads
+    report = pytest.importorskip("madpad.report.scores")
+    if hasattr(report, "read_pad_scores"):
+        table = report.read_pad_scores(out)
+        assert len(table.scores) == len(rows)
+
+
+def test_score_rejects_a_bad_pairs_file_with_exit_code_2(trained, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,suspect\n1,a.png\n")
+    assert main(["score", "--model", str(trained), "--pairs", str(bad), "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "missing required column" in err and "live" in err
+    missing = tmp_path / "missing.csv"
+    missing.write_text("id,suspect,live\n1,nope_s.png,nope_l.png\n")
+    assert main(["score", "--model", str(trained), "--pairs", str(missing), "--out", str(tmp_path / "o.csv")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["score", "--model", str(tmp_path), "--pairs", str(missing), "--out", str(tmp_path / "o.csv")]) == 2
+
+
+def test_train_config_errors_exit_2(tmp_path, capsys):
+    assert main(["train", "--set", "detectr=foundation"]) == 2
+    assert "Similar keys: ['detector']" in capsys.readouterr().err
+    assert main(["train", "--set", "detector=foundation"]) == 2  # no out / no data
+    assert "out" in capsys.readouterr().err
+    assert main(["train", "--print-config", "--set", "params.epochs=3"]) == 0
+    printed = capsys.readouterr().out
+    assert "epochs: 3" in printed and "detector: embedding_logreg" in printed

@@ -1,0 +1,26 @@
+"""The doctest examples in madpad.metrics and madpad.report are part of the documentation:
+keep them true."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "madpad.metrics.pad",
+    "madpad.metrics.verification",
+    "madpad.metrics.vulnerability",
+    "madpad.metrics.bootstrap",
+    "madpad.report.html",
+    "madpad.report.pad",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name):
+    mod = importlib.import_module(name)
+    res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert res.attempted > 0, f"{name} has no doctest examples"
+    assert res.failed == 0
