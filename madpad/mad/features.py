@@ -32,7 +32,11 @@ TEXTURE_DIM = 3 + 2 + 6 + 10 + 18 + 3
 def texture_features(face: np.ndarray) -> np.ndarray:
     """Texture statistics (TEXTURE_DIM,) float32 of an aligned RGB face crop."""
     import cv2
-    from skimage.feature import local_binary_pattern
+
+    from madpad.io import optional_import
+
+    local_binary_pattern = optional_import("skimage.feature", extra="detect",
+                                           purpose="LBP texture features").local_binary_pattern
 
     rgb = np.ascontiguousarray(face)
     g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -156,10 +160,15 @@ class FaceFeatureExtractor:
         out = np.full((len(images), self.dim), np.nan, dtype=np.float32)
         model_id = self.id
         todo: dict[str, list[int]] = {}
+        # an embedding-only extractor can reuse rows cached by the texture variant (same embedder)
+        alt_id = None if self.texture else f"{self.emb.id}|texture=True:{self.texture_size}:v1"
         for i, k in enumerate(keys):
             if k is None:
                 continue
             v = cache.get(model_id, k)
+            if v is None and alt_id is not None:
+                v = cache.get(alt_id, k)
+                v = None if v is None else v[:self.embed_dim]
             if v is not None:
                 cache.hits += 1
                 out[i] = v

@@ -133,30 +133,61 @@ class FaceLandmarks:
 # --------------------------------------------------------------------------- alignment strategy
 class Aligned:
     """Both sources in one frame: landmarks in frame coordinates, the frame ``size`` (W, H) and the
-    2x3 affine matrices (source pixel -> frame pixel). The aligned images themselves are computed
-    only when asked for (``image_a``/``image_b``): the morph composes each alignment with its
-    piecewise-affine warp and samples the original image once."""
+    2x3 affine matrices (source pixel -> frame pixel) that moved the landmarks there.
+
+    ``anchor_border=True`` (alignments that keep the source's frame, e.g. ``weighted`` and ``a``):
+    the frame's border is pinned to each source's own border, so the piecewise-affine warp moves the
+    face and interpolates the background in between without ever sampling outside the source (no
+    mirrored or smeared edges). ``False`` (``portrait``): the frame is a similarity crop of the source.
+    The aligned images (``image_a``/``image_b``) are computed only when asked for: the morph composes
+    alignment and warp and samples each original image once.
+    """
 
     def __init__(self, source_a: np.ndarray, points_a: np.ndarray, source_b: np.ndarray, points_b: np.ndarray,
-                 size: tuple[int, int], matrix_a: np.ndarray, matrix_b: np.ndarray):
+                 size: tuple[int, int], matrix_a: np.ndarray, matrix_b: np.ndarray, *, anchor_border: bool = False,
+                 border_per_side: int = 3):
         self.source_a, self.source_b = source_a, source_b
         self.points_a = np.asarray(points_a, dtype=np.float64)
         self.points_b = np.asarray(points_b, dtype=np.float64)
         self.size = (int(size[0]), int(size[1]))
         self.matrix_a = np.asarray(matrix_a, dtype=np.float64)
         self.matrix_b = np.asarray(matrix_b, dtype=np.float64)
+        self.anchor_border = bool(anchor_border)
+        self.border_per_side = int(border_per_side)
         self._images: dict[str, np.ndarray] = {}
+
+    def source_border(self, which: str) -> np.ndarray:
+        """Where the frame's border points sample source ``which`` ("a" or "b")."""
+        src = self.source_a if which == "a" else self.source_b
+        M = self.matrix_a if which == "a" else self.matrix_b
+        if self.anchor_border:
+            h, w = src.shape[:2]
+            return W.border_points((w, h), per_side=self.border_per_side)
+        return W.apply_affine(W.invert_affine(M), W.border_points(self.size, per_side=self.border_per_side))
+
+    def _image(self, which: str) -> np.ndarray:
+        src = self.source_a if which == "a" else self.source_b
+        M = self.matrix_a if which == "a" else self.matrix_b
+        if not self.anchor_border:
+            return W.warp_similarity(src, M, self.size)
+        pts = self.points_a if which == "a" else self.points_b
+        orig = W.apply_affine(W.invert_affine(M), pts)
+        w, h = self.size
+        inside = (pts[:, 0] > 0.5) & (pts[:, 0] < w - 1.5) & (pts[:, 1] > 0.5) & (pts[:, 1] < h - 1.5)
+        dst = np.vstack([pts[inside], W.border_points(self.size, per_side=self.border_per_side)])
+        plan = W.RemapWarpPlan(dst, W.delaunay_triangles(dst), self.size)
+        return plan(src, np.vstack([orig[inside], self.source_border(which)]))
 
     @property
     def image_a(self) -> np.ndarray:
         if "a" not in self._images:
-            self._images["a"] = W.warp_similarity(self.source_a, self.matrix_a, self.size)
+            self._images["a"] = self._image("a")
         return self._images["a"]
 
     @property
     def image_b(self) -> np.ndarray:
         if "b" not in self._images:
-            self._images["b"] = W.warp_similarity(self.source_b, self.matrix_b, self.size)
+            self._images["b"] = self._image("b")
         return self._images["b"]
 
 
@@ -223,7 +254,8 @@ class EyeAlignment:
                 target = (1.0 - alpha) * ka + alpha * kb_frame
             Ma = ident if alpha <= 0 and size == (wa, ha) else W.similarity_from_points(ka, target)
             Mb = ident if alpha >= 1 and same else W.similarity_from_points(kb, target)
-        return Aligned(image_a, W.apply_affine(Ma, points_a), image_b, W.apply_affine(Mb, points_b), size, Ma, Mb)
+        return Aligned(image_a, W.apply_affine(Ma, points_a), image_b, W.apply_affine(Mb, points_b), size, Ma, Mb,
+                       anchor_border=self.mode != "portrait")
 
 
 # --------------------------------------------------------------------------- splice strategy
@@ -380,10 +412,12 @@ class LandmarkMorpher:
         dst = np.vstack([target[inside], border])
         tri = W.delaunay_triangles(dst)
         plan = self.warp_factory(dst, tri, size)
-        # compose alignment and warp: map the frame's border points back into each source and
-        # warp the *original* image (one resampling instead of two)
-        src_a = np.vstack([pa[inside], W.apply_affine(W.invert_affine(al.matrix_a), border)])
-        src_b = np.vstack([pb[inside], W.apply_affine(W.invert_affine(al.matrix_b), border)])
+        # target landmarks <-> each source's original landmarks, frame border <-> the source's border
+        # (or, for a portrait crop, the frame border mapped back into the source): the original image
+        # is resampled once, alignment included
+        al.border_per_side = self.border_per_side
+        src_a = np.vstack([pa[inside], al.source_border("a")])
+        src_b = np.vstack([pb[inside], al.source_border("b")])
         wa = plan(image_a, src_a)
         wb = plan(image_b, src_b)
         t1 = time.perf_counter()
