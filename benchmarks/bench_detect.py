@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         rows += bench(det, pairs, name="open_clip ViT-B-16 + LoRA (random weights)")
     print(f"machine: {platform.machine()}, {args.threads} threads, torch {torch.__version__}, "
           f"{args.pairs} pairs, {args.suspects_per_live} suspects per live capture")
-    print(f"| detector | mode | pairs/s |\n|---|---|---|")
+    print("| detector | mode | pairs/s |\n|---|---|---|")
     for name, mode, pps in rows:
         print(f"| {name} | {mode} | {pps:.2f} |")
     return 0

@@ -102,8 +102,9 @@ def main_bench(argv) -> int:
     if frll is None:
         frll = Path(__file__).resolve().parents[2] / "shared" / "data" / "frll"
     folders = [sample_root()] + ([frll] if (frll / "neutral").is_dir() else [])
-    import cv2
     import platform
+
+    import cv2
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, OpenCV threads {cv2.getNumThreads()}, "
           f"python {platform.python_version()}")

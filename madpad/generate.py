@@ -27,8 +27,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from madpad.cli import apply_runtime_options, run_main, setup_logging
 from madpad.errors import UsageError
@@ -215,7 +215,11 @@ def _compare_parser() -> argparse.ArgumentParser:
 def _compare(argv: Sequence[str]) -> int:
     from madpad.data import load_images, load_morphs
     from madpad.io import env_path
-    from madpad.vulnerability import compute_comparisons, parse_system, write_comparisons
+    from madpad.vulnerability import (
+        compute_comparisons,
+        parse_system,
+        write_comparisons,
+    )
 
     args = _compare_parser().parse_args(argv)
     setup_logging(args.verbose)

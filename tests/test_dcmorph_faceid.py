@@ -21,8 +21,8 @@ from madpad.morph.dcmorph.faceid import (  # noqa: E402
     load_identity_weights,
 )
 from madpad.morph.dcmorph.identity import DummyIdentityEncoder, check_identity_dim, parse_encoder_spec  # noqa: E402
-from madpad.morph.dcmorph.pipeline import DCMorphPipeline, tiny_config_path  # noqa: E402
-from madpad.morph.dcmorph.testing import base_unet_state_dict  # noqa: E402
+from madpad.morph.dcmorph.pipeline import tiny_config_path  # noqa: E402
+from madpad.morph.dcmorph.testing import base_unet_state_dict, cached_tiny_pipeline  # noqa: E402
 
 RANK = 4
 TARGET = {"to_q_lora": "to_q", "to_k_lora": "to_k", "to_v_lora": "to_v", "to_out_lora": "to_out.0"}
@@ -31,7 +31,7 @@ TARGET = {"to_q_lora": "to_q", "to_k_lora": "to_k", "to_v_lora": "to_v", "to_out
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     """A tiny pipeline and a FaceID checkpoint (original layout, with a LoRA) written from it."""
-    pipe = DCMorphPipeline.from_tiny_config("tiny_sd15")
+    pipe = cached_tiny_pipeline("tiny_sd15")  # read only: the checkpoint is exported (cloned) from it
     g = torch.Generator().manual_seed(5)
     lora = {}
     for key_id, name in enumerate(pipe.unet.attn_processors):

@@ -35,12 +35,14 @@ def test_hand_computed_quarter_circle():
 def test_unit_vectors_stay_on_the_unit_sphere():
     g = torch.Generator().manual_seed(1)
     for _ in range(5):
-        a, b = _unit(torch.randn(256, generator=g, dtype=torch.float64)), _unit(torch.randn(256, generator=g, dtype=torch.float64))
+        a = _unit(torch.randn(256, generator=g, dtype=torch.float64))
+        b = _unit(torch.randn(256, generator=g, dtype=torch.float64))
         for t in (0.1, 0.5, 0.9):
             assert slerp(a, b, t).norm().item() == pytest.approx(1.0, abs=1e-12)
             # and the angle to a is t * omega
             omega = torch.arccos((a * b).sum())
-            assert torch.arccos((slerp(a, b, t) * a).sum().clamp(-1, 1)).item() == pytest.approx(t * omega.item(), abs=1e-9)
+            angle = torch.arccos((slerp(a, b, t) * a).sum().clamp(-1, 1)).item()
+            assert angle == pytest.approx(t * omega.item(), abs=1e-9)
 
 
 def test_symmetry():

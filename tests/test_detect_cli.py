@@ -12,8 +12,8 @@ pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 pytest.importorskip("peft")
 
-from madpad.detect import main  # noqa: E402
-from madpad.mad.synthetic import write_synthetic_pairs  # noqa: E402
+from madpad.detect import main
+from madpad.mad.synthetic import write_synthetic_pairs
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +71,8 @@ def test_score_matches_training_scores_and_resumes(trained, pair_files, tmp_path
     assert f"({len(rows)} reused from a previous run)" in capsys.readouterr().out
     # the score file is what the PAD report reads
     report = pytest.importorskip("madpad.report.scores")
-    if hasattr(report, "read_pad_scores"):
-        table = report.read_pad_scores(out)
-        assert len(table.scores) == len(rows)
+    table = report.read_pad_scores(out)
+    assert len(table.scores) == len(rows)
 
 
 def test_score_rejects_a_bad_pairs_file_with_exit_code_2(trained, tmp_path, capsys):

@@ -12,8 +12,6 @@ import pytest
 from madpad.generate import main
 from madpad.morph.batch import item_seed, read_pairs_csv
 
-pytest.importorskip("dlib")
-
 
 @pytest.fixture(scope="module")
 def small_frll(tmp_path_factory, sample_dir) -> Path:
@@ -53,6 +51,7 @@ def _pairs(small_frll: Path, tmp_path: Path) -> Path:
 
 
 def test_generate_end_to_end_with_failures_and_resume(small_frll, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("dlib")
     from madpad.morph.landmark import LandmarkMorpher
 
     calls = []
@@ -119,6 +118,7 @@ def test_generate_end_to_end_with_failures_and_resume(small_frll, tmp_path, caps
 
 
 def test_generate_from_manifest_with_a_strategy(tmp_path, sample_dir, capsys):
+    pytest.importorskip("dlib")
     from madpad.data import write_images
     from madpad.data.frll import frll_images
 

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from madpad.errors import UsageError
-from madpad.morph.pairs import most_similar_pairs, random_pairs, same_gender_pairs, select_pairs
+from madpad.morph.pairs import (
+    most_similar_pairs,
+    random_pairs,
+    same_gender_pairs,
+    select_pairs,
+)
 
 
 @dataclass

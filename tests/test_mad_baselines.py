@@ -214,3 +214,16 @@ def test_built_pairs_never_share_a_subject_across_splits(tmp_path):
     before = (built.files["test"]).read_text()
     again = build_dmad_pairs(images, morphs, tmp_path / "built", config=cfg, progress=False)
     assert again.files["test"].read_text() == before
+
+
+def test_score_csv_follows_the_pad_contract(tmp_path):
+    from madpad.mad.pairs import write_scores_csv
+
+    scores_mod = pytest.importorskip("madpad.report.scores")
+    ps = [Pair("b1", "x", "y", "bona_fide", subjects=("001",), extra={"live_subject": "001"}),
+          Pair("m1", "x", "y", "attack", "landmark", subjects=("001", "002"), extra={"live_subject": "002"})]
+    f = write_scores_csv(tmp_path / "s.csv", ps, np.array([0.25, 0.75]))
+    assert f.read_text().splitlines() == ["id,score,label,species,status,error,subject",
+                                          "b1,0.25,bona_fide,,ok,,001", "m1,0.75,attack,landmark,ok,,002"]
+    table = scores_mod.read_pad_scores(f)
+    assert table.scores.tolist() == [0.25, 0.75] and table.subjects.tolist() == ["001", "002"]

@@ -11,9 +11,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 pytest.importorskip("peft")
 
-from madpad.errors import UsageError  # noqa: E402
-from madpad.mad import NotFittedError, get_detector, load_detector  # noqa: E402
-from madpad.mad.foundation import (  # noqa: E402
+from madpad.errors import UsageError
+from madpad.mad import NotFittedError, get_detector, load_detector
+from madpad.mad.foundation import (
     FoundationConfig,
     FoundationDetector,
     _Net,
@@ -22,7 +22,7 @@ from madpad.mad.foundation import (  # noqa: E402
     sample_weights,
     warmup_cosine,
 )
-from madpad.mad.synthetic import synthetic_pairs  # noqa: E402
+from madpad.mad.synthetic import synthetic_pairs
 
 TINY = dict(backbone="madpad-tiny-vit", model_config="madpad-tiny-vit", pretrained=None, pair_feature="diff_prod",
             head_hidden=32, head_dropout=0.0, lora_rank=2, lora_alpha=4.0, lora_dropout=0.0, batch_size=8,

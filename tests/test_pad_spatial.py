@@ -113,6 +113,32 @@ def test_silhouette_features_hand_computed():
     assert hr2 == pytest.approx((480 - 100) / 120) and wr2 == pytest.approx(400 / 100)
 
 
+def test_silhouette_holes_are_filled_and_small_gaps_bridged():
+    from madpad.pad.spatial import fill_holes
+
+    m = _silhouette()
+    m[440:470, 200:400] = False  # a hole in the torso above a chest face (a print's own background)
+    face = np.array([250, 480, 350, 600])
+    hr_raw, _, _ = silhouette_features(m, face)
+    assert hr_raw == pytest.approx((480 - 470) / 120)  # the walk stops at the hole
+    hr_filled, _, _ = silhouette_features(fill_holes(m), face)
+    assert hr_filled == pytest.approx((480 - 100) / 120)
+    hr_gap, _, _ = silhouette_features(m, face, max_gap=0.35)  # 30 px gap < 0.35 * 120 px
+    assert hr_gap == pytest.approx((480 - 100) / 120)
+    hr_small_gap, _, _ = silhouette_features(m, face, max_gap=0.2)  # 24 px < 30 px: not bridged
+    assert hr_small_gap == pytest.approx(hr_raw)
+
+
+def test_pose_without_visible_shoulders_does_not_use_the_head_only_box():
+    # only head keypoints visible: the pose box covers the head, so rel_y is meaningless there
+    kps = {"nose": (300, 200, 0.99), "left_eye": (325, 170, 0.99), "right_eye": (275, 170, 0.99),
+           "left_shoulder": (450, 990, 0.2), "right_shoulder": (150, 990, 0.2)}
+    p = PersonDetection(box=(230, 60, 370, 240), score=0.9, keypoints=kps)
+    res = assess([HEAD_FACE], [p], image_shape=SHAPE)
+    assert res.faces[0].rel_y > 0.6 and res.faces[0].strengths["torso"] == 0.0
+    assert res.score < 0.5
+
+
 def test_mask_rules_catch_a_chest_face_even_when_the_pose_follows_it():
     # the pose model anchored on the printed face: its shoulders are below it, keypoints agree with it
     m = _silhouette().astype(np.float32)

@@ -20,10 +20,10 @@ numpy, so no pickle (and no scikit-learn object) is involved.
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +114,7 @@ class EmbeddingDistanceDetector(_FaceFeaturePairs):
     def get_config(self) -> dict:
         return {"embedder": self.embedder, "embedder_params": self.embedder_params}
 
-    def fit(self, pairs: Sequence[Pair], *, dev: Sequence[Pair] | None = None) -> "EmbeddingDistanceDetector":
+    def fit(self, pairs: Sequence[Pair], *, dev: Sequence[Pair] | None = None) -> EmbeddingDistanceDetector:
         """Nothing to learn; checks that the pairs are valid and returns self."""
         as_pairs(pairs)
         return self
@@ -132,7 +132,7 @@ class EmbeddingDistanceDetector(_FaceFeaturePairs):
         return Path(directory)
 
     @classmethod
-    def load(cls, directory, header: dict | None = None, **overrides) -> "EmbeddingDistanceDetector":
+    def load(cls, directory, header: dict | None = None, **overrides) -> EmbeddingDistanceDetector:
         head = header or read_header(directory)
         return cls(**{**head["config"], **overrides})
 
@@ -217,12 +217,12 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
 
     # ------------------------------------------------------------------ fit / score
     def fit(self, pairs: Sequence[Pair], *, dev: Sequence[Pair] | None = None,
-            cache: FeatureCache | None = None) -> "EmbeddingClassifierDetector":
+            cache: FeatureCache | None = None) -> EmbeddingClassifierDetector:
         """Fit scaler + classifier on labelled pairs (pairs without a usable face are skipped,
         with a warning naming how many). ``C="auto"`` picks C by the D-EER on ``dev``."""
         pairs = as_pairs(pairs)
         y = labels_of(pairs, where="training pairs")
-        X, ok, status, error = self._features(pairs, cache)
+        X, ok, _, error = self._features(pairs, cache)
         if not ok.all():
             log.warning("skipping %d of %d training pairs without usable features (e.g. %s)",
                         int((~ok).sum()), len(pairs), next(e for e, k in zip(error, ok) if not k))
@@ -307,7 +307,7 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
         return d
 
     @classmethod
-    def load(cls, directory, header: dict | None = None, **overrides) -> "EmbeddingClassifierDetector":
+    def load(cls, directory, header: dict | None = None, **overrides) -> EmbeddingClassifierDetector:
         d = Path(directory)
         head = header or read_header(d)
         det = cls(**{**head["config"], **overrides})

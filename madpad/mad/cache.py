@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -68,9 +68,8 @@ class FeatureCache:
             from madpad.io import atomic_path
 
             f.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(f) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, value, allow_pickle=False)
+            with atomic_path(f) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, value, allow_pickle=False)
 
     def clear_memory(self) -> None:
         self._mem.clear()

@@ -26,13 +26,13 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
-import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -121,7 +121,7 @@ def _evaluate(pairs, scores, status) -> dict:
 def _fmt_rates(m: dict) -> str:
     if not m:
         return "(no labels)"
-    f = lambda v: "nan" if v != v else f"{100 * v:.2f}%"  # noqa: E731
+    f = lambda v: "nan" if v != v else f"{100 * v:.2f}%"
     return (f"D-EER {f(m['d_eer'])}, BPCER@APCER1% {f(m['bpcer_at_apcer_1'])}, 5% {f(m['bpcer_at_apcer_5'])}, "
             f"10% {f(m['bpcer_at_apcer_10'])} ({m['n_bona_fide']} bona fide, {m['n_attack']} attack"
             f"{', ' + str(m['n_failed']) + ' failed' if m.get('n_failed') else ''})")
@@ -177,6 +177,10 @@ def _load_split(path, species, *, name: str):
         species = [species] if isinstance(species, str) else list(species)
         pairs = filter_pairs(pairs, species=species)
     n_att = sum(p.label == "attack" for p in pairs)
+    if (n_att == 0 or n_att == len(pairs)) and name != "train":
+        print(f"warning: data.{name} ({path}) has {len(pairs) - n_att} bona fide and {n_att} attack pairs"
+              f"{' of species ' + str(species) if species else ''}; it is not used", file=sys.stderr)
+        return None
     if n_att == 0 or n_att == len(pairs):
         raise UsageError(f"data.{name} ({path}) needs bona fide and attack pairs"
                          f"{' of species ' + str(species) if species else ''}; got {len(pairs) - n_att} bona fide "
@@ -240,7 +244,13 @@ def _fit_params(det) -> set:
 
 
 def main_train(argv: Sequence[str] | None = None) -> int:
-    from madpad.cli import apply_runtime_options, dump_config, resolve_config, run_main, setup_logging
+    from madpad.cli import (
+        apply_runtime_options,
+        dump_config,
+        resolve_config,
+        run_main,
+        setup_logging,
+    )
 
     ap = argparse.ArgumentParser(prog="python -m madpad.detect train",
                                  description="Train a differential morph detector (or a baseline) from a YAML config. "

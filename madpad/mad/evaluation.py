@@ -10,7 +10,7 @@ species' APCER is at most x (conservative).
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -19,8 +19,9 @@ Images without a usable face give a row of NaNs and a status (``no_face``,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -176,7 +177,7 @@ class FaceFeatureExtractor:
                     status[i], error[i] = "no_face", "no usable face (cached result)"
             else:
                 todo.setdefault(k, []).append(i)
-        for k, idx in tqdm(list(todo.items()), desc=desc, disable=not progress or not todo, unit="img"):
+        for k, idx in tqdm(list(todo.items()), desc=desc, disable=None if (progress and todo) else True, unit="img"):
             cache.misses += 1
             im = images[idx[0]]
             try:

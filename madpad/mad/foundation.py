@@ -37,16 +37,16 @@ Checkpoints are safetensors + JSON: loading never unpickles.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +102,7 @@ class FoundationConfig:
     progress: bool = True
     eval_batch_size: int = 32
 
-    def validate(self) -> "FoundationConfig":
+    def validate(self) -> FoundationConfig:
         if self.pair_feature not in PAIR_FEATURES:
             raise UsageError(f"pair_feature must be one of {list(PAIR_FEATURES)}; got {self.pair_feature!r}")
         if self.class_balance not in CLASS_BALANCE:
@@ -377,7 +377,6 @@ class FoundationDetector:
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         import cv2
 
-        h, w = img.shape[:2]
         M = np.array([[1, 0, side / 2 - cx], [0, 1, side / 2 - cy]], dtype=np.float64)
         s = int(round(side))
         return cv2.warpAffine(img, M, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
@@ -386,7 +385,9 @@ class FoundationDetector:
         """Preprocessed CHW tensor of an image (memoised by content key when ``keep``)."""
         from PIL import Image
 
-        key = image_key(image) if keep else None
+        key = None
+        if keep:  # memo for one fit: file paths by name (cleared after fit), arrays by content
+            key = ("p:" + str(image)) if isinstance(image, (str, os.PathLike)) else image_key(image)
         if key is not None and key in self._img_cache:
             return self._img_cache[key]
         img = self._crop(load_image(image))
@@ -409,7 +410,7 @@ class FoundationDetector:
         return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ training
-    def fit(self, pairs: Sequence[Pair], *, dev: Sequence[Pair] | None = None) -> "FoundationDetector":
+    def fit(self, pairs: Sequence[Pair], *, dev: Sequence[Pair] | None = None) -> FoundationDetector:
         """Train LoRA + head on labelled pairs; early-stop on the D-EER of ``dev`` (if given)."""
         torch = _torch()
         from tqdm.auto import tqdm
@@ -611,7 +612,7 @@ class FoundationDetector:
         return d
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, header: dict | None = None, **overrides: Any) -> "FoundationDetector":
+    def load(cls, directory: str | os.PathLike, header: dict | None = None, **overrides: Any) -> FoundationDetector:
         from safetensors.torch import load_file
 
         d = Path(directory)
@@ -698,6 +699,8 @@ def _save_resume(path: Path, net, opt, sched, gen, *, epoch, best, history, best
             else:
                 scalar_state[f"{idx}.{name}"] = val
     tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
     tensors["rng.sampler"] = gen.get_state()
     meta = {"epoch": epoch, "best": best, "history": history, "param_groups": sd["param_groups"],
             "scalar_state": scalar_state, "scheduler": sched.state_dict(), "fingerprint": fingerprint,
@@ -740,6 +743,8 @@ def _load_resume(path: Path, net, opt, sched, gen, fingerprint: str) -> dict:
     sched_state["lr_lambdas"] = [None] * len(opt.param_groups)
     sched.load_state_dict(sched_state)
     torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
     gen.set_state(tensors["rng.sampler"])
     best = meta["best"]
     for k in ("d_eer", "loss"):

@@ -23,9 +23,9 @@ import hashlib
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -101,15 +101,24 @@ def read_pairs_csv(path: str | os.PathLike, *, require_labels: bool = False, che
 
 def write_scores_csv(path: str | os.PathLike, pairs: Sequence[Pair], scores: np.ndarray,
                      *, status: Sequence[str] | None = None, errors: Sequence[str] | None = None) -> Path:
-    """Write ``id,score,label,species`` (+ ``status,error``) atomically (the PAD score CSV contract)."""
+    """Write ``id,score,label,species`` (+ ``status,error``) atomically (the PAD score CSV contract).
+
+    A ``subject`` column (the live capture's subject, else the first listed subject) is added
+    when every pair names one; ``python -m madpad.report pad`` then bootstraps by subject."""
     from madpad.data import write_table
 
     rows = []
+    subjects = [pr.extra.get("live_subject") or (pr.subjects[0] if pr.subjects else "") for pr in pairs]
+    with_subject = bool(subjects) and all(subjects)
     for i, (pr, s) in enumerate(zip(pairs, scores)):
-        rows.append({"id": pr.id, "score": "" if not np.isfinite(s) else repr(float(s)),
-                     "label": pr.label or "", "species": pr.species if pr.label == "attack" else "",
-                     "status": "ok" if status is None else status[i], "error": "" if errors is None else errors[i]})
-    return write_table(path, rows, columns=["id", "score", "label", "species", "status", "error"])
+        row = {"id": pr.id, "score": "" if not np.isfinite(s) else repr(float(s)),
+               "label": pr.label or "", "species": pr.species if pr.label == "attack" else "",
+               "status": "ok" if status is None else status[i], "error": "" if errors is None else errors[i]}
+        if with_subject:
+            row["subject"] = subjects[i]
+        rows.append(row)
+    cols = ["id", "score", "label", "species", "status", "error"] + (["subject"] if with_subject else [])
+    return write_table(path, rows, columns=cols)
 
 
 # --------------------------------------------------------------------------- image variation
@@ -141,6 +150,7 @@ def vary_live_capture(image: np.ndarray, *, seed: int, strength: float = 1.0,
                       ranges: LiveCaptureVariation | None = None) -> np.ndarray:
     """A simulated live capture of ``image`` (RGB uint8), deterministic for a given ``seed``."""
     import cv2
+
     from madpad.io import as_rgb_uint8
 
     r = ranges or LiveCaptureVariation()
@@ -190,6 +200,7 @@ def prepare_suspect(image: np.ndarray, *, long_side: int = 600, jpeg_quality: in
     """Document-image processing applied to every suspect image: resize (long side) + JPEG.
     ``long_side=0`` keeps the size."""
     import cv2
+
     from madpad.io import as_rgb_uint8
 
     img = as_rgb_uint8(image)
@@ -324,7 +335,7 @@ def build_dmad_pairs(images, morphs: Iterable, out_dir: str | os.PathLike, *, co
 
     failures = []
     failed_rel: set[str] = set()
-    for kind, src, rel, meta in tqdm(jobs, desc="building pairs", disable=not progress):
+    for kind, src, rel, meta in tqdm(jobs, desc="building pairs", disable=None if progress else True):
         dst = out / rel
         if dst.is_file():
             continue

@@ -17,11 +17,12 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from madpad.errors import ManifestError, MadpadError
+from madpad.errors import MadpadError, ManifestError
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,8 @@ class JobSummary:
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
-        out = [f"{self.total} morph(s) requested: {self.made} made, {self.skipped} already done (skipped), "
-               f"{self.failed} failed; manifest: {self.manifest}"]
+        out = [(f"{self.total} morph(s) requested: {self.made} made, {self.skipped} already done (skipped), "
+                f"{self.failed} failed; manifest: {self.manifest}")]
         for mid, err in self.failures[:10]:
             out.append(f"  failed {mid}: {err}")
         if len(self.failures) > 10:
@@ -136,7 +137,8 @@ def read_pairs_csv(path: str | Path, *, default_alpha: float = 0.5, subject_patt
             try:
                 alpha = float(araw)
             except ValueError:
-                raise ManifestError(f"must be a number in [0, 1]; got {araw!r}", path=p, row=row, field="alpha") from None
+                raise ManifestError(f"must be a number in [0, 1]; got {araw!r}", path=p, row=row,
+                                    field="alpha") from None
         if not (0.0 <= alpha <= 1.0):
             raise ManifestError(f"must be in [0, 1]; got {alpha}", path=p, row=row, field="alpha")
         mid = str(raw.get("id") or "").strip() or default_morph_id(paths["a"], paths["b"], alpha)
@@ -204,13 +206,13 @@ def attribution_text(requests: Sequence[MorphRequest], *, method: str, params: d
     if is_frll:
         lines += ["The morphs in this folder are derived from photographs of the", "",
                   f"- {FRLL_CREDIT}", "",
-                  "The subjects consented to the use of their photos \"in original or altered forms\" for research "
-                  "and illustration.", ""]
+                  ("The subjects consented to the use of their photos \"in original or altered forms\" for "
+                   "research and illustration."), ""]
     else:
-        lines += ["The morphs in this folder are derived from the source images listed in `manifest.csv` "
-                  "(columns `a` and `b`). Keep the licence and attribution terms of those images.", ""]
-    lines += [f"Changed: morphed with madpad `{method}` (two source photographs combined per image; "
-              f"parameters in `manifest.csv`, column `params`): {json.dumps(params, sort_keys=True)}", "",
+        lines += [("The morphs in this folder are derived from the source images listed in `manifest.csv` "
+                   "(columns `a` and `b`). Keep the licence and attribution terms of those images."), ""]
+    lines += [(f"Changed: morphed with madpad `{method}` (two source photographs combined per image; "
+               f"parameters in `manifest.csv`, column `params`): {json.dumps(params, sort_keys=True)}"), "",
               "Source folders:", ""]
     lines += [f"- `{f}`" for f in folders[:20]]
     if len(folders) > 20:
@@ -323,5 +325,14 @@ def run_morph_job(requests: Sequence[MorphRequest], generator: Any, out_dir: str
                       time.perf_counter() - t0)
 
 
-__all__ = ["MorphRequest", "JobSummary", "item_seed", "read_pairs_csv", "requests_from_pairs", "write_pairs_csv",
-           "attribution_text", "run_morph_job", "MANIFEST_NAME"]
+__all__ = [
+    "MANIFEST_NAME",
+    "JobSummary",
+    "MorphRequest",
+    "attribution_text",
+    "item_seed",
+    "read_pairs_csv",
+    "requests_from_pairs",
+    "run_morph_job",
+    "write_pairs_csv",
+]

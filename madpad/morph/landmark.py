@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import argparse
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class FaceLandmarks:
                 "detect_max_side": self.detect_max_side, **({"detector_params": self.detector_params}
                                                             if self.detector_params else {})}
 
-    def load(self) -> "FaceLandmarks":
+    def load(self) -> FaceLandmarks:
         if self._detector is None:
             from madpad.face import get_detector, get_landmarker
 
@@ -326,15 +327,15 @@ class LandmarkMorpher:
         self.splice = splice if splice is not None else SpliceSettings()
 
     # strategy setters -----------------------------------------------------------------
-    def set_landmarks(self, fn: LandmarkFn) -> "LandmarkMorpher":
+    def set_landmarks(self, fn: LandmarkFn) -> LandmarkMorpher:
         self.landmarks = fn
         return self
 
-    def set_alignment(self, fn: Callable[..., Aligned]) -> "LandmarkMorpher":
+    def set_alignment(self, fn: Callable[..., Aligned]) -> LandmarkMorpher:
         self.alignment = fn
         return self
 
-    def set_warp(self, name_or_factory) -> "LandmarkMorpher":
+    def set_warp(self, name_or_factory) -> LandmarkMorpher:
         if isinstance(name_or_factory, str):
             self.warp_name, self.warp_factory = name_or_factory, W.get_warp(name_or_factory)
         else:
@@ -342,7 +343,7 @@ class LandmarkMorpher:
             self.warp_factory = name_or_factory
         return self
 
-    def set_blend(self, fn: Callable[[np.ndarray, np.ndarray, float], np.ndarray]) -> "LandmarkMorpher":
+    def set_blend(self, fn: Callable[[np.ndarray, np.ndarray, float], np.ndarray]) -> LandmarkMorpher:
         self.blend = fn
         return self
 
@@ -352,7 +353,8 @@ class LandmarkMorpher:
         return "landmark_spliced" if self.spliced else "landmark"
 
     def params(self) -> dict:
-        p: dict[str, Any] = {"method": self.method, "version": ALGORITHM_VERSION, "warp": self.warp_name, "border_per_side": self.border_per_side,
+        p: dict[str, Any] = {"method": self.method, "version": ALGORITHM_VERSION, "warp": self.warp_name,
+                             "border_per_side": self.border_per_side,
                              "blend": getattr(self.blend, "__name__", "custom")}
         al = self.alignment
         p["alignment"] = asdict(al) if isinstance(al, EyeAlignment) else getattr(al, "__name__", "custom")
@@ -530,10 +532,10 @@ def _common_params(args) -> dict:
     from madpad.cli import parse_set_items
 
     det_params = parse_set_items(args.detector_set) if args.detector_set else None
-    return dict(detector=args.detector, landmarker=args.landmarker, face_policy=args.face_policy,
-                detect_max_side=args.detect_max_side, detector_params=det_params, align=args.align, align_fit=args.align_fit,
-                size=args.portrait_size, eye_y=args.eye_y, eye_dist=args.eye_dist, warp=args.warp,
-                border_per_side=args.border_points)
+    return {"detector": args.detector, "landmarker": args.landmarker, "face_policy": args.face_policy,
+            "detect_max_side": args.detect_max_side, "detector_params": det_params, "align": args.align,
+            "align_fit": args.align_fit, "size": args.portrait_size, "eye_y": args.eye_y, "eye_dist": args.eye_dist,
+            "warp": args.warp, "border_per_side": args.border_points}
 
 
 def add_cli_arguments_landmark(group) -> None:
@@ -560,7 +562,16 @@ def from_cli_landmark_spliced(args) -> LandmarkMorpher:
 
 
 __all__ = [
-    "FaceLandmarks", "EyeAlignment", "Aligned", "SpliceSettings", "LandmarkMorpher", "MorphResult",
-    "make_landmark", "make_landmark_spliced", "add_cli_arguments_landmark", "from_cli_landmark",
-    "add_cli_arguments_landmark_spliced", "from_cli_landmark_spliced",
+    "Aligned",
+    "EyeAlignment",
+    "FaceLandmarks",
+    "LandmarkMorpher",
+    "MorphResult",
+    "SpliceSettings",
+    "add_cli_arguments_landmark",
+    "add_cli_arguments_landmark_spliced",
+    "from_cli_landmark",
+    "from_cli_landmark_spliced",
+    "make_landmark",
+    "make_landmark_spliced",
 ]

@@ -15,8 +15,9 @@ Fewer pairs than asked are returned (with a warning) when not enough candidates 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -261,5 +262,11 @@ def select_pairs(images: Sequence[Any], *, strategy: str, n_pairs: int, seed: in
     raise UsageError(f"pair strategy {strategy!r} is not known; available: {list(PAIR_STRATEGIES)}.{hint}")
 
 
-__all__ = ["MorphPair", "PAIR_STRATEGIES", "select_pairs", "random_pairs", "same_gender_pairs",
-           "most_similar_pairs"]
+__all__ = [
+    "PAIR_STRATEGIES",
+    "MorphPair",
+    "most_similar_pairs",
+    "random_pairs",
+    "same_gender_pairs",
+    "select_pairs",
+]

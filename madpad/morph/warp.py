@@ -12,14 +12,14 @@ Both contributors of a morph share the target shape, so the index map is reused.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 # Indices into the 68-point (iBUG 300-W / dlib) scheme.
 IBUG68_LEFT_EYE = tuple(range(36, 42))   # image-left eye (the subject's right eye)
 IBUG68_RIGHT_EYE = tuple(range(42, 48))
-IBUG68_JAW = tuple(range(0, 17))
+IBUG68_JAW = tuple(range(17))
 IBUG68_BROWS = tuple(range(17, 27))
 
 

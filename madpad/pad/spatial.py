@@ -14,7 +14,8 @@ higher-scoring person. Several faces may belong to one person.
 Rule strengths (each in [0, 1], per face) and the image score::
 
     torso      = sigmoid(slope * (face_cy - shoulder_y) / shoulder_width)       (shoulders visible)
-               = sigmoid(slope_rel * (rel_y - head_region_max))                  (box only)
+               = sigmoid(slope_rel * (rel_y - head_region_max))                  (body box, no keypoints)
+                 (0 for a pose whose shoulders are not visible: its box covers the head only)
     pose_head  = 1 - share of the person's visible head keypoints (nose, eyes) inside the face box
                  (0 when the person has no visible head keypoints)
     body_above = sigmoid(slope_mask * (head_room - head_room_max))                (person mask)
@@ -24,6 +25,8 @@ Rule strengths (each in [0, 1], per face) and the image score::
     body_width = sigmoid(slope_mask * (width_ratio - width_ratio_max))            (person mask)
                  width_ratio: silhouette width on the face centre's row / face box width; a head is
                  ~1.2-1.5 face widths wide, a chest >= 2
+                 (the mask's holes are filled first: a printed photo's own background is often
+                 segmented as a hole in the wearer's silhouette)
     multi_face = multi_face_weight for every face of a person with >= 2 faces that is not the
                  person's most head-like face
     no_person  = no_person_weight for a face that no person owns
@@ -78,6 +81,7 @@ class RuleConfig:
     head_room_max: float = 1.3
     width_ratio_max: float = 1.8
     slope_mask: float = 6.0
+    max_gap: float = 0.35               # silhouette gaps up to this many face heights are bridged
     multi_face_weight: float = 0.9
     no_person_weight: float = 0.75
     no_face_score: float = 0.0
@@ -228,6 +232,7 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
     scores = [float(getattr(f, "score", 1.0)) for f in faces]
     links = associate(boxes, persons, min_containment=cfg.min_containment, mask_threshold=cfg.mask_threshold)
     assessed: list[FaceAssessment] = []
+    filled: dict[int, np.ndarray] = {}
     for fb, fs, (pi, cont) in zip(boxes, scores, links):
         fa = FaceAssessment(box=fb, score=fs, person=pi, containment=cont)
         cx, cy = (fb[0] + fb[2]) / 2, (fb[1] + fb[3]) / 2
@@ -243,8 +248,10 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
             if sh is not None:
                 fa.shoulder_offset = (cy - sh[0]) / sh[1]
                 st["torso"] = _sigmoid(cfg.slope_shoulder * fa.shoulder_offset)
-            else:
+            elif p.keypoints is None:
+                # a body box (hog, yolo, silhouette): the head is its top part
                 st["torso"] = _sigmoid(cfg.slope_rel * (fa.rel_y - cfg.head_region_max))
+            # else: a pose without visible shoulders has a head-only box; rel_y says nothing there
             head = [p.keypoint(n, min_visibility=cfg.shoulder_min_visibility) for n in ("nose", "left_eye", "right_eye")]
             head = [k for k in head if k is not None]
             if head:
@@ -254,8 +261,10 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
                 fa.pose_head_mismatch = 1.0 - inside / len(head)
                 st["pose_head"] = cfg.pose_head_weight * fa.pose_head_mismatch
             if p.mask is not None and p.mask.shape == (h, w):
+                if id(p) not in filled:
+                    filled[id(p)] = fill_holes(p.mask > cfg.mask_threshold)
                 fa.head_room, fa.body_width_ratio, fa.head_room_clipped = silhouette_features(
-                    p.mask > cfg.mask_threshold, fb)
+                    filled[id(p)], fb, max_gap=cfg.max_gap)
                 if np.isfinite(fa.head_room):
                     st["body_above"] = _sigmoid(cfg.slope_mask * (fa.head_room - cfg.head_room_max))
                 if np.isfinite(fa.body_width_ratio):
@@ -291,11 +300,20 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
     return res
 
 
-def silhouette_features(mask: np.ndarray, face_box: np.ndarray) -> tuple[float, float, float]:
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill holes of a boolean person mask (regions not connected to the image border). A printed
+    photo's own background on a shirt is often segmented as a hole in the wearer's silhouette."""
+    from scipy import ndimage
+
+    return ndimage.binary_fill_holes(mask)
+
+
+def silhouette_features(mask: np.ndarray, face_box: np.ndarray, *, max_gap: float = 0.0) -> tuple[float, float, float]:
     """(head_room, width_ratio, clipped) of a face box against a boolean person mask (see module docstring).
 
     head_room: starting at the face centre row, walk up the face's central columns (middle half of
-    the box) while at least half of them are inside the mask; the distance from the face box top to
+    the box) while at least half of them are inside the mask (gaps of up to ``max_gap`` face heights
+    are bridged); the distance from the face box top to
     where the walk stops, in face heights (negative when it stops inside the box; it stops at row 0
     when the silhouette leaves the image). width_ratio: the run of mask pixels on the face centre
     row that contains the face centre (or its nearest run within the box), divided by the face
@@ -321,9 +339,16 @@ def silhouette_features(mask: np.ndarray, face_box: np.ndarray) -> tuple[float, 
     width_ratio = (right - left + 1) / fw
     b0, b1 = int(np.clip(x0 + 0.25 * fw, 0, W - 1)), int(np.clip(x1 - 0.25 * fw, 1, W))
     inside = mask[:, b0:max(b1, b0 + 1)].mean(axis=1) >= 0.5
+    gap = int(round(max_gap * fh))
     y = cy
-    while y > 0 and inside[y - 1]:
-        y -= 1
+    while y > 0:
+        if inside[y - 1]:
+            y -= 1
+            continue
+        above = np.flatnonzero(inside[max(0, y - 1 - gap):y - 1])  # the silhouette resumes within the gap?
+        if gap <= 0 or above.size == 0:
+            break
+        y = max(0, y - 1 - gap) + int(above[-1])
     head_room = (y0 - y) / fh
     return float(head_room), float(width_ratio), float(y == 0)
 

@@ -226,7 +226,9 @@ def install_identity_processors(unet, *, slice_size: int | None = None) -> dict[
         else:
             procs[name] = cls(_hidden_size(unet, name), cross_dim, slice_size=slice_size)
     unet.set_attn_processor(procs)
-    unet.to(dtype=unet.dtype, device=unet.device)
+    for proc in procs.values():  # new weights follow the UNet's device and dtype
+        if proc.has_identity_weights:
+            proc.to(device=unet.device, dtype=unet.dtype)
     return dict(unet.attn_processors)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from madpad.errors import UsageError
 
 from .generator import (
+    ALIGN_CHOICES,
     DEFAULT_NEGATIVE_PROMPT,
     DEFAULT_PROMPT,
     DTYPES,
@@ -15,7 +16,6 @@ from .generator import (
     INVERSION_CONDITIONING,
     REALIGN_CHOICES,
     STREAMS,
-    ALIGN_CHOICES,
 )
 
 

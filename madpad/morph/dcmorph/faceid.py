@@ -53,7 +53,8 @@ def load_faceid_state_dict(path: str | Path) -> dict[str, dict[str, Any]]:
             sd = torch.load(str(p), map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - report any unpickling failure with the file name
             raise UsageError(f"{p}: cannot read the checkpoint with torch.load(weights_only=True): {exc}") from None
-    if not isinstance(sd, dict) or not isinstance(sd.get("image_proj"), dict) or not isinstance(sd.get("ip_adapter"), dict):
+    sections_ok = isinstance(sd, dict) and all(isinstance(sd.get(k), dict) for k in ("image_proj", "ip_adapter"))
+    if not sections_ok:
         keys = sorted(sd)[:8] if isinstance(sd, dict) else type(sd).__name__
         raise UsageError(f"{p}: not an IP-Adapter checkpoint: expected the sections 'image_proj' and "
                          f"'ip_adapter'; found {keys}")
@@ -78,7 +79,8 @@ def build_faceid_projection(image_proj_sd: dict[str, Any], *, source: str = "che
     mapped = {k.replace("proj.0", "ff.net.0.proj").replace("proj.2", "ff.net.2"): v for k, v in image_proj_sd.items()}
     missing, unexpected = proj.load_state_dict(mapped, strict=False)
     if missing or unexpected:
-        raise UsageError(f"{source}: FaceID projection weights do not match: missing {missing}, unexpected {unexpected}")
+        raise UsageError(f"{source}: FaceID projection weights do not match: missing {missing}, "
+                         f"unexpected {unexpected}")
     return proj
 
 
@@ -159,5 +161,6 @@ def export_faceid_state_dict(unet, image_proj, *, lora: dict[str, Any] | None = 
     return {"image_proj": projection_state_dict(image_proj), "ip_adapter": ip}
 
 
-__all__ = ["export_faceid_state_dict", "load_faceid_state_dict", "build_faceid_projection", "projection_state_dict", "load_identity_weights",
+__all__ = ["export_faceid_state_dict", "load_faceid_state_dict", "build_faceid_projection", "projection_state_dict",
+           "load_identity_weights",
            "fuse_faceid_lora", "LORA_TARGETS"]

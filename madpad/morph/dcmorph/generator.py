@@ -342,7 +342,8 @@ class DCMorphGenerator:
             depth = self.depth
             info["inverted_from_cache"] = [hit_a, hit_b]
         out = self.pipeline.sample(z, steps=s.steps, depth=depth, cond=self._text_cond(s.prompt),
-                                   cond_identity=cond_id, guidance=s.guidance, uncond=self._text_cond(s.negative_prompt),
+                                   cond_identity=cond_id, guidance=s.guidance,
+                                   uncond=self._text_cond(s.negative_prompt),
                                    uncond_identity=uncond_id, size=self.size)
         if not bool(torch.isfinite(out).all()):
             raise FaceNotFoundError("the sampled latents contain NaN/inf (try --dtype float32 or bfloat16)")

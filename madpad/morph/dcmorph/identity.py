@@ -59,7 +59,8 @@ class DummyIdentityEncoder:
         return np.asarray(rows, dtype=np.float32).reshape(len(rows), self.dim)
 
 
-IDENTITY_ENCODERS.register("dummy", DummyIdentityEncoder, description="deterministic test encoder (not a face recogniser)")
+IDENTITY_ENCODERS.register("dummy", DummyIdentityEncoder,
+                           description="deterministic test encoder (not a face recogniser)")
 
 
 def parse_encoder_spec(spec: str) -> tuple[str, dict[str, Any]]:

@@ -125,6 +125,7 @@ class DCMorphPipeline:
         self.device = _torch().device("cpu")
         self.dtype = _torch().float32
         self._offload = False
+        self._active = None
         self.source: dict[str, Any] = {}
         if not any(hasattr(p, "has_identity_weights") for p in unet.attn_processors.values()):
             install_identity_processors(unet)
@@ -177,7 +178,8 @@ class DCMorphPipeline:
         text_encoder_2 = tokenizer_2 = None
         if cfg.get("arch") == "sdxl":
             torch.manual_seed(init_seed + 3)
-            text_encoder_2 = transformers.CLIPTextModelWithProjection(transformers.CLIPTextConfig(**cfg["text_encoder_2"]))
+            text_encoder_2 = transformers.CLIPTextModelWithProjection(
+                transformers.CLIPTextConfig(**cfg["text_encoder_2"]))
             tokenizer_2 = HashWordTokenizer(**cfg["tokenizer_2"])
         torch.manual_seed(init_seed + 4)
         ip = cfg["image_proj"]
@@ -264,9 +266,10 @@ class DCMorphPipeline:
         if dtype is not None:
             self.dtype = dtype
         target = torch.device("cpu") if self._offload else self.device
+        self._active = None
         for m in self._modules():
-            m.to(device=target, dtype=self.dtype)
-        self.vae.to(device=target, dtype=torch.float32)
+            _move(m, target, self.dtype)
+        _move(self.vae, target, torch.float32)
         return self
 
     def enable_model_cpu_offload(self, device="cuda") -> "DCMorphPipeline":
@@ -281,16 +284,20 @@ class DCMorphPipeline:
 
     @contextlib.contextmanager
     def _use(self, module):
+        """Model CPU offload: the module that runs is on the device, the previous one goes back to the CPU
+        (as diffusers' model offload: one whole model at a time, moved only when the next one is needed)."""
         if not self._offload or module is None:
             yield module
             return
-        module.to(self.device)
-        try:
-            yield module
-        finally:
-            module.to("cpu")
-            if self.device.type == "cuda":
-                _torch().cuda.empty_cache()
+        active = getattr(self, "_active", None)
+        if active is not module:
+            if active is not None:
+                active.to("cpu")
+                if self.device.type == "cuda":
+                    _torch().cuda.empty_cache()
+            module.to(self.device)
+            self._active = module
+        yield module
 
     # ----------------------------------------------------------------- sizes
     @property
@@ -354,7 +361,8 @@ class DCMorphPipeline:
         if x.ndim == 1:
             x = x[None]
         if x.shape[-1] != self.identity_dim:
-            raise UsageError(f"identity embeddings are {x.shape[-1]}-D; the FaceID projection expects {self.identity_dim}-D")
+            raise UsageError(f"identity embeddings are {x.shape[-1]}-D; the FaceID projection expects "
+                             f"{self.identity_dim}-D")
         with torch.no_grad(), self._use(self.image_proj) as proj:
             tokens = proj(x.to(device=self.device, dtype=self.dtype))
         return tokens.to(self.device)
@@ -371,7 +379,7 @@ class DCMorphPipeline:
         crop = image[y0:y0 + s, x0:x0 + s]
         if s != size:
             crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.BICUBIC))
-        x = torch.from_numpy(np.ascontiguousarray(crop)).float().permute(2, 0, 1)[None] / 127.5 - 1.0
+        x = torch.from_numpy(np.array(crop, dtype=np.uint8, copy=True)).float().permute(2, 0, 1)[None] / 127.5 - 1.0
         return x
 
     def encode_image(self, image: np.ndarray, size: int | None = None):
@@ -387,7 +395,8 @@ class DCMorphPipeline:
         """Latents -> RGB uint8 (H, W, 3) (first item)."""
         torch = _torch()
         with torch.no_grad(), self._use(self.vae) as vae:
-            img = vae.decode(latents.to(device=self.device, dtype=torch.float32) / self.vae.config.scaling_factor).sample
+            lat = latents.to(device=self.device, dtype=torch.float32) / self.vae.config.scaling_factor
+            img = vae.decode(lat).sample
         img = ((img[0].float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         return np.ascontiguousarray(img)
 
@@ -481,11 +490,15 @@ def _batch_identities(uncond: IdentityCondition | None, cond: IdentityCondition 
     return IdentityCondition(tokens=tokens, weights=cond.weights, scale=cond.scale)
 
 
-def _dev(module):
-    try:
-        return next(module.parameters()).device
-    except (StopIteration, AttributeError):
-        return _torch().device("cpu")
+def _move(module, device, dtype) -> None:
+    """``module.to`` only for what changes (diffusers warns on every dtype cast of a loaded model)."""
+    p = next(module.parameters(), None)
+    if p is None:
+        return
+    if p.dtype != dtype:
+        module.to(dtype=dtype)
+    if p.device != device and not (device.type == "cuda" and p.device.type == "cuda" and device.index is None):
+        module.to(device=device)
 
 
 def _detect_arch(base: str, *, is_file: bool) -> str:

@@ -37,7 +37,8 @@ class HashWordTokenizer:
             raise ValueError(f"model_max_length must be >= 2; got {model_max_length}")
         self.vocab_size = int(vocab_size)
         self.model_max_length = int(model_max_length)
-        self.bos_token_id, self.eos_token_id, self.pad_token_id = int(bos_token_id), int(eos_token_id), int(pad_token_id)
+        self.bos_token_id, self.eos_token_id = int(bos_token_id), int(eos_token_id)
+        self.pad_token_id = int(pad_token_id)
 
     def _word_id(self, word: str) -> int:
         specials = sorted({self.bos_token_id, self.eos_token_id, self.pad_token_id})

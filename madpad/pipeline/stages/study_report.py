@@ -57,6 +57,29 @@ def example_strip(ctx, *, n_examples: int = 3, thumb: int = 150) -> tuple[np.nda
     return np.vstack(grid), labels
 
 
+def _mad_det_figures(path, H, det_plot) -> list[str]:
+    """One DET plot per detector: the (unsegmented) attacks against each bona fide condition."""
+    from madpad.metrics.pad import det_curve
+
+    rows = read_csv(path)
+    out = []
+    for det in sorted({r["detector"] for r in rows}):
+        rs = [r for r in rows if r["detector"] == det]
+        att = [float(r["score"]) for r in rs if r["label"] == "attack"]
+        conds = sorted({r["condition"] for r in rs if r["label"] == "bona_fide"}, key=lambda c: (c != "original", c))
+        curves = {}
+        for c in conds:
+            bf = [float(r["score"]) for r in rs if r["label"] == "bona_fide" and r["condition"] == c]
+            if att and bf:
+                dc = det_curve(bf + att, ["bona_fide"] * len(bf) + ["attack"] * len(att))
+                curves[f"bona fide: {c}"] = (dc.apcer, dc.bpcer)
+        if curves:
+            fig = det_plot(curves, title=f"{det}: D-MAD DET (attacks: original morphs)", figsize=(6.5, 6.0),
+                           limits=(0.005, 0.95))
+            out.append(H.image(H.figure_to_data_uri(fig), alt=f"MAD DET {det}"))
+    return out
+
+
 def build_report(ctx) -> tuple[str, dict]:
     from madpad.report import html as H
     from madpad.report.plots import det_plot
@@ -160,6 +183,8 @@ def build_report(ctx) -> tuple[str, dict]:
                 if k not in dcols:
                     dcols.append(k)
         body.append(H.table(dtab, dcols, floatfmt=".4f"))
+    if "pad_scores" in ctx.inputs:
+        body += _mad_det_figures(ctx.inputs["pad_scores"], H, det_plot)
     sections.append(H.section("Morphing attack detection effect", body))
     summary = {"subjects": n_subj, "segmenters": seg_labels, "recognition": rec, "quality": qsum,
                "detection": dtab, "detection_notes": dnotes}

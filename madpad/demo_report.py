@@ -1,0 +1,470 @@
+"""The demo's single self-contained HTML report and its ``report.json`` (used by :mod:`madpad.demo`).
+
+Everything shown is read back from the step records (``DIR/steps/<step>.json``) and the files the
+steps wrote into ``DIR`` (scores, PAD reports with their DET curves, morphs, synthetic attacks,
+segmentation mattes), so a report rebuilt after a resumed run shows the same figures.
+Built only from :mod:`madpad.report.html` blocks: inline CSS, every image a base64 ``data:`` URI.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+import madpad
+
+FRLL_CREDIT = ("Face Research Lab London Set. Lisa DeBruine and Benedict Jones (2017). figshare. "
+               "doi:10.6084/m9.figshare.5047666.v5. Licensed under CC BY 4.0 "
+               "(https://creativecommons.org/licenses/by/4.0/).")
+CHANGES = [
+    "the bundled sample: 24 subjects, neutral and smiling frontal photos resized from 1350x1350 to 600x600 and "
+    "re-encoded as JPEG (madpad/sample_data/frll24/ATTRIBUTION.md);",
+    "morphs: two subjects' neutral photos warped to averaged landmarks and blended (full), or the morphed face "
+    "pasted into contributor A's photo with colour correction and blending (spliced);",
+    "D-MAD pairs: suspect images resized/re-encoded; live captures simulated from the smiling photos (crop, "
+    "rotation, colour, blur, noise, JPEG);",
+    "T-shirt attacks: photos placed on a larger canvas with a synthesised torso/shirt, another subject's face "
+    "printed on the chest, the wearer's face occluded, cropped or replaced per attack species;",
+    "segmentation: backgrounds segmented and replaced with white; mattes shown as grey images.",
+]
+
+
+# =========================================================================== report.json
+def build_report_json(ctx, records: Mapping[str, dict | None], *, seconds: float) -> dict:
+    """All figures of the run as one JSON-ready dict (keys documented in docs/demo.md)."""
+    from madpad.demo import STEPS, STEP_TITLES
+
+    o = ctx.opts
+    steps = {}
+    for name in STEPS:
+        rec = records.get(name)
+        if rec is None:
+            steps[name] = {"status": "not run", "title": STEP_TITLES[name]}
+            continue
+        steps[name] = {"status": rec.get("status"), "title": STEP_TITLES[name], "seconds": rec.get("seconds"),
+                       "started": rec.get("started"), "reason": rec.get("reason"), "error": rec.get("error")}
+    results = {name: (rec or {}).get("result") for name, rec in records.items() if rec and rec.get("result")}
+    return {
+        "report": "madpad-demo",
+        "madpad_version": madpad.__version__,
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "seconds": round(float(seconds), 1),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count(), "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
+        "data": {"description": ctx.data.description, "source": ctx.data.source, "subjects": len(ctx.data.subjects),
+                 "root": None if ctx.data.root is None else str(ctx.data.root), "notes": ctx.data.notes,
+                 "frll": ctx.data.is_frll},
+        "options": o.as_dict(),
+        "command": command_line(o),
+        "conventions": {
+            "scores": "higher = more likely attack (morph / presentation attack); attack when score >= threshold",
+            "fr_scores": "cosine similarity of L2-normalised dlib embeddings; higher = more similar; match when "
+                         "score >= threshold",
+            "apcer": "maximum over attack species (ISO/IEC 30107-3)",
+            "thresholds": "FR thresholds at FMR targets set on the bona fide impostor comparisons (realised FMR <= "
+                          "target); PAD figures from madpad.report.pad_report",
+        },
+        "steps": steps,
+        "results": results,
+        "figures": key_figures(results),
+        "attribution": {"frll": FRLL_CREDIT if ctx.data.is_frll else None, "changes": CHANGES},
+    }
+
+
+def key_figures(results: Mapping[str, Any]) -> dict:
+    """The headline numbers of each step (a flat view of ``results``)."""
+    out: dict[str, Any] = {}
+    gen = results.get("generate")
+    if gen:
+        out["generate"] = {m: {"made": v["made"] + v["reused"], "failed": v["failed"]} for m, v in gen["methods"].items()}
+    vul = results.get("vulnerability")
+    if vul:
+        out["vulnerability"] = {
+            m: {fmr: {k: a[k] for k in ("mmpmr", "prodavg_mmpmr", "rmmr", "fnmr", "threshold")}
+                for fmr, a in v["at_fmr"].items()} for m, v in vul["methods"].items() if v.get("status") == "ok"}
+    for step in ("detect", "tshirt"):
+        r = results.get(step)
+        if r:
+            out[step] = {d: {"d_eer": v["d_eer"], "bpcer_at_apcer": v["bpcer_at_apcer"], "n_bona_fide": v["n_bona_fide"],
+                             "n_attack": v["n_attack"]} for d, v in r["detectors"].items() if v.get("status") == "ok"}
+    seg = results.get("segmentation")
+    if seg:
+        rec = {}
+        for r in seg.get("recognition", []):
+            rec[r.get("condition", "?")] = {k: _num(r.get(k)) for k in ("EER", "FNMR@FMR1%", "FNMR@FMR0.1%",
+                                                                        "genuine_shift", "impostor_shift")}
+        out["segmentation"] = {"segmenters": seg.get("segmenters"), "recognition": rec}
+    return out
+
+
+def command_line(o) -> str:
+    parts = ["python -m madpad.demo", f"--out {o.out}"]
+    if o.data != "sample":
+        parts.append(f"--data {o.data}")
+    if o.root:
+        parts.append(f"--root {o.root}")
+    if o.pairs != 24:
+        parts.append(f"--pairs {o.pairs}")
+    from madpad.demo import STEPS
+
+    if tuple(o.steps) != STEPS:
+        parts.append(f"--steps {','.join(o.steps)}")
+    if o.seed:
+        parts.append(f"--seed {o.seed}")
+    for flag, val in (("--dcmorph-base-model", o.dcmorph_base_model), ("--dcmorph-ip-adapter", o.dcmorph_ip_adapter),
+                      ("--dcmorph-face-encoder", o.dcmorph_face_encoder), ("--clip-checkpoint", o.clip_checkpoint),
+                      ("--yolo-weights", o.yolo_weights), ("--rembg-models", o.rembg_models)):
+        if val:
+            parts.append(f"{flag} {val}")
+    if o.clip_checkpoint:
+        parts.append(f"--clip-model {o.clip_model}")
+    return " ".join(parts)
+
+
+def _num(v: Any) -> float | None:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _pct(v: Any, digits: int = 1) -> str:
+    x = _num(v)
+    return "n/a" if x is None else f"{100 * x:.{digits}f}%"
+
+
+# =========================================================================== HTML
+def render_report(ctx, doc: Mapping) -> str:
+    from madpad.report import html as H
+
+    sections = [_overview(ctx, doc, H)]
+    renderers = {"generate": _generate_section, "vulnerability": _vulnerability_section, "detect": _detect_section,
+                 "tshirt": _tshirt_section, "segmentation": _segmentation_section}
+    for name, fn in renderers.items():
+        st = doc["steps"][name]
+        title = f"{_NUMBERS[name]}. {_SECTION_TITLES[name]}"
+        if st["status"] != "ok":
+            msg = {"not run": "Not run (not in --steps and no finished output in this folder).",
+                   "skipped": f"Skipped: {st.get('reason')}",
+                   "failed": f"Failed: {st.get('error')} (traceback in steps/{name}.json)"}.get(st["status"], st["status"])
+            sections.append(H.section(title, H.note(msg), anchor=name))
+            continue
+        try:
+            body = fn(ctx, doc["results"][name], H)
+        except Exception as exc:  # noqa: BLE001 - a broken figure must not lose the rest of the report
+            body = [H.note(f"This section could not be rendered: {type(exc).__name__}: {exc}")]
+        sections.append(H.section(title, body, anchor=name))
+    sections.append(_attribution_section(ctx, doc, H))
+    return H.page("madpad demo report", sections,
+                  subtitle=f"{doc['data']['description']} - {doc['data']['subjects']} subjects - madpad "
+                           f"{doc['madpad_version']}",
+                  footer=f"Command: {doc['command']}")
+
+
+_NUMBERS = {"generate": 1, "vulnerability": 2, "detect": 3, "tshirt": 4, "segmentation": 5}
+_SECTION_TITLES = {
+    "generate": "Morph generation (landmark morphs)",
+    "vulnerability": "Face-recognition vulnerability (dlib)",
+    "detect": "Differential morphing attack detection",
+    "tshirt": "T-shirt presentation attacks",
+    "segmentation": "Background segmentation study",
+}
+
+
+def _overview(ctx, doc, H) -> str:
+    rows = []
+    for name, st in doc["steps"].items():
+        rows.append({"step": f"{_NUMBERS[name]}. {name}", "what": st["title"], "status": st["status"],
+                     "seconds": st.get("seconds"), "note": st.get("reason") or st.get("error") or ""})
+    figs = doc.get("figures", {})
+    headline = []
+    vul = figs.get("vulnerability", {})
+    for m, v in vul.items():
+        a = v.get("0.001") or next(iter(v.values()), {})
+        headline.append(f"MMPMR of {m} morphs at FMR 0.1%: {_pct(a.get('mmpmr'))}")
+    det = figs.get("detect", {})
+    for d, v in det.items():
+        headline.append(f"D-MAD {d}: D-EER {_pct(v.get('d_eer'))}")
+    tsh = figs.get("tshirt", {})
+    for d, v in tsh.items():
+        headline.append(f"T-shirt PAD {d}: D-EER {_pct(v.get('d_eer'))}")
+    body = [
+        H.paragraph("madpad generated face morphs, measured how often a face-recognition system accepts them, trained "
+                    "and evaluated differential morphing attack detectors, built and detected synthetic T-shirt "
+                    "presentation attacks and ran a short background-segmentation study. Scores are 'higher = more "
+                    "likely attack' throughout, and a score at or above the threshold is classified as an attack."),
+        H.table(rows, ["step", "what", "status", "seconds", "note"], floatfmt=".1f"),
+    ]
+    if headline:
+        body.append("<ul>" + "".join(f"<li>{H.escape(h)}</li>" for h in headline) + "</ul>")
+    body.append(H.note("Small sample: the figures have wide confidence intervals and serve to show the tools, "
+                       "not to rank methods. Point the demo at a larger set with --data/--root."))
+    m = doc["machine"]
+    body.append(H.definition_list({"data": doc["data"]["description"], "subjects": doc["data"]["subjects"],
+                                   "wall time of this run (s)": doc["seconds"],
+                                   "machine": f"{m['platform']}, {m['cpus']} CPUs, Python {m['python']}",
+                                   "command": doc["command"]}, floatfmt=".1f"))
+    for n in doc["data"].get("notes", []):
+        body.append(H.note(n))
+    return H.section("Overview", body, anchor="overview")
+
+
+# --------------------------------------------------------------------------- 1. generate
+def _generate_section(ctx, res, H) -> list[str]:
+    from madpad.io import read_image
+
+    rows = [{"method": m, "requested": v["requested"], "made": v["made"], "reused (resume)": v["reused"],
+             "failed": v["failed"], "seconds": v["seconds"]} for m, v in res["methods"].items()]
+    body = [H.paragraph(f"{res['pairs']} same-gender pairs of enrolment (neutral) photos, chosen inside the "
+                        f"subject-disjoint train/test split ({res['pairs_per_split'].get('train', 0)} train, "
+                        f"{res['pairs_per_split'].get('test', 0)} test), alpha 0.5. Pair list: {res['pairs_csv']}."),
+            H.table(rows, floatfmt=".1f")]
+    for n in res.get("notes", []):
+        body.append(H.note(n))
+    for m, v in res["methods"].items():
+        for f in v.get("failures", [])[:5]:
+            body.append(H.note(f"{m}: {f['id']} failed: {f['error']}"))
+    # thumbnails: contributor A | full morph | spliced morph | contributor B
+    from madpad.data import load_morphs
+
+    per_method = {}
+    for m, v in res["methods"].items():
+        try:
+            per_method[m] = {r.id: r for r in load_morphs(ctx.out / v["manifest"]) if r.ok}
+        except Exception:  # noqa: BLE001
+            per_method[m] = {}
+    first = next(iter(per_method.values()), {})
+    items = []
+    for mid in list(first)[:4]:
+        r0 = first[mid]
+        try:
+            items.append((H.image_to_data_uri(read_image(r0.a), max_side=160), f"A: subject {r0.subject_a}"))
+            for m, recs in per_method.items():
+                if mid in recs:
+                    items.append((H.image_to_data_uri(read_image(recs[mid].path), max_side=160), f"{m}"))
+            items.append((H.image_to_data_uri(read_image(r0.b), max_side=160), f"B: subject {r0.subject_b}"))
+        except Exception:  # noqa: BLE001 - a missing thumbnail is not worth failing the report
+            continue
+    if items:
+        body.append(H.paragraph("Examples (each row: contributor A, the morphs, contributor B):"))
+        n_cols = 2 + len(per_method)
+        for i in range(0, len(items), n_cols):
+            body.append(H.gallery(items[i:i + n_cols], width=140))
+    return body
+
+
+# --------------------------------------------------------------------------- 2. vulnerability
+def _vulnerability_section(ctx, res, H) -> list[str]:
+    from madpad.report.plots import score_histogram
+    from madpad.report.scores import read_comparison_scores
+
+    rows = []
+    for m, v in res["methods"].items():
+        if v.get("status") != "ok":
+            rows.append({"morph method": m, "target FMR": "-", "MMPMR": v.get("reason", "")})
+            continue
+        for fmr, a in v["at_fmr"].items():
+            rows.append({"morph method": m, "target FMR": f"{float(fmr):.1%}", "threshold": a["threshold"],
+                         "realised FMR": _pct(a["fmr"], 2), "FNMR": _pct(a["fnmr"]), "MMPMR": _pct(a["mmpmr"]),
+                         "ProdAvg-MMPMR": _pct(a["prodavg_mmpmr"]), "RMMR": _pct(a["rmmr"]),
+                         "morphs": v["n_morphs"], "genuine / impostor": f"{v['n_genuine']} / {v['n_impostor']}"})
+    body = [H.paragraph("Each morph is enrolled and compared with the probe (smiling) photo of each contributor "
+                        "(dlib ResNet embeddings, cosine similarity). MMPMR counts a morph when it matches every "
+                        "contributor; ProdAvg-MMPMR multiplies the per-contributor match rates; RMMR = 1 + MMPMR - "
+                        "TMR. Thresholds come from the bona fide genuine/impostor comparisons of the same images."),
+            H.table(rows, floatfmt=".4f")]
+    notes = sorted({n for v in res["methods"].values() for n in v.get("notes", [])})
+    for n in notes:
+        body.append(H.note(n))
+    figs = []
+    for m, v in res["methods"].items():
+        if v.get("status") != "ok":
+            continue
+        t = read_comparison_scores(ctx.out / v["comparisons"])
+        groups = {k: t.score[t.kind == k] for k in ("genuine", "impostor", "morph")}
+        thr = {f"FMR {float(k):.1%}": a["threshold"] for k, a in v["at_fmr"].items() if _num(a["threshold"]) is not None}
+        fig = score_histogram(groups, thresholds=thr, xlabel="dlib comparison score (higher = more similar)",
+                              title=f"{m} morphs vs contributors' probes", figsize=(5.6, 3.4), bins=30)
+        figs.append(H.image(H.figure_to_data_uri(fig), alt=f"score histogram {m}",
+                            caption=f"{m}: genuine, impostor and morph comparison scores with the thresholds"))
+    body += figs
+    return body
+
+
+# --------------------------------------------------------------------------- 3. detect / 4. tshirt (PAD)
+def _det_figure(ctx, detectors: Mapping, title: str, H):
+    from madpad.report.plots import det_plot
+
+    curves, points, n_min = {}, {}, 10 ** 9
+    for label, v in detectors.items():
+        if v.get("status") != "ok":
+            continue
+        rep = json.loads((ctx.out / v["report"]).read_text(encoding="utf-8"))
+        c = rep["det_curve"]
+        curves[label] = (np.asarray(c["apcer"], float), np.asarray(c["bpcer"], float))
+        d = _num(rep.get("d_eer"))
+        if d is not None:
+            points[f"{label} D-EER {100 * d:.1f}%"] = (d, d)
+        n_min = min([n_min, rep["n_bona_fide"]] + list(rep["species"].values()))
+    if not curves:
+        return None
+    lo = max(0.5 / max(1, n_min), 0.002)
+    fig = det_plot(curves, points=points, title=title, limits=(lo, 0.95), figsize=(6.0, 5.6))
+    return H.image(H.figure_to_data_uri(fig), alt=f"DET {title}",
+                   caption=f"{title}: APCER (max over species) against BPCER, normal-deviate axes")
+
+
+def _pad_rows(detectors: Mapping) -> list[dict]:
+    rows = []
+    for label, v in detectors.items():
+        if v.get("status") != "ok":
+            rows.append({"detector": label, "D-EER": f"failed: {v.get('error', '')}"})
+            continue
+        ci = v.get("d_eer_ci")
+        row = {"detector": label, "bona fide": v["n_bona_fide"], "attack": v["n_attack"],
+               "failed (no face)": v.get("n_failed", 0), "D-EER": _pct(v["d_eer"]),
+               "D-EER 95% CI": f"[{_pct(ci[0])}, {_pct(ci[1])}]" if ci and ci[0] is not None else "n/a"}
+        for k, b in v["bpcer_at_apcer"].items():
+            row[f"BPCER @ APCER {float(k):.0%}"] = _pct(b)
+        rows.append(row)
+    return rows
+
+
+def _species_rows(detectors: Mapping) -> list[dict]:
+    rows = []
+    for label, v in detectors.items():
+        if v.get("status") != "ok":
+            continue
+        for sp, n in v["species"].items():
+            rows.append({"detector": label, "attack species": sp, "n": n,
+                         "D-EER vs bona fide": _pct(v["d_eer_per_species"].get(sp))})
+    return rows
+
+
+def _detect_section(ctx, res, H) -> list[str]:
+    counts = res["counts"]
+    body = [H.paragraph(
+        "Differential MAD: each pair is a suspect image (an enrolment photo or a morph) and a trusted live capture "
+        "of the claimed subject. Live captures: " + res["live_capture"] + ". Detectors are trained on the train "
+        "subjects and evaluated on the disjoint test subjects: "
+        + "; ".join(f"{k}: {v['bona_fide']} bona fide + {v['attack']} attack pairs" for k, v in counts.items())
+        + ". dlib_distance is the untrained 1 - cosine of the two dlib embeddings; dlib_diff_logreg / dlib_diff_svm "
+        "classify the embedding difference (logistic regression / RBF SVM)."),
+        H.table(_pad_rows(res["detectors"]))]
+    if res.get("dropped_morphs"):
+        body.append(H.note(f"{res['dropped_morphs']} morph(s) left out: contributors in different splits."))
+    fig = _det_figure(ctx, res["detectors"], "D-MAD on the test subjects", H)
+    if fig:
+        body.append(fig)
+    sp = _species_rows(res["detectors"])
+    if sp:
+        body.append(H.table(sp, caption="Per attack species (morph method)"))
+    return body
+
+
+def _tshirt_section(ctx, res, H) -> list[str]:
+    from madpad.io import read_image
+
+    body = [H.paragraph(
+        f"{res['images']} synthetic images from {res['wearers']} wearers (madpad.pad.synth: a synthesised torso with "
+        "another subject's face printed on the shirt; per species the wearer's face is visible, occluded, cropped "
+        "out or replaced by hair). Detection: face detector + person detector + spatial-consistency rules (a real "
+        "face sits in a person's head region). An image without a detected face scores 0 (counted as bona fide)."),
+        H.table([{"class": k, "images": v} for k, v in res["counts"].items()]),
+        H.table(_pad_rows(res["detectors"]))]
+    fig = _det_figure(ctx, res["detectors"], "T-shirt PAD", H)
+    if fig:
+        body.append(fig)
+    sp = _species_rows(res["detectors"])
+    if sp:
+        body.append(H.table(sp, caption="Per attack species"))
+    # one example per class
+    synth = ctx.out / res["synth_manifest"]
+    try:
+        with open(synth, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        seen, items = set(), []
+        for r in rows:
+            key = r["species"] or f"bona fide ({r['capture']})"
+            if key in seen:
+                continue
+            seen.add(key)
+            items.append((H.image_to_data_uri(read_image(synth.parent / r["path"]), max_side=220), key))
+        if items:
+            body.append(H.gallery(items, width=170))
+    except Exception as exc:  # noqa: BLE001
+        body.append(H.note(f"examples not shown: {exc}"))
+    return body
+
+
+# --------------------------------------------------------------------------- 5. segmentation
+def _segmentation_section(ctx, res, H) -> list[str]:
+    from madpad.io import read_image
+
+    body = [H.paragraph(
+        f"{res['subjects']} subjects through the segmentation-study pipeline ({Path(res['pipeline']).name}, local "
+        f"executor, content-addressed stage cache): segmenters {', '.join(res['segmenters'])}; backgrounds replaced "
+        "with white; effect on dlib face recognition and on the untrained D-MAD distance. Full study report: "
+        f"{res['study_report']}.")]
+    seg_rows = [{"segmenter": k, "segmented": v["ok"], "failed": v["failed"],
+                 "mean foreground share": v.get("mean_foreground_share")} for k, v in res["segmenter_counts"].items()]
+    body.append(H.table(seg_rows, floatfmt=".3f", caption="Segmentation"))
+    rec_cols = ["condition", "EER", "FNMR@FMR1%", "FNMR@FMR0.1%", "genuine_mean", "genuine_shift", "impostor_shift"]
+    rec = [{c: (_num(r.get(c)) if c != "condition" else r.get(c)) for c in rec_cols} for r in res["recognition"]]
+    if rec:
+        body.append(H.table(rec, rec_cols, floatfmt=".3f",
+                            caption="Face recognition (dlib) per condition: reference vs probe, segmented or original"))
+    det_rows = res.get("detection") or []
+    if det_rows:
+        cols = [c for c in det_rows[0] if c not in ("n_attack", "n_bona_fide")][:8]
+        body.append(H.table([{c: (r.get(c) if _num(r.get(c)) is None else _num(r.get(c))) for c in cols}
+                             for r in det_rows], cols, floatfmt=".3f",
+                            caption="D-MAD (untrained distance): thresholds fixed on original images, BPCER on "
+                                    "segmented bona fide references"))
+    for n in res.get("notes", []):
+        body.append(H.note(n))
+    # mattes: original + matte + composite of the first two images for each segmenter
+    seg_dir = ctx.out / res["workdir"] / "segment" / "segmented"
+    img_dir = ctx.out / res["workdir"] / "images" / "images"
+    items = []
+    try:
+        originals = sorted(p for p in img_dir.iterdir() if p.is_file())[:2]
+        for orig in originals:
+            items.append((H.image_to_data_uri(read_image(orig), max_side=150), f"original {orig.stem}"))
+            for s in res["segmenters"]:
+                matte = seg_dir / s / "mattes" / f"{orig.stem}.png"
+                comp = seg_dir / s / f"{orig.stem}.jpg"
+                if matte.is_file():
+                    items.append((H.image_to_data_uri(read_image(matte), max_side=150, fmt="png"), f"{s} mask"))
+                if comp.is_file():
+                    items.append((H.image_to_data_uri(read_image(comp), max_side=150), f"{s} composite"))
+    except OSError as exc:
+        body.append(H.note(f"mask thumbnails not shown: {exc}"))
+    if items:
+        body.append(H.gallery(items, width=120))
+    return body
+
+
+# --------------------------------------------------------------------------- attribution
+def _attribution_section(ctx, doc, H) -> str:
+    body = []
+    if doc["attribution"]["frll"]:
+        body.append(H.paragraph("Images in this report are derived from: " + doc["attribution"]["frll"]
+                                + " The subjects consented to the use of their photos \"in original or altered forms\" "
+                                  "for research and illustration."))
+    else:
+        body.append(H.paragraph("Images in this report are derived from the user's images (see the data manifest); "
+                                "their licence and attribution terms apply."))
+    body.append(H.paragraph("What was changed:"))
+    body.append("<ul>" + "".join(f"<li>{H.escape(c)}</li>" for c in doc["attribution"]["changes"]) + "</ul>")
+    body.append(H.definition_list(doc["conventions"]))
+    return H.section("Attribution and conventions", body, anchor="attribution")
