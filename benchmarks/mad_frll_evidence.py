@@ -17,12 +17,14 @@ import json
 import time
 from pathlib import Path
 
+# fr_texture first: its per-image features (embedding + texture) are cached and the
+# embedding-only detectors reuse their embedding part
 DETECTORS = [
+    ("fr_texture: dlib pair + texture + LR", "fr_texture", {"C": "auto"}),
     ("dlib distance, untrained (1 - cos)", "embedding_distance", {}),
     ("dlib diff + logistic regression", "embedding_logreg", {"C": "auto"}),
     ("dlib diff + RBF SVM", "embedding_svm", {"C": "auto"}),
     ("texture S-MAD (suspect only) + LR", "embedding_logreg", {"C": "auto", "features": ["texture"]}),
-    ("fr_texture: dlib pair + texture + LR", "fr_texture", {"C": "auto"}),
 ]
 FAST = {"embedder_params": {"detector": {"name": "dlib_hog", "upsample": 0, "max_side": 400}}}
 

@@ -535,13 +535,22 @@ def select_pairs(ctx: DemoContext) -> tuple[list, list]:
     return pairs, notes
 
 
+def dcmorph_params(o: DemoOptions) -> dict:
+    """Options of the DCMorph generator built from ``--dcmorph-*`` (``madpad.morph.dcmorph``;
+    everything else keeps the reference defaults)."""
+    def path(v: str) -> str:
+        p = Path(v).expanduser()
+        return str(p.resolve()) if p.exists() else v
+
+    return {"base_model": path(o.dcmorph_base_model), "ip_adapter": path(o.dcmorph_ip_adapter),
+            "face_encoder": o.dcmorph_face_encoder, "steps": o.dcmorph_steps, "device": o.dcmorph_device}
+
+
 def _morph_generator(ctx: DemoContext, method: str):
     from madpad.morph import get_morph_method
 
-    o = ctx.opts
     if method == "dcmorph":
-        return get_morph_method("dcmorph", base_model=o.dcmorph_base_model, ip_adapter=o.dcmorph_ip_adapter,
-                                face_encoder=o.dcmorph_face_encoder, steps=o.dcmorph_steps, device=o.dcmorph_device)
+        return get_morph_method("dcmorph", **dcmorph_params(ctx.opts))
     return get_morph_method(method)
 
 
@@ -614,7 +623,7 @@ def step_detect(ctx: DemoContext) -> dict:
             raise StepSkipped(f"the {name} split has {len(ps) - n_att} bona fide and {n_att} attack pairs; both "
                               "are needed (raise --pairs)")
     cache = FeatureCache(ctx.cache_dir / "mad-features")
-    detectors = _mad_detectors(ctx)
+    detectors = mad_detectors(ctx)
     results, score_files = {}, {}
     for label, (name, params, trained_dir) in detectors.items():
         ctx.echo(f"      detector {label}")
@@ -643,10 +652,10 @@ def step_detect(ctx: DemoContext) -> dict:
                             "image, seeded (madpad.mad.pairs.vary_live_capture)"}
 
 
-def _mad_detectors(ctx: DemoContext) -> dict:
+def mad_detectors(ctx: DemoContext) -> dict:
     """label -> (registry name, params, saved detector dir or None)."""
     o = ctx.opts
-    emb = {"embedder": "dlib", "embedder_params": DLIB_EMBEDDER}
+    emb = {"embedder": "dlib", "embedder_params": DLIB_EMBEDDER, "progress": ctx.progress}
     dets = {
         "dlib_distance": ("embedding_distance", dict(emb), None),
         "dlib_diff_logreg": ("embedding_logreg", {**emb, "features": ["diff"], "classifier": "logreg"}, None),
@@ -657,12 +666,12 @@ def _mad_detectors(ctx: DemoContext) -> dict:
         if p.is_dir():
             dets["foundation"] = ("foundation", {}, p)
         else:
-            params = _foundation_params(ctx, p)
+            params = foundation_params(ctx, p)
             dets["foundation"] = ("foundation", params, None)
     return dets
 
 
-def _foundation_params(ctx: DemoContext, checkpoint: Path) -> dict:
+def foundation_params(ctx: DemoContext, checkpoint: Path) -> dict:
     """The shipped DifFoundMAD-style config with the user's checkpoint and architecture."""
     import yaml
 
@@ -753,9 +762,7 @@ def step_tshirt(ctx: DemoContext) -> dict:
     if not rows:
         raise StepSkipped("the synthetic T-shirt generator made no image (see tshirt/synth/failures.csv)")
     rules = RuleConfig.from_dict({**RuleConfig().to_dict(), "no_face_score": 0.0})
-    configs = {"pose+dlib_hog": ("mediapipe_pose", "dlib_hog")}
-    if o.yolo_weights:
-        configs["yolo+dlib_hog"] = (f"yolo:weights={Path(o.yolo_weights).expanduser().resolve()}", "dlib_hog")
+    configs = tshirt_detectors(o)
     results = {}
     from tqdm.auto import tqdm
 
@@ -804,6 +811,14 @@ def step_tshirt(ctx: DemoContext) -> dict:
     return {"images": len(rows), "wearers": len({r['subject'] for r in rows}), "counts": counts,
             "synth_manifest": str(manifest.relative_to(ctx.out)), "detectors": results,
             "synth_config": asdict(SynthConfig(seed=o.seed))}
+
+
+def tshirt_detectors(o: DemoOptions) -> dict:
+    """label -> (person detector spec, face detector spec) for :meth:`TshirtDetector.from_names`."""
+    configs = {"pose+dlib_hog": ("mediapipe_pose", "dlib_hog")}
+    if o.yolo_weights:
+        configs["yolo+dlib_hog"] = (f"yolo:weights={Path(o.yolo_weights).expanduser().resolve()}", "dlib_hog")
+    return configs
 
 
 def _tshirt_synth(ctx: DemoContext, synth_dir: Path) -> Path:

@@ -211,6 +211,8 @@ def _overview(ctx, doc, H) -> str:
     m = doc["machine"]
     body.append(H.definition_list({"data": doc["data"]["description"], "subjects": doc["data"]["subjects"],
                                    "wall time of this run (s)": doc["seconds"],
+                                   "time of the steps shown (s)": sum(float(st.get("seconds") or 0)
+                                                                      for st in doc["steps"].values()),
                                    "machine": f"{m['platform']}, {m['cpus']} CPUs, Python {m['python']}",
                                    "command": doc["command"]}, floatfmt=".1f"))
     for n in doc["data"].get("notes", []):
@@ -294,7 +296,7 @@ def _vulnerability_section(ctx, res, H) -> list[str]:
         thr = {f"FMR {float(k):.1%}": a["threshold"] for k, a in v["at_fmr"].items() if _num(a["threshold"]) is not None}
         fig = score_histogram(groups, thresholds=thr, xlabel="dlib comparison score (higher = more similar)",
                               title=f"{m} morphs vs contributors' probes", figsize=(5.6, 3.4), bins=30)
-        figs.append(H.image(H.figure_to_data_uri(fig), alt=f"score histogram {m}",
+        figs.append(H.image(H.figure_to_data_uri(fig), alt=f"score histogram {m}", width=480,
                             caption=f"{m}: genuine, impostor and morph comparison scores with the thresholds"))
     body += figs
     return body
@@ -319,7 +321,7 @@ def _det_figure(ctx, detectors: Mapping, title: str, H):
         return None
     lo = max(0.5 / max(1, n_min), 0.002)
     fig = det_plot(curves, points=points, title=title, limits=(lo, 0.95), figsize=(6.0, 5.6))
-    return H.image(H.figure_to_data_uri(fig), alt=f"DET {title}",
+    return H.image(H.figure_to_data_uri(fig), alt=f"DET {title}", width=520,
                    caption=f"{title}: APCER (max over species) against BPCER, normal-deviate axes")
 
 
@@ -331,7 +333,7 @@ def _pad_rows(detectors: Mapping) -> list[dict]:
             continue
         ci = v.get("d_eer_ci")
         row = {"detector": label, "bona fide": v["n_bona_fide"], "attack": v["n_attack"],
-               "failed (no face)": v.get("n_failed", 0), "D-EER": _pct(v["d_eer"]),
+               "not scored (failed)": v.get("n_failed", 0), "D-EER": _pct(v["d_eer"]),
                "D-EER 95% CI": f"[{_pct(ci[0])}, {_pct(ci[1])}]" if ci and ci[0] is not None else "n/a"}
         for k, b in v["bpcer_at_apcer"].items():
             row[f"BPCER @ APCER {float(k):.0%}"] = _pct(b)

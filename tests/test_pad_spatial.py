@@ -129,14 +129,17 @@ def test_silhouette_holes_are_filled_and_small_gaps_bridged():
     assert hr_small_gap == pytest.approx(hr_raw)
 
 
-def test_pose_without_visible_shoulders_does_not_use_the_head_only_box():
-    # only head keypoints visible: the pose box covers the head, so rel_y is meaningless there
+def test_pose_without_visible_shoulders_rel_y_rule_is_a_switch():
+    # only head keypoints visible: the pose box covers the head, the face centre sits low in it
     kps = {"nose": (300, 200, 0.99), "left_eye": (325, 170, 0.99), "right_eye": (275, 170, 0.99),
            "left_shoulder": (450, 990, 0.2), "right_shoulder": (150, 990, 0.2)}
     p = PersonDetection(box=(230, 60, 370, 240), score=0.9, keypoints=kps)
-    res = assess([HEAD_FACE], [p], image_shape=SHAPE)
-    assert res.faces[0].rel_y > 0.6 and res.faces[0].strengths["torso"] == 0.0
-    assert res.score < 0.5
+    on = assess([HEAD_FACE], [p], image_shape=SHAPE)
+    rel_y = (200 - 60) / 180
+    assert on.faces[0].rel_y == pytest.approx(rel_y)
+    assert on.faces[0].strengths["torso"] == pytest.approx(1 / (1 + math.exp(-20 * (rel_y - 0.35))))
+    off = assess([HEAD_FACE], [p], image_shape=SHAPE, config=RuleConfig(rel_y_without_shoulders=0.0))
+    assert off.faces[0].strengths["torso"] == 0.0 and off.score < 0.5
 
 
 def test_mask_rules_catch_a_chest_face_even_when_the_pose_follows_it():

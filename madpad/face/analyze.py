@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from madpad.errors import FaceNotFoundError, ImageReadError, MissingDependencyError, UsageError
+from madpad.errors import (
+    FaceNotFoundError,
+    ImageReadError,
+    MissingDependencyError,
+    UsageError,
+)
 from madpad.face.types import FaceAnalysis, FaceDetection, MultipleFacesError
 
 POLICIES = ("largest", "most_central", "highest_score", "error_if_multiple")

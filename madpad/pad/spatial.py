@@ -15,7 +15,8 @@ Rule strengths (each in [0, 1], per face) and the image score::
 
     torso      = sigmoid(slope * (face_cy - shoulder_y) / shoulder_width)       (shoulders visible)
                = sigmoid(slope_rel * (rel_y - head_region_max))                  (body box, no keypoints)
-                 (0 for a pose whose shoulders are not visible: its box covers the head only)
+                 (for a pose whose shoulders are not visible the box covers the visible keypoints
+                 only; the rel_y rule still applies unless rel_y_without_shoulders=0)
     pose_head  = 1 - share of the person's visible head keypoints (nose, eyes) inside the face box
                  (0 when the person has no visible head keypoints)
     body_above = sigmoid(slope_mask * (head_room - head_room_max))                (person mask)
@@ -72,6 +73,7 @@ class RuleConfig:
 
     min_containment: float = 0.5
     head_region_max: float = 0.35      # rel_y (face centre, 0 = person top, 1 = bottom) above which = torso
+    rel_y_without_shoulders: float = 1.0  # 1: apply the rel_y rule to poses without visible shoulders too
     slope_rel: float = 20.0
     slope_shoulder: float = 6.0
     shoulder_min_visibility: float = 0.5
@@ -248,10 +250,12 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
             if sh is not None:
                 fa.shoulder_offset = (cy - sh[0]) / sh[1]
                 st["torso"] = _sigmoid(cfg.slope_shoulder * fa.shoulder_offset)
-            elif p.keypoints is None:
-                # a body box (hog, yolo, silhouette): the head is its top part
+            elif p.keypoints is None or cfg.rel_y_without_shoulders:
+                # a body box (hog, yolo, silhouette): the head is its top part. A pose whose shoulders
+                # are not visible has a box around the visible keypoints only (often the head), so
+                # there rel_y mostly says "no body seen below this face"; rel_y_without_shoulders=0
+                # switches the rule off for such poses
                 st["torso"] = _sigmoid(cfg.slope_rel * (fa.rel_y - cfg.head_region_max))
-            # else: a pose without visible shoulders has a head-only box; rel_y says nothing there
             head = [p.keypoint(n, min_visibility=cfg.shoulder_min_visibility) for n in ("nose", "left_eye", "right_eye")]
             head = [k for k in head if k is not None]
             if head:

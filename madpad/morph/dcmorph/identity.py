@@ -104,7 +104,10 @@ def resolve_identity_encoder(spec: str | Any):
     from madpad.io import optional_import
 
     face = optional_import("madpad.face", extra="face", purpose=f"the identity encoder {name!r}")
-    return face.get_embedder(name, **params)
+    try:
+        return face.get_embedder(name, **params)
+    except (FileNotFoundError, TypeError, ValueError) as exc:  # bad model path / option: an input error
+        raise UsageError(f"--face-encoder {spec!r}: {exc}") from None
 
 
 def encoder_dim(encoder) -> int | None:
