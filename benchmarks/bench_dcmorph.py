@@ -27,7 +27,9 @@ def main(argv=None) -> int:
     from madpad.morph.dcmorph.pipeline import DCMorphPipeline, make_schedulers
 
     torch.set_num_threads(args.threads)
-    print(f"# dcmorph evidence (tiny random-init models)\nmachine: {platform.machine()}, {__import__('os').cpu_count()} "
+    import os
+
+    print(f"# dcmorph evidence (tiny random-init models)\nmachine: {platform.machine()}, {os.cpu_count()} "
           f"CPUs, torch {torch.__version__}, threads {args.threads}\n")
 
     class Analytic(DCMorphPipeline):

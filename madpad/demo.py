@@ -40,17 +40,18 @@ Exit codes: 0 when every selected step ran (per-item failures are listed in the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
-import math
 import os
 import sys
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -320,7 +321,11 @@ def load_data(data: str, root: Path | None) -> DemoData:
 
     source, manifest, is_frll = data, None, False
     if data == "sample":
-        from madpad.data.sample import sample_manifest, sample_manifest_path, sample_root
+        from madpad.data.sample import (
+            sample_manifest,
+            sample_manifest_path,
+            sample_root,
+        )
 
         if root is not None:
             raise UsageError("--root applies to --data frll or a manifest, not to the bundled sample")
@@ -611,7 +616,9 @@ def step_detect(ctx: DemoContext) -> dict:
     o = ctx.opts
     out = ctx.step_dir("detect")
     morphs = [m for recs in _load_morph_manifests(ctx).values() for m in recs]
-    images = ctx.data.enrolment + ctx.data.probe
+    # the enrolment/probe choice of load_data (captures set explicitly: a manifest may have none)
+    images = ([dataclasses.replace(r, capture="enrolment") for r in ctx.data.enrolment]
+              + [dataclasses.replace(r, capture="probe") for r in ctx.data.probe])
     cfg = BuildConfig(fractions=SPLIT_FRACTIONS, split_names=SPLIT_NAMES, seed=o.seed, live_variants=o.live_variants)
     ctx.echo(f"      building D-MAD pairs (suspect images, {o.live_variants} simulated live capture(s) per subject)")
     built = build_dmad_pairs(images, morphs, out / "pairs", config=cfg, progress=ctx.progress)
@@ -824,7 +831,13 @@ def tshirt_detectors(o: DemoOptions) -> dict:
 def _tshirt_synth(ctx: DemoContext, synth_dir: Path) -> Path:
     """Generate (or reuse) the synthetic set: wearers = the first N enrolment images (seeded
     choice), printed faces = every other subject's enrolment image."""
-    from madpad.pad.synth import Source, SynthConfig, _read_tem_eyes, find_tem, generate_set
+    from madpad.pad.synth import (
+        Source,
+        SynthConfig,
+        _read_tem_eyes,
+        find_tem,
+        generate_set,
+    )
 
     o = ctx.opts
     cfg = SynthConfig(seed=o.seed)
@@ -977,7 +990,7 @@ def run_demo(opts: DemoOptions, *, echo: Callable[[str], None] | None = None) ->
         except StepSkipped as exc:
             record.update(status="skipped", reason=str(exc))
             echo(f"      skipped: {exc}")
-        except (UsageError,) as exc:
+        except UsageError:
             raise
         except KeyboardInterrupt:
             raise

@@ -14,8 +14,9 @@ import math
 import os
 import platform
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -25,14 +26,14 @@ FRLL_CREDIT = ("Face Research Lab London Set. Lisa DeBruine and Benedict Jones (
                "doi:10.6084/m9.figshare.5047666.v5. Licensed under CC BY 4.0 "
                "(https://creativecommons.org/licenses/by/4.0/).")
 CHANGES = [
-    "the bundled sample: 24 subjects, neutral and smiling frontal photos resized from 1350x1350 to 600x600 and "
-    "re-encoded as JPEG (madpad/sample_data/frll24/ATTRIBUTION.md);",
-    "morphs: two subjects' neutral photos warped to averaged landmarks and blended (full), or the morphed face "
-    "pasted into contributor A's photo with colour correction and blending (spliced);",
-    "D-MAD pairs: suspect images resized/re-encoded; live captures simulated from the smiling photos (crop, "
-    "rotation, colour, blur, noise, JPEG);",
-    "T-shirt attacks: photos placed on a larger canvas with a synthesised torso/shirt, another subject's face "
-    "printed on the chest, the wearer's face occluded, cropped or replaced per attack species;",
+    ("the bundled sample: 24 subjects, neutral and smiling frontal photos resized from 1350x1350 to 600x600 and "
+     "re-encoded as JPEG (madpad/sample_data/frll24/ATTRIBUTION.md);"),
+    ("morphs: two subjects' neutral photos warped to averaged landmarks and blended (full), or the morphed face "
+     "pasted into contributor A's photo with colour correction and blending (spliced);"),
+    ("D-MAD pairs: suspect images resized/re-encoded; live captures simulated from the smiling photos (crop, "
+     "rotation, colour, blur, noise, JPEG);"),
+    ("T-shirt attacks: photos placed on a larger canvas with a synthesised torso/shirt, another subject's face "
+     "printed on the chest, the wearer's face occluded, cropped or replaced per attack species;"),
     "segmentation: backgrounds segmented and replaced with white; mattes shown as grey images.",
 ]
 
@@ -40,7 +41,7 @@ CHANGES = [
 # =========================================================================== report.json
 def build_report_json(ctx, records: Mapping[str, dict | None], *, seconds: float) -> dict:
     """All figures of the run as one JSON-ready dict (keys documented in docs/demo.md)."""
-    from madpad.demo import STEPS, STEP_TITLES
+    from madpad.demo import STEP_TITLES, STEPS
 
     o = ctx.opts
     steps = {}
@@ -254,7 +255,7 @@ def _generate_section(ctx, res, H) -> list[str]:
                 if mid in recs:
                     items.append((H.image_to_data_uri(read_image(recs[mid].path), max_side=160), f"{m}"))
             items.append((H.image_to_data_uri(read_image(r0.b), max_side=160), f"B: subject {r0.subject_b}"))
-        except Exception:  # noqa: BLE001 - a missing thumbnail is not worth failing the report
+        except Exception:  # noqa: BLE001, S112 - a missing thumbnail is not worth failing the report
             continue
     if items:
         body.append(H.paragraph("Examples (each row: contributor A, the morphs, contributor B):"))
@@ -427,7 +428,7 @@ def _segmentation_section(ctx, res, H) -> list[str]:
                             caption="Face recognition (dlib) per condition: reference vs probe, segmented or original"))
     det_rows = res.get("detection") or []
     if det_rows:
-        cols = [c for c in det_rows[0] if c not in ("n_attack", "n_bona_fide")][:8]
+        cols = [c for c in det_rows[0] if c not in ("n_attack", "n_bona_fide")]
         body.append(H.table([{c: (r.get(c) if _num(r.get(c)) is None else _num(r.get(c))) for c in cols}
                              for r in det_rows], cols, floatfmt=".3f",
                             caption="D-MAD (untrained distance): thresholds fixed on original images, BPCER on "

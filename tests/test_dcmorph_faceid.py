@@ -25,6 +25,15 @@ from madpad.morph.dcmorph.pipeline import tiny_config_path  # noqa: E402
 from madpad.morph.dcmorph.testing import base_unet_state_dict, cached_tiny_pipeline  # noqa: E402
 
 RANK = 4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # 2 shared cores: several torch threads spin against other processes (10x slower)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 TARGET = {"to_q_lora": "to_q", "to_k_lora": "to_k", "to_v_lora": "to_v", "to_out_lora": "to_out.0"}
 
 
@@ -198,3 +207,18 @@ def test_encoder_spec_parsing():
     assert parse_encoder_spec("dummy") == ("dummy", {})
     with pytest.raises(UsageError, match="missing an '=' sign"):
         parse_encoder_spec("dummy:dim")
+
+
+def test_hash_tokenizer_is_deterministic_and_clip_shaped():
+    from madpad.morph.dcmorph.tokenizer import HashWordTokenizer
+
+    tok = HashWordTokenizer(vocab_size=1000, model_max_length=8, bos_token_id=0, eos_token_id=999, pad_token_id=1)
+    ids = tok(["Headshot, high quality", "headshot high QUALITY"], padding="max_length", max_length=8).input_ids
+    assert ids.shape == (2, 8) and torch.equal(ids[0], ids[1])  # case and punctuation do not matter
+    row = ids[0].tolist()
+    assert row[0] == 0 and row[4] == 999 and row[5:] == [1, 1, 1]
+    assert all(i not in (0, 1, 999) for i in row[1:4])
+    long = tok(["a b c d e f g h i j"], max_length=8).input_ids[0].tolist()
+    assert len(long) == 8 and long[-1] == 999  # truncated, EOS kept
+    with pytest.raises(ValueError, match="vocab_size"):
+        HashWordTokenizer(vocab_size=3)

@@ -139,7 +139,7 @@ def test_yolo_weights_add_a_person_detector(tmp_path):
     o = _opts(tmp_path, "--yolo-weights", str(w))
     configs = demo.tshirt_detectors(o)
     assert configs["pose+dlib_hog"] == ("mediapipe_pose", "dlib_hog")
-    person, face = configs["yolo+dlib_hog"]
+    person, _ = configs["yolo+dlib_hog"]
     from madpad.pad.detector import parse_component
 
     assert parse_component(person, what="person") == ("yolo", {"weights": str(w.resolve())})

@@ -64,14 +64,21 @@ def test_hog_people_detector_maps_boxes_back_to_the_input_size(astronaut):
 
 
 def test_yolo_backend_end_to_end_with_random_init_model(astronaut, tmp_path, monkeypatch):
+    import importlib.util
+
     torch = pytest.importorskip("torch")
-    pytest.importorskip("ultralytics")
+    if importlib.util.find_spec("ultralytics") is None:  # not importorskip: importing it patches PIL globally
+        pytest.skip("ultralytics is not installed")
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ycfg"))
+    from PIL import Image
+
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
+    threads, pil_open, torch_load = torch.get_num_threads(), Image.open, torch.load
     det = get_person_detector("yolo", weights="yolov8n.yaml", conf=1e-4, imgsz=160)
     people = det.detect(astronaut)
-    assert torch.get_num_threads() == threads  # ultralytics' thread reset is undone
+    # ultralytics' process-wide changes are undone (thread count, monkey-patched PIL/torch functions)
+    assert torch.get_num_threads() == threads
+    assert Image.open is pil_open and torch.load is torch_load
     assert people, "a random-init model at conf=1e-4 still emits boxes; the wiring must return them"
     for p in people:
         assert isinstance(p, PersonDetection) and p.detector == "yolo" and p.keypoints is None

@@ -1,4 +1,4 @@
-"""Per-image face features for the embedding-based detectors: FR embedding + texture.
+"""Per-image face features for the embedding-based detectors: FR embedding, texture, shape.
 
 :class:`FaceFeatureExtractor` analyses an image once (face detection + landmarks with the
 embedder's own components) and returns one vector: the L2-normalised FR embedding
@@ -12,6 +12,9 @@ texture statistics of the ArcFace-aligned inner face (grey level, ``texture_size
   averages out fine detail and noise, which shifts energy to low frequencies);
 * uniform LBP histograms at radius 1 (8 points) and 2 (16 points);
 * chroma: std of Cr and Cb, mean saturation.
+
+and, when ``shape=True``, the face geometry of :func:`shape_features` (brow, nose and eye
+landmarks in an eye-normalised frame).
 
 Images without a usable face give a row of NaNs and a status (``no_face``,
 ``unreadable``...), never an exception.
@@ -88,20 +91,55 @@ class FeatureResult:
     error: list
 
 
+SHAPE_POINTS = tuple(range(17, 48))  # dlib 68: brows, nose, eyes (jaw and mouth move with expression)
+SHAPE_DIM = 2 * len(SHAPE_POINTS)
+
+
+def shape_features(landmarks68: np.ndarray) -> np.ndarray:
+    """Face geometry invariant to position, scale and roll: the brow, nose and eye points of
+    dlib's 68 landmarks in a frame with the eye centres at (-0.5, 0) and (0.5, 0).
+    A morph's geometry is the average of its contributors', so it differs from either one."""
+    lm = np.asarray(landmarks68, dtype=np.float64)
+    if lm.shape != (68, 2):
+        raise ValueError(f"shape features need 68 landmarks; got shape {lm.shape}")
+    le, re = lm[36:42].mean(0), lm[42:48].mean(0)
+    c, v = (le + re) / 2, re - le
+    d = float(np.hypot(*v)) or 1.0
+    cos, sin = v / d
+    R = np.array([[cos, sin], [-sin, cos]])
+    pts = ((lm[list(SHAPE_POINTS)] - c) @ R.T) / d
+    return pts.ravel().astype(np.float32)
+
+
+def feature_layout(embed_dim: int, *, texture: bool, shape: bool) -> dict[str, slice]:
+    """Where each part sits in a per-image feature vector: embedding | texture | shape."""
+    out, o = {"embedding": slice(0, embed_dim)}, embed_dim
+    if texture:
+        out["texture"] = slice(o, o + TEXTURE_DIM)
+        o += TEXTURE_DIM
+    if shape:
+        out["shape"] = slice(o, o + SHAPE_DIM)
+        o += SHAPE_DIM
+    out["all"] = slice(0, o)
+    return out
+
+
 class FaceFeatureExtractor:
-    """FR embedding (+ texture) of full images, one face analysis per image.
+    """FR embedding (+ texture, + shape) of full images, one face analysis per image.
 
     ``embedder``: a :func:`madpad.face.get_embedder` name (``dlib``, ``arcface_onnx``,
     ``open_clip``) with ``embedder_params``; ``texture``: append :func:`texture_features`
-    of the ArcFace-aligned face at ``texture_size`` pixels.
+    of the ArcFace-aligned face at ``texture_size`` pixels; ``shape``: append
+    :func:`shape_features` (needs a 68-point landmarker, e.g. the dlib embedder's).
     """
 
     def __init__(self, *, embedder: str = "dlib", embedder_params: dict | None = None, texture: bool = False,
-                 texture_size: int = 160):
+                 texture_size: int = 160, shape: bool = False):
         self.embedder_name = embedder
         self.embedder_params = dict(embedder_params or {})
         self.texture = bool(texture)
         self.texture_size = int(texture_size)
+        self.shape = bool(shape)
         self._emb = None
 
     @property
@@ -116,13 +154,29 @@ class FaceFeatureExtractor:
     def embed_dim(self) -> int:
         return int(self.emb.dim)
 
+    def layout(self) -> dict[str, slice]:
+        return feature_layout(self.embed_dim, texture=self.texture, shape=self.shape)
+
     @property
     def dim(self) -> int:
-        return self.embed_dim + (TEXTURE_DIM if self.texture else 0)
+        return self.layout()["all"].stop
+
+    def _id(self, texture: bool, shape: bool) -> str:
+        return f"{self.emb.id}|texture={texture}:{self.texture_size}:v1" + ("|shape=v1" if shape else "")
 
     @property
     def id(self) -> str:
-        return f"{self.emb.id}|texture={self.texture}:{self.texture_size}:v1"
+        return self._id(self.texture, self.shape)
+
+    def _from_superset(self, v: np.ndarray, texture: bool, shape: bool) -> np.ndarray:
+        """This extractor's vector cut out of a cached vector of a richer variant."""
+        src = feature_layout(self.embed_dim, texture=texture, shape=shape)
+        parts = [v[src["embedding"]]]
+        if self.texture:
+            parts.append(v[src["texture"]])
+        if self.shape:
+            parts.append(v[src["shape"]])
+        return np.concatenate(parts)
 
     def one(self, image: Any) -> np.ndarray:
         """Feature vector of one image; raises a MadpadError subclass for per-image problems."""
@@ -135,12 +189,16 @@ class FaceFeatureExtractor:
             e = emb.embed_aligned([emb.face_chip(a.image, a)])[0]
         else:
             e = emb.embed_one(a.image)
-        e = np.asarray(l2_normalize(np.asarray(e, dtype=np.float64)), dtype=np.float32)
-        if not self.texture:
-            return e
-        crop = align_arcface(a.image, a.landmarks5 if a.landmarks5 is not None else a.landmarks,
-                             size=self.texture_size)
-        return np.concatenate([e, texture_features(crop)]).astype(np.float32)
+        parts = [np.asarray(l2_normalize(np.asarray(e, dtype=np.float64)), dtype=np.float32)]
+        if self.texture:
+            crop = align_arcface(a.image, a.landmarks5 if a.landmarks5 is not None else a.landmarks,
+                                 size=self.texture_size)
+            parts.append(texture_features(crop))
+        if self.shape:
+            if a.landmarks is None or len(a.landmarks) != 68:
+                raise ValueError("shape features need a 68-point landmarker (e.g. landmarker='dlib68')")
+            parts.append(shape_features(a.landmarks))
+        return np.concatenate(parts).astype(np.float32)
 
     def many(self, images: Sequence[Any], *, cache=None, progress: bool = False, desc: str = "features") -> FeatureResult:
         """Features of many images (each distinct image once; ``cache``: a FeatureCache)."""
@@ -161,15 +219,18 @@ class FaceFeatureExtractor:
         out = np.full((len(images), self.dim), np.nan, dtype=np.float32)
         model_id = self.id
         todo: dict[str, list[int]] = {}
-        # an embedding-only extractor can reuse rows cached by the texture variant (same embedder)
-        alt_id = None if self.texture else f"{self.emb.id}|texture=True:{self.texture_size}:v1"
+        # reuse rows cached by a richer variant of the same embedder (e.g. embedding + texture)
+        supersets = [(t, sh) for t in (self.texture, True) for sh in (self.shape, True)
+                     if (t, sh) != (self.texture, self.shape)]
         for i, k in enumerate(keys):
             if k is None:
                 continue
             v = cache.get(model_id, k)
-            if v is None and alt_id is not None:
-                v = cache.get(alt_id, k)
-                v = None if v is None else v[:self.embed_dim]
+            for t, sh in supersets if v is None else ():
+                w = cache.get(self._id(t, sh), k)
+                if w is not None:
+                    v = self._from_superset(w, t, sh)
+                    break
             if v is not None:
                 cache.hits += 1
                 out[i] = v

@@ -334,31 +334,29 @@ class HogPeopleDetector:
 
 # --------------------------------------------------------------------------- ultralytics YOLO
 @contextlib.contextmanager
-def _ultralytics_import_guard(config_dir: str | None) -> Iterator[None]:
-    """Import ultralytics without leaving its process-wide changes behind.
+def _undo_ultralytics_side_effects() -> Iterator[None]:
+    """Restore what ultralytics changes process-wide while it imports, builds or runs a model:
+    torch's thread count (``select_device`` resets it), ``OMP_NUM_THREADS`` and the functions it
+    monkey-patches (``PIL.Image.open`` -- which on an undecodable file tries to pip-install pi-heif
+    --, ``torch.save``/``torch.load``, ``cv2.imread``/``imwrite``/``imshow``)."""
+    import cv2
+    import torch
+    from PIL import Image
 
-    Importing ultralytics sets ``OMP_NUM_THREADS`` and may write a settings file to the home
-    directory unless ``YOLO_CONFIG_DIR`` points elsewhere. We set ``YOLO_CONFIG_DIR`` (and
-    ``YOLO_OFFLINE=1``) only for the import and restore the environment and torch's thread count.
-    """
-    import torch  # import torch before ultralytics (keeps torch's own thread setup)
-
-    keys = ("OMP_NUM_THREADS", "YOLO_CONFIG_DIR", "YOLO_OFFLINE")
-    saved = {k: os.environ.get(k) for k in keys}
+    saved = [(Image, "open", Image.open), (torch, "save", torch.save), (torch, "load", torch.load),
+             (cv2, "imread", cv2.imread), (cv2, "imwrite", cv2.imwrite), (cv2, "imshow", cv2.imshow)]
     threads = torch.get_num_threads()
+    omp = os.environ.get("OMP_NUM_THREADS")
     try:
-        if config_dir:
-            Path(config_dir).mkdir(parents=True, exist_ok=True)
-            os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
-        os.environ.setdefault("YOLO_OFFLINE", "1")
         yield
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        for owner, attr, original in saved:
+            setattr(owner, attr, original)
         torch.set_num_threads(threads)
+        if omp is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = omp
 
 
 @dataclass
@@ -367,8 +365,10 @@ class YoloPersonDetector:
 
     ``weights``: a checkpoint path (``.pt``) or a model ``.yaml`` name/path (random-init, for tests);
     ``conf``, ``iou``: ultralytics' thresholds; ``imgsz``; ``device`` ("cpu", "cuda:0");
-    ``config_dir``: ultralytics' settings folder (else ``$YOLO_CONFIG_DIR``; set one of them so
-    nothing is written to the home directory).
+    ``config_dir``: ultralytics' settings folder (else ``$YOLO_CONFIG_DIR``, else a folder under the
+    system temp dir: nothing is written to the home directory). ultralytics' process-wide changes
+    (environment, thread counts, monkey-patched ``PIL.Image.open``/``torch.load``/``cv2.imread``) are
+    undone after every load and predict call.
     """
 
     weights: str | None = None
@@ -389,27 +389,23 @@ class YoloPersonDetector:
     def load(self):
         if self._model is None:
             optional_import("torch", extra="yolo", purpose="the yolo person detector")
-            cfg_dir = self.config_dir or os.environ.get("YOLO_CONFIG_DIR") or None
-            with _ultralytics_import_guard(cfg_dir):
-                ul = optional_import("ultralytics", extra="yolo", purpose="the yolo person detector")
-                w = str(self.weights)
-                if not w.endswith((".yaml", ".yml")) and not Path(w).is_file():
-                    raise FileNotFoundError(f"yolo weights file not found: {w}")
+            from madpad.face.detectors import import_ultralytics  # env-preserving import (madpad.face)
+
+            w = str(self.weights)
+            if not w.endswith((".yaml", ".yml")) and not Path(w).is_file():
+                raise FileNotFoundError(f"yolo weights file not found: {w}")
+            with _undo_ultralytics_side_effects():
+                ul = import_ultralytics(config_dir=self.config_dir)
                 self._model = ul.YOLO(w, task="detect")
         return self._model
 
     def detect(self, image) -> list[PersonDetection]:
         img = as_rgb_uint8(image)
         model = self.load()
-        import torch
-
-        threads = torch.get_num_threads()
-        try:  # ultralytics' select_device resets torch's thread count (to cpu_count - 1): restore it
+        with _undo_ultralytics_side_effects():  # select_device resets torch's thread count, ...
             # ultralytics takes numpy input as BGR (OpenCV order)
             res = model.predict(np.ascontiguousarray(img[:, :, ::-1]), conf=self.conf, iou=self.iou,
                                 imgsz=self.imgsz, device=self.device, classes=[self.person_class], verbose=False)
-        finally:
-            torch.set_num_threads(threads)
         out: list[PersonDetection] = []
         for r in res:
             if r.boxes is None or len(r.boxes) == 0:

@@ -298,6 +298,7 @@ class DCMorphGenerator:
         if not 0.0 <= alpha <= 1.0:
             raise UsageError(f"alpha must be in [0, 1]; got {alpha}")
         t0 = time.perf_counter()
+        self.last_info = {}
         a = as_rgb_uint8(image_a, name="image_a")
         b = as_rgb_uint8(image_b, name="image_b")
         info: dict[str, Any] = {"stream": s.stream}

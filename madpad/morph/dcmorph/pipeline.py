@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -80,12 +81,16 @@ def _transformers():
 
 def make_schedulers(base_config: dict | None = None):
     """(DDIMScheduler, DDIMInverseScheduler) with the reference settings over ``base_config``."""
+    import inspect
+
     diffusers = _diffusers()
     cfg = dict(base_config or {})
     cfg.update(REFERENCE_SCHEDULER)
-    cfg.pop("_class_name", None)
-    cfg.pop("_diffusers_version", None)
-    return diffusers.DDIMScheduler.from_config(cfg), diffusers.DDIMInverseScheduler.from_config(cfg)
+    out = []
+    for cls in (diffusers.DDIMScheduler, diffusers.DDIMInverseScheduler):
+        accepted = set(inspect.signature(cls.__init__).parameters)
+        out.append(cls.from_config({k: v for k, v in cfg.items() if k in accepted}))
+    return out[0], out[1]
 
 
 @dataclass
@@ -224,7 +229,9 @@ class DCMorphPipeline:
         if chosen == "sdxl":
             kw.pop("safety_checker", None)
         try:
-            base_pipe = pipe_cls.from_single_file(base, **kw) if is_file else pipe_cls.from_pretrained(base, **kw)
+            with warnings.catch_warnings():  # diffusers >= 0.36 renames torch_dtype; older ones need it
+                warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+                base_pipe = pipe_cls.from_single_file(base, **kw) if is_file else pipe_cls.from_pretrained(base, **kw)
         except (OSError, ValueError, EnvironmentError) as exc:
             raise UsageError(f"cannot load base model {base!r} as {pipe_cls.__name__}: {exc}") from None
         sch, inv = make_schedulers(dict(base_pipe.scheduler.config))
