@@ -1034,6 +1034,17 @@ def _check_dependencies(ctx: DemoContext) -> None:
                              f"options: add {dep} to --steps")
 
 
+def _quiet_native_logs(verbose: int) -> None:
+    """Keep the terminal readable: hide protobuf's deprecation warning that MediaPipe triggers
+    on every model load, unless ``-v``. Called from :func:`main` only (never at import).
+    (MediaPipe's own C++ absl lines cannot be silenced from Python and still appear.)"""
+    if verbose:
+        return
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from madpad.cli import run_main, setup_logging
 
@@ -1041,6 +1052,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         setup_logging(args.verbose)
+        _quiet_native_logs(args.verbose)
         opts = options_from_args(args)
         res = run_demo(opts)
         for name in res.failed:

@@ -181,3 +181,15 @@ def test_usage_errors_and_listing(tmp_path, capsys):
     assert main(["--method", "landmark_spliced", "--help"]) == 0
     assert "--blend" in capsys.readouterr().out
     assert main(["--method", "landmark", "--blend", "poisson", "--pairs", "x.csv", "--out", str(tmp_path)]) == 2
+    capsys.readouterr()
+
+
+def test_unknown_components_are_usage_errors_not_per_item_failures(small_frll, tmp_path, capsys):
+    pairs = tmp_path / "p.csv"
+    pairs.write_text(f"a,b\n{small_frll / '001_03.png'},{small_frll / '004_03.png'}\n")
+    for opts, message in ((["--detector", "dlib_hgo"], "Did you mean 'dlib_hog'"),
+                          (["--face-policy", "biggest"], "face selection policy"),
+                          (["--landmarker", "dlib86"], "not registered")):
+        rc = main(["--method", "landmark", "--pairs", str(pairs), "--out", str(tmp_path / "o"), *opts])
+        assert rc == 2 and message in capsys.readouterr().err
+        assert not (tmp_path / "o" / "manifest.csv").exists()

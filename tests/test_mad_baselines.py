@@ -227,3 +227,34 @@ def test_score_csv_follows_the_pad_contract(tmp_path):
                                           "b1,0.25,bona_fide,,ok,,001", "m1,0.75,attack,landmark,ok,,002"]
     table = scores_mod.read_pad_scores(f)
     assert table.scores.tolist() == [0.25, 0.75] and table.subjects.tolist() == ["001", "002"]
+
+
+def test_shape_features_ignore_position_scale_and_roll(rng):
+    from madpad.mad.features import SHAPE_DIM, shape_features
+
+    lm = rng.uniform(0, 100, (68, 2))
+    a = np.radians(17.0)
+    R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    moved = 2.5 * lm @ R.T + [40.0, -7.0]
+    f = shape_features(lm)
+    assert f.shape == (SHAPE_DIM,)
+    np.testing.assert_allclose(shape_features(moved), f, atol=1e-5)
+    # eye centres land on (-0.5, 0) and (0.5, 0): their mean over the eye points is fixed
+    pts = f.reshape(-1, 2)
+    np.testing.assert_allclose(pts[36 - 17:42 - 17].mean(0), [-0.5, 0.0], atol=1e-6)
+    np.testing.assert_allclose(pts[42 - 17:48 - 17].mean(0), [0.5, 0.0], atol=1e-6)
+
+
+def test_richer_cached_features_are_sliced_for_simpler_extractors():
+    from madpad.mad.cache import FeatureCache
+    from madpad.mad.features import SHAPE_DIM, TEXTURE_DIM, FaceFeatureExtractor
+
+    rich = FaceFeatureExtractor(texture=True, shape=True)
+    simple = FaceFeatureExtractor(shape=True)
+    img = np.zeros((8, 8, 3), np.uint8)
+    cache = FeatureCache()
+    v = np.arange(128 + TEXTURE_DIM + SHAPE_DIM, dtype=np.float32)
+    cache.put(rich.id, cache.key(img), v)
+    r = simple.many([img], cache=cache)  # no face analysis: served from the richer row
+    assert r.status == ["ok"] and cache.misses == 0
+    np.testing.assert_array_equal(r.features[0], np.concatenate([v[:128], v[128 + TEXTURE_DIM:]]))

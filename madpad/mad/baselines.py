@@ -6,7 +6,9 @@
 * :class:`EmbeddingClassifierDetector` - trained: a pair feature built from per-image FR
   embeddings (``diff`` = suspect - live, the classic D-MAD feature of Scherhag et al.;
   ``absdiff``, ``prod``, ``cos``, ``suspect``) and optionally texture statistics of the
-  aligned faces (``texture`` of the suspect, ``texture_diff`` = suspect - live), then
+  aligned faces (``texture`` of the suspect, ``texture_diff`` = suspect - live) and face
+  geometry (``shape_absdiff`` = per-coordinate |suspect - live| of the eye-normalised brow,
+  nose and eye landmarks, ``shape_dist`` = their RMS distance), then
   standardisation and a scikit-learn classifier (``logreg``, ``linear_svm``, ``rbf_svm``).
   The score is the classifier's decision value: higher = more likely a morph; attack when
   ``score >= threshold``.
@@ -39,11 +41,12 @@ from madpad.mad.base import (
     write_header,
 )
 from madpad.mad.cache import FeatureCache
-from madpad.mad.features import TEXTURE_DIM, FaceFeatureExtractor
+from madpad.mad.features import FaceFeatureExtractor
 
 log = logging.getLogger(__name__)
 
-FEATURE_BLOCKS = ("diff", "absdiff", "prod", "cos", "suspect", "texture", "texture_diff")
+FEATURE_BLOCKS = ("diff", "absdiff", "prod", "cos", "suspect", "texture", "texture_diff", "shape_absdiff",
+                  "shape_dist")
 CLASSIFIERS = ("logreg", "linear_svm", "rbf_svm")
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 
@@ -73,10 +76,14 @@ class _FaceFeaturePairs:
     def _extractor(self) -> FaceFeatureExtractor:
         if getattr(self, "_fx", None) is None:
             self._fx = FaceFeatureExtractor(embedder=self.embedder, embedder_params=self.embedder_params,
-                                            texture=self._uses_texture(), texture_size=self.texture_size)
+                                            texture=self._uses_texture(), texture_size=self.texture_size,
+                                            shape=self._uses_shape())
         return self._fx
 
     def _uses_texture(self) -> bool:
+        return False
+
+    def _uses_shape(self) -> bool:
         return False
 
     def _image_features(self, pairs: Sequence[Pair], cache: FeatureCache | None):
@@ -173,12 +180,15 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
         self.texture_size = int(texture_size)
         self.max_iter = int(max_iter)
         self.progress = progress
-        self.needs_live = any(f != "suspect" and f != "texture" for f in feats)
+        self.needs_live = any(f not in ("suspect", "texture") for f in feats)
         self.feature_cache = FeatureCache()
         self.model_: dict | None = None
 
     def _uses_texture(self) -> bool:
         return any(f.startswith("texture") for f in self.features)
+
+    def _uses_shape(self) -> bool:
+        return any(f.startswith("shape") for f in self.features)
 
     def get_config(self) -> dict:
         return {"embedder": self.embedder, "embedder_params": self.embedder_params, "features": self.features,
@@ -187,10 +197,14 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
 
     # ------------------------------------------------------------------ features
     def pair_matrix(self, s: np.ndarray, l: np.ndarray | None) -> np.ndarray:
-        """Pair features (n, F) from per-image features (n, D[+texture])."""
-        d = self._extractor().embed_dim
-        es = s[:, :d].astype(np.float64)
-        el = None if l is None else l[:, :d].astype(np.float64)
+        """Pair features (n, F) from per-image features (n, D) laid out as embedding|texture|shape."""
+        lay = self._extractor().layout()
+        es = s[:, lay["embedding"]].astype(np.float64)
+        el = None if l is None else l[:, lay["embedding"]].astype(np.float64)
+
+        def part(x, name):
+            return x[:, lay[name]].astype(np.float64)
+
         blocks = []
         for f in self.features:
             if f == "diff":
@@ -204,9 +218,14 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
             elif f == "suspect":
                 blocks.append(es)
             elif f == "texture":
-                blocks.append(s[:, d:d + TEXTURE_DIM].astype(np.float64))
+                blocks.append(part(s, "texture"))
             elif f == "texture_diff":
-                blocks.append(s[:, d:d + TEXTURE_DIM].astype(np.float64) - l[:, d:d + TEXTURE_DIM].astype(np.float64))
+                blocks.append(part(s, "texture") - part(l, "texture"))
+            elif f == "shape_absdiff":
+                blocks.append(np.abs(part(s, "shape") - part(l, "shape")))
+            elif f == "shape_dist":
+                d = (part(s, "shape") - part(l, "shape")).reshape(len(s), -1, 2)
+                blocks.append(np.sqrt((d ** 2).sum(-1).mean(-1, keepdims=True)))
         return np.concatenate(blocks, axis=1)
 
     def _features(self, pairs, cache):

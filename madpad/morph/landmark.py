@@ -60,6 +60,14 @@ class FaceLandmarks:
 
     def __init__(self, *, detector: str = "dlib_hog", landmarker: str = "dlib68", policy: str = "largest",
                  detect_max_side: int = 640, cache_size: int = 256, detector_params: dict | None = None):
+        from madpad.face import DETECTORS, LANDMARKERS, POLICIES
+
+        DETECTORS.get(detector)  # unknown names fail here (a usage error), not per image later
+        LANDMARKERS.get(landmarker)
+        if policy not in POLICIES:
+            raise UsageError(f"face selection policy must be one of {list(POLICIES)}; got {policy!r}")
+        if int(detect_max_side) < 0:
+            raise UsageError(f"detect_max_side must be >= 0 (0 = full size); got {detect_max_side}")
         self.detector_name = detector
         self.landmarker_name = landmarker
         self.policy = policy
