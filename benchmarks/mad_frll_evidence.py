@@ -25,6 +25,7 @@ DETECTORS = [
     ("dlib diff + logistic regression", "embedding_logreg", {"C": "auto"}),
     ("dlib diff + RBF SVM", "embedding_svm", {"C": "auto"}),
     ("texture S-MAD (suspect only) + LR", "embedding_logreg", {"C": "auto", "features": ["texture"]}),
+    ("dlib cos + landmark shape + LR", "embedding_logreg", {"C": "auto", "features": ["cos", "shape_absdiff"]}),
 ]
 FAST = {"embedder_params": {"detector": {"name": "dlib_hog", "upsample": 0, "max_side": 400}}}
 
@@ -87,7 +88,8 @@ def main(argv=None) -> int:
                      n_failed=int((~ok).sum()), seconds=round(time.time() - t0, 1),
                      C=getattr(det, "C_", None))
             results.append(m)
-            safe = f"{name}{'_tex' if params.get('features') == ['texture'] else ''}__{m['train']}__{te_sp}"
+            tag = {"texture": "_tex", "shape_absdiff": "_shape"}.get((params.get("features") or [""])[-1], "")
+            safe = f"{name}{tag}__{m['train']}__{te_sp}"
             write_scores_csv(out / "scores" / f"{safe}.csv", test, r.scores, status=r.status, errors=r.error)
             print(f"{label:40s} train={m['train']:17s} test={te_sp:17s} D-EER={100 * m['d_eer']:6.2f}% "
                   f"BPCER@1/5/10={100 * m['bpcer_at_apcer_1']:6.2f}/{100 * m['bpcer_at_apcer_5']:6.2f}/"

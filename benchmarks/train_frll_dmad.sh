@@ -7,10 +7,10 @@
 #    random same-gender pairs inside train; the split is the one the pair builder makes),
 # 2. generates landmark and spliced-landmark morphs with `python -m madpad.generate`
 #    (skipped where they exist: generate resumes),
-# 3. trains the best detector that runs offline here (`fr_texture`: dlib embedding pair
-#    features + texture statistics -> logistic regression, C chosen on dev) on the FULL
-#    landmark morphs only and tests it on the SPLICED morphs (a method it did not see),
-#    with `python -m madpad.detect train --config madpad/configs/detect/frll_fr_texture.yaml`.
+# 3. trains the best detector measured offline here (`embedding_svm`: difference of dlib
+#    embeddings -> RBF SVM, C chosen on dev) on the FULL landmark morphs only and tests it
+#    on the SPLICED morphs (a method it did not see),
+#    with `python -m madpad.detect train --config madpad/configs/detect/frll_dmad.yaml`.
 #
 # Outputs: OUT_DIR/morphs/{landmark,landmark_spliced}/, OUT_DIR/model/ (checkpoint,
 # scores_dev.csv, scores_test.csv, train_summary.json), OUT_DIR/model/pairs/ (pair CSVs,
@@ -27,7 +27,7 @@ for m in landmark landmark_spliced; do
   python -m madpad.generate --method "$m" --pairs "$OUT/morphs/pairs.csv" --seed 0 --format jpg \
     --out "$OUT/morphs/$m" --no-progress
 done
-python -m madpad.detect train --config madpad/configs/detect/frll_fr_texture.yaml \
+python -m madpad.detect train --config madpad/configs/detect/frll_dmad.yaml \
   --set "data.build.morphs=[$OUT/morphs/landmark/manifest.csv,$OUT/morphs/landmark_spliced/manifest.csv]" \
   --set "data.train_species=[landmark]" --set "data.test_species=[landmark_spliced]" \
   --set "out=$OUT/model" --set "cache=$OUT/cache"
