@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from madpad.errors import UnknownComponentError
-from madpad.pad.persons import PersonDetection, get_person_detector, keypoint_box, list_person_detectors
+from madpad.pad.persons import (
+    PersonDetection,
+    get_person_detector,
+    keypoint_box,
+    list_person_detectors,
+)
 
 
 @pytest.fixture(scope="module")

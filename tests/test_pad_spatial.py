@@ -9,7 +9,15 @@ import pytest
 
 from madpad.pad.learned import LearnedScorer, fit_scorer
 from madpad.pad.persons import PersonDetection
-from madpad.pad.spatial import FEATURE_NAMES, RULES, RuleConfig, assess, associate, containment, silhouette_features
+from madpad.pad.spatial import (
+    FEATURE_NAMES,
+    RULES,
+    RuleConfig,
+    assess,
+    associate,
+    containment,
+    silhouette_features,
+)
 
 SHAPE = (1000, 600)  # H, W
 

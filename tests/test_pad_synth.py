@@ -88,7 +88,7 @@ def test_print_changes_the_chest_and_occluder_hides_the_face(synth_set):
 def test_deterministic_with_seed(tmp_path, sample_dir):
     w = list_sources(sample_dir / "neutral", tag="w")[:1]
     f = list_sources(sample_dir / "neutral", tag="p")
-    cfg = dict(width=160, species=("tshirt_face_visible",), bona_fide=())
+    cfg = {"width": 160, "species": ("tshirt_face_visible",), "bona_fide": ()}
     a = _rows(generate_set(wearers=w, faces=f, out_dir=tmp_path / "a", cfg=SynthConfig(seed=1, **cfg), progress=False))
     b = _rows(generate_set(wearers=w, faces=f, out_dir=tmp_path / "b", cfg=SynthConfig(seed=1, **cfg), progress=False))
     c = _rows(generate_set(wearers=w, faces=f, out_dir=tmp_path / "c", cfg=SynthConfig(seed=2, **cfg), progress=False))

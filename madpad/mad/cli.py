@@ -14,8 +14,9 @@ score::
 
     python -m madpad.detect score --model CKPT --pairs PAIRS.csv --out SCORES.csv
 
-``PAIRS.csv``: ``id,suspect,live`` (+ optional ``label,species``), paths absolute or
-relative to the CSV's folder. Writes ``id,score,label,species,status,error,model``
+``PAIRS.csv``: ``id,suspect,live`` (+ optional ``label,species,subjects,live_subject``), paths
+absolute or relative to the CSV's folder. Writes ``id,score,label,species,status,error,model``
+(+ ``subject`` when every pair names one)
 atomically (readable by ``python -m madpad.report pad``); higher score = more likely a
 morph. Rerunning the same command keeps the finished rows of the same model (resume).
 Exit codes: 0 when the job ran (even with per-pair failures), 2 for bad input.
@@ -36,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from madpad.errors import UsageError
+from madpad.errors import ManifestError, UsageError
 
 log = logging.getLogger("madpad.detect")
 
@@ -329,7 +330,7 @@ def _previous_rows(out: Path, model_id: str) -> dict:
         from madpad.data import read_table
 
         t = read_table(out)
-    except Exception:  # an unreadable old output is simply recomputed
+    except (ManifestError, OSError):  # an unreadable old output is simply recomputed
         return {}
     if "model" not in t.columns:
         return {}
@@ -358,6 +359,9 @@ def score_pairs_file(*, model: str | os.PathLike, pairs_path: str | os.PathLike,
     for pid, r in done.items():
         results[pid] = {"score": r["score"], "status": "ok", "error": ""}
 
+    subjects = {p.id: p.extra.get("live_subject") or (p.subjects[0] if p.subjects else "") for p in pairs}
+    with_subject = all(subjects.values())  # enables the report's subject bootstrap
+
     def flush():
         rows = []
         for p in pairs:
@@ -366,8 +370,9 @@ def score_pairs_file(*, model: str | os.PathLike, pairs_path: str | os.PathLike,
                 continue
             rows.append({"id": p.id, "score": r["score"], "label": p.label or "",
                          "species": p.species if p.label == "attack" else "", "status": r["status"],
-                         "error": r["error"], "model": mid})
-        write_table(out, rows, columns=["id", "score", "label", "species", "status", "error", "model"])
+                         "error": r["error"], "model": mid, **({"subject": subjects[p.id]} if with_subject else {})})
+        write_table(out, rows, columns=["id", "score", "label", "species", "status", "error", "model"]
+                    + (["subject"] if with_subject else []))
 
     bar = tqdm(total=len(todo), desc="scoring pairs", unit="pair", disable=not progress)
     for i in range(0, len(todo), chunk):

@@ -18,12 +18,28 @@ Nothing heavy is imported here; backends import their libraries on first use.
 
 from madpad.pad.detector import TshirtDetector, parse_component
 from madpad.pad.learned import LearnedScorer, fit_scorer
-from madpad.pad.persons import (PERSON_DETECTORS, POSE_KEYPOINT_NAMES, PersonDetection, get_person_detector,
-                                list_person_detectors)
+from madpad.pad.persons import (
+                                PERSON_DETECTORS,
+                                POSE_KEYPOINT_NAMES,
+                                PersonDetection,
+                                get_person_detector,
+                                list_person_detectors,
+)
 from madpad.pad.spatial import FEATURE_NAMES, RULES, RuleConfig, SpatialResult, assess
 
 __all__ = [
-    "FEATURE_NAMES", "LearnedScorer", "PERSON_DETECTORS", "POSE_KEYPOINT_NAMES", "PersonDetection", "RULES",
-    "RuleConfig", "SpatialResult", "TshirtDetector", "assess", "fit_scorer", "get_person_detector",
-    "list_person_detectors", "parse_component",
+                                "FEATURE_NAMES",
+                                "PERSON_DETECTORS",
+                                "POSE_KEYPOINT_NAMES",
+                                "RULES",
+                                "LearnedScorer",
+                                "PersonDetection",
+                                "RuleConfig",
+                                "SpatialResult",
+                                "TshirtDetector",
+                                "assess",
+                                "fit_scorer",
+                                "get_person_detector",
+                                "list_person_detectors",
+                                "parse_component",
 ]

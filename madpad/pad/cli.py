@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from madpad.cli import apply_runtime_options, resolve_config, run_main, setup_logging
-from madpad.errors import ImageReadError, ManifestError, MadpadError, UsageError
+from madpad.errors import ImageReadError, MadpadError, ManifestError, UsageError
 from madpad.io import atomic_path, read_image, resolve_relative_to
 
 log = logging.getLogger("madpad.pad")
@@ -181,12 +181,11 @@ def _run_tshirt(args) -> int:
 
 
 def _write_csv(path: Path, header: list[str], rows: list[dict]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: _fmt(r.get(k, "")) for k in header})
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _fmt(r.get(k, "")) for k in header})
 
 
 # --------------------------------------------------------------------------- learned scorer

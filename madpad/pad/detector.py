@@ -60,7 +60,7 @@ class TshirtDetector:
 
     @classmethod
     def from_names(cls, *, person: str = DEFAULT_PERSON_DETECTOR, face: str = DEFAULT_FACE_DETECTOR,
-                   rules: RuleConfig | dict | None = None, scorer: Any = None) -> "TshirtDetector":
+                   rules: RuleConfig | dict | None = None, scorer: Any = None) -> TshirtDetector:
         from madpad.face import get_detector
         from madpad.pad.persons import get_person_detector
 

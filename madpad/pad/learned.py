@@ -59,14 +59,13 @@ class LearnedScorer:
 
         p = Path(path)
         meta = {"format": FORMAT, "feature_names": list(self.feature_names), **self.meta}
-        with atomic_path(p) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, fill=self.fill, mean=self.mean, scale=self.scale, coef=self.coef,
-                         intercept=np.array([self.intercept]), meta=np.array(json.dumps(meta)))
+        with atomic_path(p) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, fill=self.fill, mean=self.mean, scale=self.scale, coef=self.coef,
+                     intercept=np.array([self.intercept]), meta=np.array(json.dumps(meta)))
         return p
 
     @classmethod
-    def load(cls, path) -> "LearnedScorer":
+    def load(cls, path) -> LearnedScorer:
         p = Path(path)
         if not p.is_file():
             raise UsageError(f"scorer model file not found: {p}")
@@ -108,5 +107,5 @@ def fit_scorer(X, y, *, C: float = 1.0, class_weight: str | None = "balanced", s
     clf.fit((Xf - mean) / scale, y)
     return LearnedScorer(feature_names=FEATURE_NAMES, fill=fill, mean=mean, scale=scale,
                          coef=clf.coef_.reshape(-1).astype(np.float64), intercept=float(clf.intercept_[0]),
-                         meta={"C": C, "class_weight": class_weight, "n_train": int(len(y)),
+                         meta={"C": C, "class_weight": class_weight, "n_train": len(y),
                                "n_attack": int(y.sum()), "n_bona_fide": int((y == 0).sum())})

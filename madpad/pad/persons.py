@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -389,7 +390,9 @@ class YoloPersonDetector:
     def load(self):
         if self._model is None:
             optional_import("torch", extra="yolo", purpose="the yolo person detector")
-            from madpad.face.detectors import import_ultralytics  # env-preserving import (madpad.face)
+            from madpad.face.detectors import (
+                import_ultralytics,  # env-preserving import (madpad.face)
+            )
 
             w = str(self.weights)
             if not w.endswith((".yaml", ".yml")) and not Path(w).is_file():

@@ -47,8 +47,9 @@ the same way: every face is judged against its own person.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,7 @@ class RuleConfig:
     fire_at: float = 0.5
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "RuleConfig":
+    def from_dict(cls, d: dict | None) -> RuleConfig:
         d = dict(d or {})
         names = {f.name for f in fields(cls)}
         bad = sorted(set(d) - names)
@@ -343,7 +344,7 @@ def silhouette_features(mask: np.ndarray, face_box: np.ndarray, *, max_gap: floa
     width_ratio = (right - left + 1) / fw
     b0, b1 = int(np.clip(x0 + 0.25 * fw, 0, W - 1)), int(np.clip(x1 - 0.25 * fw, 1, W))
     inside = mask[:, b0:max(b1, b0 + 1)].mean(axis=1) >= 0.5
-    gap = int(round(max_gap * fh))
+    gap = round(max_gap * fh)
     y = cy
     while y > 0:
         if inside[y - 1]:

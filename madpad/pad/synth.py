@@ -38,13 +38,19 @@ import argparse
 import csv
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from madpad.errors import FaceNotFoundError, MadpadError, UsageError
-from madpad.io import IMAGE_SUFFIXES, atomic_path, atomic_write_text, read_image, write_image
+from madpad.io import (
+    IMAGE_SUFFIXES,
+    atomic_path,
+    atomic_write_text,
+    read_image,
+    write_image,
+)
 
 SPECIES = ("tshirt_face_visible", "tshirt_face_occluded", "tshirt_head_cropped", "tshirt_head_turned_approx")
 BONA_FIDE_CAPTURES = ("extended", "portrait")
@@ -228,7 +234,7 @@ def extend_canvas(photo: np.ndarray, eyes: np.ndarray, cfg: SynthConfig, rng: np
     pw, ph = max(1, round(W0 * s)), max(1, round(H0 * s))
     small = _resize(photo, pw, ph).astype(np.float32)
     ox = (cfg.width - pw) // 2
-    Hc = int(round(ph * (1 + cfg.ext_y)))
+    Hc = round(ph * (1 + cfg.ext_y))
     Wc = int(cfg.width)
     e = eyes * s + np.array([ox, 0.0])
     d = float(np.linalg.norm(e[1] - e[0]))
@@ -345,7 +351,7 @@ def printed_face_crop(image: np.ndarray, eyes: np.ndarray, *, eye_dist_px: float
     d = float(np.linalg.norm(e[1] - e[0]))
     if d < 2:
         raise FaceNotFoundError("printed face: eyes too close together to align")
-    cw, ch = int(round(3.0 * eye_dist_px)), int(round(3.3 * eye_dist_px))
+    cw, ch = round(3.0 * eye_dist_px), round(3.3 * eye_dist_px)
     dst = np.array([[cw / 2 - eye_dist_px / 2, 0.40 * ch], [cw / 2 + eye_dist_px / 2, 0.40 * ch]])
     v_src, v_dst = e[1] - e[0], dst[1] - dst[0]
     scale = np.linalg.norm(v_dst) / np.linalg.norm(v_src)
@@ -468,7 +474,7 @@ def generate_for_wearer(photo: np.ndarray, eyes: np.ndarray, prints: list[tuple[
         raise ValueError(f"need one printed face per species ({len(cfg.species)}); got {len(prints)}")
     out = []
     canvas = extend_canvas(photo, eyes, cfg, rng)
-    H, W = canvas.image.shape[:2]
+    W = canvas.image.shape[1]
     geo = {"torso_top": canvas.torso_top}
     for cap in cfg.bona_fide:
         if cap == "extended":
@@ -571,17 +577,15 @@ def generate_set(*, wearers: list[Source], faces: list[Source], out_dir, cfg: Sy
                 "wearer_face_box": _fmt_box(v["wearer_face_box"]) if v.get("wearer_face_box") is not None else "",
                 "torso_top": f"{float(v['torso_top']):.1f}", "width": W_, "height": H,
             })
-    with atomic_path(out / "manifest.csv") as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            wr = csv.DictWriter(fh, fieldnames=list(MANIFEST_COLUMNS))
-            wr.writeheader()
-            wr.writerows(rows)
+    with atomic_path(out / "manifest.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        wr = csv.DictWriter(fh, fieldnames=list(MANIFEST_COLUMNS))
+        wr.writeheader()
+        wr.writerows(rows)
     if failures:
-        with atomic_path(out / "failures.csv") as tmp:
-            with open(tmp, "w", newline="", encoding="utf-8") as fh:
-                wr = csv.DictWriter(fh, fieldnames=["wearer", "error"])
-                wr.writeheader()
-                wr.writerows(failures)
+        with atomic_path(out / "failures.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            wr = csv.DictWriter(fh, fieldnames=["wearer", "error"])
+            wr.writeheader()
+            wr.writerows(failures)
     atomic_write_text(out / "ATTRIBUTION.md", ATTRIBUTION)
     atomic_write_text(out / "synth_config.json", json.dumps(asdict(cfg), indent=2) + "\n")
     return out / "manifest.csv"
@@ -619,7 +623,8 @@ def main(argv=None) -> int:
         faces = list_sources(fcs, tag=args.faces_tag if args.faces_tag is not None else fcs.resolve().parent.name)
         manifest = generate_set(wearers=wearers, faces=faces, out_dir=args.out, cfg=cfg, limit=args.limit,
                                 progress=not args.no_progress)
-        n = sum(1 for _ in open(manifest, encoding="utf-8")) - 1
+        with open(manifest, encoding="utf-8") as fh:
+            n = sum(1 for _ in fh) - 1
         print(f"wrote {n} images -> {manifest}", file=sys.stderr)
         return 0
 

@@ -46,7 +46,7 @@ from madpad.pipeline.stages._common import (
 )
 
 ORIGINAL = "original"
-IMAGE_COLUMNS = ["id", "file", "subject", "role", "gender", "source_path", "width", "height"]
+IMAGE_COLUMNS = ["id", "file", "subject", "role", "gender", "source_path", "width", "height", "variation"]
 
 
 # =========================================================================== 1. images
@@ -88,7 +88,9 @@ def select_images(ctx) -> dict:
     """Pick subjects and copy (or resize) their reference and probe images.
 
     inputs: ``data`` (FRLL folder, or a manifest's root). params: ``manifest`` (optional),
-    ``n_subjects`` (None = all), ``seed``, ``max_side`` (resize longer side; None = copy).
+    ``n_subjects`` (None = all), ``seed``, ``max_side`` (resize longer side; None = copy),
+    ``probe_variation`` (0 = probe files as they are; > 0 = each probe becomes a simulated live
+    capture with :func:`madpad.mad.pairs.vary_live_capture` at this strength, seeded per image).
     outputs: ``images`` (folder), ``table`` (images.csv with IMAGE_COLUMNS).
     """
     from madpad.io import read_image, write_image
@@ -107,6 +109,9 @@ def select_images(ctx) -> dict:
     out_dir = Path(ctx.outputs["images"])
     out_dir.mkdir(parents=True, exist_ok=True)
     max_side = p.get("max_side")
+    variation = float(p.get("probe_variation") or 0.0)
+    if variation < 0:
+        raise ValueError(f"probe_variation must be >= 0 (0 = the probe files as they are); got {variation}")
     rows = []
     for subj in subjects:
         for role, rec in zip(("reference", "probe"), pairs[subj]):
@@ -114,6 +119,14 @@ def select_images(ctx) -> dict:
             img = read_image(src)
             if max_side and max(img.shape[:2]) > int(max_side):
                 img, _ = downscale(img, int(max_side))
+            if role == "probe" and variation > 0:
+                # a simulated live capture: crop/shift/rotation, colour, blur, noise, JPEG (madpad.mad.pairs)
+                from madpad.mad.pairs import vary_live_capture
+
+                img = vary_live_capture(img, seed=_item_seed(p.get("seed", 0), rec.id), strength=variation)
+                name = f"{rec.id}.png"
+                write_image(out_dir / name, img)
+            elif img.shape[:2] != read_image_shape(src):
                 name = f"{rec.id}.jpg"
                 write_image(out_dir / name, img, quality=95)
             else:
@@ -121,10 +134,25 @@ def select_images(ctx) -> dict:
                 shutil.copyfile(src, out_dir / name)
             rows.append({"id": rec.id, "file": name, "subject": subj, "role": role,
                          "gender": (rec.extra or {}).get("gender", ""), "source_path": str(src),
-                         "width": img.shape[1], "height": img.shape[0]})
+                         "width": img.shape[1], "height": img.shape[0],
+                         "variation": variation if role == "probe" else 0.0})
     write_csv(ctx.outputs["table"], rows, IMAGE_COLUMNS)
     log(ctx, "selected %d subjects, %d images", len(subjects), len(rows))
     return {"subjects": len(subjects), "images": len(rows)}
+
+
+def read_image_shape(path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        w, h = im.size
+    return h, w
+
+
+def _item_seed(seed, item_id: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{seed}\x1f{item_id}".encode()).digest()[:8], "little")
 
 
 def _images(ctx) -> tuple[Path, list[dict]]:

@@ -103,6 +103,12 @@ def build_report(ctx) -> tuple[str, dict]:
         "FR scores are cosine similarities of L2-normalised embeddings (higher = same person; match when "
         "score >= threshold). MAD scores: higher = more likely attack; attack when score >= threshold."),
         H.note(ATTRIBUTION)]
+    variation = max((float(r.get("variation") or 0) for r in images), default=0.0)
+    if variation > 0:
+        intro.append(H.paragraph(
+            f"Probe images are simulated live captures (madpad.mad.pairs.vary_live_capture, strength {variation:g}: "
+            "crop, shift, rotation, colour, blur, noise and JPEG, seeded per image) of the subject's second photo; "
+            "they serve as FR probes and as the trusted live capture of the D-MAD pairs."))
     if p.get("note"):
         intro.append(H.note(str(p["note"])))
     sections.append(H.section("Study", intro))
