@@ -43,8 +43,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         with Image.open(p) as im:
             im = ImageOps.exif_transpose(im)
             arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageReadError(f"{p}: cannot decode image ({exc})") from exc
+    except (UnidentifiedImageError, OSError, ValueError, ImportError, Image.DecompressionBombError) as exc:
+        # ImportError: some libraries (ultralytics) patch Image.open and try to import extra codecs
+        raise ImageReadError(f"{p}: cannot decode image ({type(exc).__name__}: {exc})") from exc
     return np.ascontiguousarray(arr)
 
 

@@ -108,3 +108,29 @@ def test_cli_bad_input_exit_2(tmp_path, sample_dir, capsys):
     assert "unknown species" in capsys.readouterr().err
     with pytest.raises(UsageError):
         SynthConfig(width=10)
+
+
+def test_upper_body_photo_without_landmarks_prints_on_its_own_chest(tmp_path, sample_dir):
+    """skimage's astronaut (NASA, public domain) already shows the chest: eyes are detected
+    (no .tem), nothing is synthesised below (ext_y=0) and the print lies below the real face."""
+    skd = pytest.importorskip("skimage.data")
+    pytest.importorskip("dlib")
+    from madpad.io import write_image
+
+    (tmp_path / "src").mkdir()
+    write_image(tmp_path / "src" / "astronaut.png", skd.astronaut())
+    wearers = list_sources(tmp_path / "src", tag="nasa")
+    assert wearers[0].eyes is None  # no landmark file: detection path
+    cfg = SynthConfig(width=512, pad_x=0.0, ext_y=0.0, species=("tshirt_face_visible",), bona_fide=("extended",))
+    rows = _rows(generate_set(wearers=wearers, faces=list_sources(sample_dir / "neutral", tag="p"),
+                              out_dir=tmp_path / "out", cfg=cfg, progress=False))
+    bona, attack = rows
+    assert (int(bona["width"]), int(bona["height"])) == (512, 512)  # no canvas extension
+    fb, pb = _box(attack["wearer_face_box"]), _box(attack["print_box"])
+    assert 150 < (fb[0] + fb[2]) / 2 < 300 and fb[1] < 120  # the astronaut's face, top middle
+    assert pb[1] > fb[1] + 0.6 * (fb[3] - fb[1]) and pb[3] <= 512  # print on the chest below the face
+    img = read_image(tmp_path / "out" / attack["path"]).astype(float)
+    orig = skd.astronaut().astype(float)
+    y0, y1, x0, x1 = int(pb[1]) + 5, int(pb[3]) - 5, int(pb[0]) + 5, int(pb[2]) - 5
+    assert np.abs(img[y0:y1, x0:x1] - orig[y0:y1, x0:x1]).mean() > 10
+    assert np.abs(img[:int(pb[1]) - 5] - orig[:int(pb[1]) - 5]).mean() < 2  # above the print: untouched

@@ -5,7 +5,8 @@ from a ``.tem`` landmark file or found by :mod:`madpad.face`):
 
 1. **Canvas extension.** The photo is scaled so that the output is ``width`` pixels wide and placed
    at the top of a larger canvas (``pad_x`` of the photo width added left and right, ``ext_y`` of
-   its height added below). The added area is *synthesised*: the background colour is taken from
+   its height added below; ``ext_y=0`` for photos that already show the chest: then nothing is
+   synthesised below and the print goes on the photo's own chest, 2.6 eye distances below the eyes). The added area is *synthesised*: the background colour is taken from
    the photo's top corners (vertical gradient to its mid-height corners, light noise), and a shirt
    continues the photo's shoulders: a torso silhouette (shoulders widening to ``shoulder_span`` of
    the photo width, then straight sides), filled with the shirt colour sampled at the photo's bottom
@@ -292,16 +293,17 @@ def extend_canvas(photo: np.ndarray, eyes: np.ndarray, cfg: SynthConfig, rng: np
     canvas = canvas * (1 - mask[..., None]) + shirt_img * mask[..., None]
     # paste the photo, feathering its left/right edges into the synthetic background
     alpha = np.ones((ph, pw), np.float32)
-    feather = max(2, pw // 40)
-    ramp = np.linspace(0, 1, feather, dtype=np.float32)
-    alpha[:, :feather] *= ramp[None, :]
-    alpha[:, -feather:] *= ramp[::-1][None, :]
+    if ox > 0:
+        feather = max(2, pw // 40)
+        ramp = np.linspace(0, 1, feather, dtype=np.float32)
+        alpha[:, :feather] *= ramp[None, :]
+        alpha[:, -feather:] *= ramp[::-1][None, :]
     region = canvas[:ph, ox:ox + pw]
     canvas[:ph, ox:ox + pw] = region * (1 - alpha[..., None]) + small * alpha[..., None]
     # blend the photo's bottom rows into the synthetic shirt below
     nb = max(2, ph // 30)
     last = small[-1:, :, :]
-    for i in range(nb):
+    for i in range(min(nb, Hc - ph)):
         a = 1 - (i + 1) / (nb + 1)
         row = canvas[ph + i, ox:ox + pw]
         m = mask[ph + i, ox:ox + pw, None]
@@ -309,8 +311,11 @@ def extend_canvas(photo: np.ndarray, eyes: np.ndarray, cfg: SynthConfig, rng: np
     full_shirt = mask.copy()
     full_shirt[:ph, ox:ox + pw] *= (1 - alpha)
     face_box = np.array([cx - 1.3 * d, ey - 1.5 * d, cx + 1.3 * d, ey + 1.95 * d])
+    # the print goes below the photo's bottom edge; with ext_y=0 (a photo that already shows the
+    # chest, e.g. skimage's astronaut) it goes on the photo's own chest, ~2.6 eye distances below the eyes
+    torso_top = float(ph) if cfg.ext_y > 0 else float(min(ph, ey + 2.6 * d))
     return Canvas(image=np.clip(canvas, 0, 255).astype(np.uint8), shading=shading, shirt_mask=full_shirt,
-                  photo_box=(ox, 0, ox + pw, ph), eyes=e, eye_dist=d, face_box=face_box, torso_top=float(ph),
+                  photo_box=(ox, 0, ox + pw, ph), eyes=e, eye_dist=d, face_box=face_box, torso_top=torso_top,
                   shirt_colour=shirt, hair_colour=hair)
 
 
@@ -607,6 +612,10 @@ def main(argv=None) -> int:
     ap.add_argument("--bona-fide", default=",".join(BONA_FIDE_CAPTURES),
                     help=f"bona fide captures per wearer, comma list from {list(BONA_FIDE_CAPTURES)} (empty for none)")
     ap.add_argument("--width", type=int, default=600, help="output width in pixels")
+    ap.add_argument("--pad-x", type=float, default=0.25, help="canvas added left and right, share of the photo width")
+    ap.add_argument("--ext-y", type=float, default=0.7,
+                    help="canvas added below, share of the photo height (synthetic torso); 0 for photos that "
+                         "already show the chest: the print then goes on the photo itself")
     ap.add_argument("--source-tag", default=None, help="subject id prefix for wearers (default: folder name)")
     ap.add_argument("--faces-tag", default=None, help="subject id prefix for printed faces (default: parent folder name)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N wearers")
@@ -615,7 +624,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     def body():
-        cfg = SynthConfig(width=args.width, seed=args.seed,
+        if args.pad_x < 0 or args.ext_y < 0:
+            raise UsageError(f"--pad-x and --ext-y must be >= 0; got {args.pad_x}, {args.ext_y}")
+        cfg = SynthConfig(width=args.width, seed=args.seed, pad_x=args.pad_x, ext_y=args.ext_y,
                           species=tuple(s for s in args.species.split(",") if s.strip()),
                           bona_fide=tuple(s for s in args.bona_fide.split(",") if s.strip()))
         src, fcs = Path(args.source), Path(args.faces)
