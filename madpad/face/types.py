@@ -34,12 +34,13 @@ class MultipleFacesError(FaceNotFoundError):
     """Several faces were found and the selection policy is ``"error_if_multiple"``."""
 
 
-def _as_box(box) -> np.ndarray:
+def as_box(box, *, what: str = "box") -> np.ndarray:
+    """Validate a box ``(x0, y0, x1, y1)`` and return it as float64; ``what`` names it in errors."""
     b = np.asarray(box, dtype=np.float64).reshape(-1)
     if b.shape != (4,) or not np.all(np.isfinite(b)):
-        raise ValueError(f"box must be 4 finite numbers (x0, y0, x1, y1); got {box!r}")
+        raise ValueError(f"{what} must be 4 finite numbers (x0, y0, x1, y1); got {box!r}")
     if b[2] < b[0] or b[3] < b[1]:
-        raise ValueError(f"box must have x1 >= x0 and y1 >= y0; got {b.tolist()}")
+        raise ValueError(f"{what} must have x1 >= x0 and y1 >= y0; got {b.tolist()}")
     return b
 
 
@@ -63,7 +64,7 @@ class FaceDetection:
     detector: str = ""
 
     def __post_init__(self):
-        self.box = _as_box(self.box)
+        self.box = as_box(self.box)
         self.score = float(self.score)
         if self.landmarks5 is not None:
             lm = np.asarray(self.landmarks5, dtype=np.float64)

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from madpad.face.types import as_box
 from madpad.io import as_rgb_uint8, optional_import
 from madpad.registry import Registry
 
@@ -49,15 +50,6 @@ POSE_KEYPOINT_NAMES = (
     "left_foot_index", "right_foot_index",
 )
 HEAD_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "mouth_left", "mouth_right")
-
-
-def _box(box) -> np.ndarray:
-    b = np.asarray(box, dtype=np.float64).reshape(-1)
-    if b.shape != (4,) or not np.all(np.isfinite(b)):
-        raise ValueError(f"person box must be 4 finite numbers (x0, y0, x1, y1); got {box!r}")
-    if b[2] < b[0] or b[3] < b[1]:
-        raise ValueError(f"person box must have x1 >= x0 and y1 >= y0; got {b.tolist()}")
-    return b
 
 
 @dataclass
@@ -77,7 +69,7 @@ class PersonDetection:
     mask: np.ndarray | None = None
 
     def __post_init__(self):
-        self.box = _box(self.box)
+        self.box = as_box(self.box, what="person box")
         self.score = float(self.score)
         if self.keypoints is not None:
             self.keypoints = {str(k): (float(v[0]), float(v[1]), float(v[2])) for k, v in self.keypoints.items()}
