@@ -197,3 +197,17 @@ def test_replace_background_validates_inputs():
         replace_background(img, matte, background="purple")
     with pytest.raises(ValueError, match="0..255"):
         replace_background(img, matte, background=(0, 0, 300))
+
+
+def test_clean_matte_drops_specks_and_fills_the_person():
+    from madpad.segment.base import clean_matte
+
+    m = np.zeros((200, 200), np.float32)
+    m[60:200, 60:140] = 1.0          # the person
+    m[100:110, 100:110] = 0.85       # a dip inside the person
+    m[60:200, 140:143] = 0.4         # soft hair edge next to the person
+    m[10:13, 10:13] = 0.9            # a speck far away
+    out = clean_matte(m)
+    assert out[11, 11] == 0.0 and out[105, 105] == 1.0
+    assert out[100, 141] == pytest.approx(0.4, abs=0.02)  # the soft edge is kept
+    assert out.dtype == np.float32 and out.max() <= 1.0

@@ -26,7 +26,7 @@ def test_comparison_sets_and_metrics_hand_made():
            "original/p1": _unit([1, 0.1, 0]), "original/p2": _unit([0, 1, 0.1]), "original/p3": _unit([0.1, 0, 1])}
     ref = {"1": "r1", "2": "r2", "3": "r3"}
     probe = {"1": "p1", "2": "p2", "3": "p3"}
-    gen, imp, info, M = S.comparison_sets(emb, ["1", "2", "3"], ref, probe, "original", "original")
+    gen, imp, info, _ = S.comparison_sets(emb, ["1", "2", "3"], ref, probe, "original", "original")
     c = 1 / np.sqrt(1.01)
     assert np.allclose(gen, [c, c, c]) and info == {"genuine_missing": 0, "impostor_missing": 0}
     assert sorted(np.round(imp, 6).tolist()) == sorted(np.round([0.1 * c, 0, 0, 0.1 * c, 0.1 * c, 0], 6).tolist())

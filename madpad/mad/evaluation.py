@@ -47,3 +47,50 @@ def summarize(scores, y, species: Sequence[str] | None = None) -> dict:
         else:
             out[key] = float("nan")
     return out
+
+
+def paired_subject_bootstrap(scores_a, scores_b, y, subjects, *, n_resamples: int = 1000, confidence: float = 0.95,
+                             seed: int = 0) -> dict:
+    """Compare two detectors scored on the **same** pairs: D-EER of each and of ``b - a``
+    with a paired percentile bootstrap that resamples whole subjects (all pairs whose live
+    capture shows that subject, bona fide and attack together), so detector differences are
+    judged against subject-to-subject variation. Scores: higher = more likely attack.
+
+    Returns fractions: ``d_eer_a``, ``d_eer_b``, ``diff`` (= b - a, negative = b better),
+    ``ci_a``, ``ci_b``, ``ci_diff`` (lower, upper), ``p_b_better`` / ``p_b_worse`` (share of
+    replicates where b's D-EER is below / above a's), ``n_subjects``, ``n_resamples`` (replicates
+    with both classes). Deterministic for a given ``seed``.
+    """
+    a = np.asarray(scores_a, dtype=np.float64)
+    b = np.asarray(scores_b, dtype=np.float64)
+    y = np.asarray(y).astype(int)
+    subj = np.asarray(subjects).astype(str)
+    if not (a.shape == b.shape == y.shape == subj.shape) or a.ndim != 1:
+        raise ValueError(f"scores_a, scores_b, y and subjects must be 1-D of one length; got shapes "
+                         f"{a.shape}, {b.shape}, {y.shape}, {subj.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("scores must be finite (drop pairs without a face from both detectors first)")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1); got {confidence}")
+    units, inv = np.unique(subj, return_inverse=True)
+    members = [np.flatnonzero(inv == u) for u in range(len(units))]
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(int(n_resamples)):
+        pick = np.concatenate([members[u] for u in rng.integers(len(units), size=len(units))])
+        yy = y[pick]
+        if yy.min() == yy.max():
+            continue
+        reps.append((detection_eer(a[pick], yy), detection_eer(b[pick], yy)))
+    r = np.asarray(reps, dtype=np.float64).reshape(-1, 2)
+    q = [50 * (1 - confidence), 50 * (1 + confidence)]
+    d = r[:, 1] - r[:, 0]
+
+    def ci(v):
+        return tuple(float(x) for x in np.percentile(v, q)) if v.size else (float("nan"), float("nan"))
+
+    ea, eb = detection_eer(a, y), detection_eer(b, y)
+    return {"d_eer_a": ea, "d_eer_b": eb, "diff": eb - ea, "ci_a": ci(r[:, 0]), "ci_b": ci(r[:, 1]),
+            "ci_diff": ci(d), "p_b_better": float((d < 0).mean()) if d.size else float("nan"),
+            "p_b_worse": float((d > 0).mean()) if d.size else float("nan"),
+            "n_subjects": len(units), "n_resamples": len(r)}

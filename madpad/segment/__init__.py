@@ -24,7 +24,8 @@ run :func:`madpad.face.analyze_face` themselves. Build segmenters by name:
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from madpad.registry import Registry
 from madpad.segment.background import ICAO_LIGHT_GREY, WHITE, replace_background
@@ -32,8 +33,8 @@ from madpad.segment.base import FaceHint, ModelFileNotFoundError, check_matte
 
 SEGMENTERS = Registry("segmenter")
 
-__all__ = ["SEGMENTERS", "get_segmenter", "list_segmenters", "replace_background", "FaceHint",
-           "ModelFileNotFoundError", "ICAO_LIGHT_GREY", "WHITE", "check_matte", "segmenter_spec"]
+__all__ = ["ICAO_LIGHT_GREY", "SEGMENTERS", "WHITE", "FaceHint", "ModelFileNotFoundError", "check_matte",
+           "get_segmenter", "list_segmenters", "replace_background", "segmenter_spec"]
 
 
 def _lazy(module: str, attr: str, **fixed: Any) -> Callable[..., Any]:
@@ -87,7 +88,7 @@ def segmenter_spec(spec: Any) -> tuple[str, str, dict]:
         params = {k: v for k, v in spec.items() if k not in ("name", "label")}
         name = str(spec["name"]).strip()
     else:
-        raise ValueError(f"segmenter entry must be a name or a mapping; got {spec!r}")
+        raise TypeError(f"segmenter entry must be a name or a mapping; got {spec!r}")
     label = spec.get("label", name) if isinstance(spec, dict) else name
     label = str(label).replace(":", "_").replace("/", "_")
     if name.split(":", 1)[0] not in SEGMENTERS:

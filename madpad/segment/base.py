@@ -29,7 +29,7 @@ class FaceHint:
     landmarks: np.ndarray | None = None
 
     @classmethod
-    def from_any(cls, face: Any) -> "FaceHint":
+    def from_any(cls, face: Any) -> FaceHint:
         """Accept a FaceHint, a :class:`madpad.face.FaceAnalysis`, a ``FaceDetection``
         or a mapping ``{"box": [...], "landmarks": [[x, y], ...]}``."""
         if isinstance(face, FaceHint):
@@ -56,7 +56,7 @@ class FaceHint:
                 raise ValueError(f"face landmarks must have shape (K, 2); got {pts.shape}")
         return cls(b, pts)
 
-    def scaled(self, factor: float) -> "FaceHint":
+    def scaled(self, factor: float) -> FaceHint:
         return FaceHint(self.box * factor, None if self.landmarks is None else self.landmarks * factor)
 
     def to_dict(self) -> dict:
@@ -176,7 +176,34 @@ def largest_component(binary: np.ndarray, *, seed_point: tuple[float, float] | N
     comp = (labels == keep).astype(np.uint8)
     # fill holes: background = what a flood fill from the border reaches
     inv = (1 - comp).astype(np.uint8)
-    n2, lab2 = cv2.connectedComponents(inv, connectivity=4)
+    _, lab2 = cv2.connectedComponents(inv, connectivity=4)
     border_labels = set(np.unique(np.concatenate([lab2[0], lab2[-1], lab2[:, 0], lab2[:, -1]])).tolist())
     holes = (inv > 0) & ~np.isin(lab2, list(border_labels))
     return (comp > 0) | holes
+
+
+def clean_matte(matte: np.ndarray, *, support: float = 0.03, core: float = 0.02) -> np.ndarray:
+    """Remove specks away from the person and holes inside it, keeping soft edges.
+
+    The person is the largest connected component of ``matte > 0.5`` (holes filled). Values
+    farther than ``support`` x (longer image side) from it are set to 0 (a soft falloff), and the
+    person eroded by ``core`` x (longer side) is set to 1; in between (hair strands, edges) the
+    matte is unchanged.
+    """
+    import cv2
+
+    m = np.asarray(matte, dtype=np.float32)
+    person = largest_component(m > 0.5)
+    if not person.any():
+        return m.copy()
+    side = max(m.shape)
+    r_out = max(1, round(support * side))
+    r_in = max(1, round(core * side))
+    k_out = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r_out + 1, 2 * r_out + 1))
+    k_in = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r_in + 1, 2 * r_in + 1))
+    p8 = person.astype(np.uint8)
+    near = cv2.dilate(p8, k_out).astype(np.float32)
+    near = cv2.GaussianBlur(near, (0, 0), max(1.0, r_out / 3.0))
+    inner = cv2.erode(p8, k_in).astype(np.float32)
+    out = np.maximum(m * np.clip(near, 0.0, 1.0), inner)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)

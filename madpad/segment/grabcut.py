@@ -22,7 +22,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from madpad.segment.base import check_image, downscale, feather, finish_matte, largest_component, resolve_face
+from madpad.segment.base import (
+    check_image,
+    downscale,
+    feather,
+    finish_matte,
+    largest_component,
+    resolve_face,
+)
 
 
 class GrabCutSegmenter:
@@ -76,7 +83,7 @@ class GrabCutSegmenter:
                              [cx + bottom_half, H - 1], [cx - bottom_half, H - 1]], np.float64)
             cv2.fillPoly(m, [np.round(poly).astype(np.int32)], int(cv2.GC_PR_FGD))
         # definite background: border strips (top; left/right down to the chin)
-        b = max(1, int(round(self.border * max(H, W))))
+        b = max(1, round(self.border * max(H, W)))
         chin = int(np.clip(round(y1), 0, H))
         m[:b, :] = cv2.GC_BGD
         m[:chin, :b] = cv2.GC_BGD

@@ -16,7 +16,12 @@ import numpy as np
 
 from madpad.errors import UnknownComponentError, UsageError
 from madpad.io import optional_import
-from madpad.segment.base import ModelFileNotFoundError, check_image, finish_matte
+from madpad.segment.base import (
+    ModelFileNotFoundError,
+    check_image,
+    clean_matte,
+    finish_matte,
+)
 
 DEFAULT_MODEL = "isnet-general-use"
 
@@ -63,18 +68,23 @@ class RembgSegmenter:
     ``model``: rembg model name (``isnet-general-use``, ``u2net``, ``u2net_human_seg``,
     ``birefnet-portrait``, ...). ``model_dir``: folder holding ``<model>.onnx`` (default:
     ``$U2NET_HOME``). ``threads``: onnxruntime intra-op threads (None = runtime default).
+    ``clean``: post-process with :func:`madpad.segment.base.clean_matte` (drop specks away from
+    the person, fill the person's interior; hair edges unchanged). Off by default: the raw model
+    output. The uint8-quantized IS-Net file leaves specks on plain backdrops and small dips
+    inside the face (see docs/segmentation.md).
     The session is created on first use and not pickled (workers build their own).
     """
 
     needs_face = False
 
     def __init__(self, *, model: str = DEFAULT_MODEL, model_dir: str | os.PathLike | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, clean: bool = False):
         if not isinstance(model, str) or not model.strip():
             raise UsageError(f"rembg model must be a non-empty name; got {model!r}")
         self.model = model.strip()
         self.model_dir = None if model_dir is None else str(model_dir)
         self.threads = None if threads is None else int(threads)
+        self.clean = bool(clean)
         self._session = None
         self._lock = threading.Lock()
 
@@ -83,7 +93,7 @@ class RembgSegmenter:
         return f"rembg:{self.model}"
 
     def params(self) -> dict:
-        return {"model": self.model, "threads": self.threads}
+        return {"model": self.model, "threads": self.threads, "clean": self.clean}
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -144,4 +154,5 @@ class RembgSegmenter:
         if not masks:
             return np.zeros(img.shape[:2], np.float32)
         stack = [np.asarray(m.convert("L"), dtype=np.float32) / 255.0 for m in masks]
-        return finish_matte(np.max(np.stack(stack), axis=0), img.shape[:2])
+        matte = finish_matte(np.max(np.stack(stack), axis=0), img.shape[:2])
+        return clean_matte(matte) if self.clean else matte

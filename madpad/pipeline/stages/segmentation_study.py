@@ -225,7 +225,7 @@ def _segment_item(item: dict) -> dict:
         write_image(item["matte_out"], np.repeat(m8[..., None], 3, axis=2))
         write_image(item["image_out"], replace_background(img, m8, background=item["background"]), quality=95)
         row["foreground_share"] = round(float(matte.mean()), 4)
-    except Exception as exc:  # per-item failure: recorded, the stage carries on
+    except Exception as exc:  # noqa: BLE001 - per-item failure: recorded, the stage carries on
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
     return row
 
@@ -327,12 +327,19 @@ def segment(ctx) -> dict:
         res["file"] = f"{it['label']}/{it['id']}.jpg" if res["status"] == "ok" else ""
         res["matte"] = f"{it['label']}/mattes/{it['id']}.png" if res["status"] == "ok" else ""
         table.append(res)
-    write_csv(ctx.outputs["table"], table,
-              ["id", "segmenter", "file", "matte", "status", "error", "seconds", "foreground_share"])
+    # run times go to the notes file, not the table: the table feeds later stages' cache keys
+    # and must not change when the same mattes are computed again
+    timing: dict[str, list] = {}
+    for r in table:
+        sec = r.pop("seconds", "")
+        if r["status"] == "ok" and sec != "":
+            timing.setdefault(r["segmenter"], []).append(float(sec))
+    write_csv(ctx.outputs["table"], table, ["id", "segmenter", "file", "matte", "status", "error", "foreground_share"])
     if "notes" in ctx.outputs:
         from madpad.io import atomic_write_json
 
-        atomic_write_json(ctx.outputs["notes"], {"notes": notes})
+        seconds = {k: {"median": float(np.median(v)), "mean": float(np.mean(v)), "n": len(v)} for k, v in timing.items()}
+        atomic_write_json(ctx.outputs["notes"], {"notes": notes, "seconds_per_image": seconds})
     failed = [f"{r['segmenter']}/{r['id']}: {r['error']}" for r in table if r["status"] != "ok"]
     for f in failed[:20]:
         log(ctx, "segment failed: %s", f)
@@ -353,7 +360,7 @@ def _morph_item(item: dict) -> dict:
         img = gen.morph(item["path_a"], item["path_b"], alpha=float(item["alpha"]), seed=int(item["seed"]))
         write_image(item["out"], img, quality=95)
         row["params"] = json.dumps(gen.params(), sort_keys=True, default=str)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - per-item failure: recorded, the stage carries on
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}", path="")
     return row
 
@@ -471,9 +478,8 @@ def embed(ctx) -> dict:
                     keys.append(k)
                     embs.append(e)
         arr = np.stack(embs).astype(np.float32) if embs else np.zeros((0, 0), np.float32)
-        with atomic_path(out / f"{label}.npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, keys=np.asarray(keys, dtype=str), embeddings=arr)
+        with atomic_path(out / f"{label}.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, keys=np.asarray(keys, dtype=str), embeddings=arr)
         summary[label] = {"ok": len(keys), "failed": len(entries) - len(keys)}
         log(ctx, "embed %s: %d ok, %d failed", label, len(keys), len(entries) - len(keys))
     write_csv(out / "status.csv", status_rows, ["model", "key", "status", "error"])
@@ -623,7 +629,7 @@ def _quality_item(item: dict) -> dict:
         q = measure_quality(img, a.landmarks, box=a.detection.box)
         row.update(q.as_dict())
         row.update(quality_components(q))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - per-item failure: recorded, the stage carries on
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
     return row
 
@@ -840,7 +846,7 @@ def _trained_detector_scores(det: Any, ctx, attack_pairs, bf_pairs):
     name = spec.get("name")
     try:
         from madpad import mad
-    except Exception as exc:  # pragma: no cover - depends on the installation
+    except Exception as exc:  # noqa: BLE001  # pragma: no cover - depends on the installation
         return f"detector {name!r}: madpad.mad not available ({exc})"
     try:
         if spec.get("model_dir"):
@@ -855,7 +861,7 @@ def _trained_detector_scores(det: Any, ctx, attack_pairs, bf_pairs):
             return np.asarray(model.score(ps), dtype=np.float64)
 
         return score(attack_pairs), {v: score(pr) for v, pr in bf_pairs.items()}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported as "not available" in the study report
         return f"detector {name!r}: not available ({type(exc).__name__}: {exc})"
 
 

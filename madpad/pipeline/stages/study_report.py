@@ -114,20 +114,22 @@ def build_report(ctx) -> tuple[str, dict]:
     sections.append(H.section("Study", intro))
 
     # segmentation summary
+    seg_notes = {}
+    if "segment_notes" in ctx.inputs:
+        with open(ctx.inputs["segment_notes"], encoding="utf-8") as fh:
+            seg_notes = json.load(fh)
+    secs = seg_notes.get("seconds_per_image", {})
     seg_rows = []
     for s in seg_labels:
         rs = [r for r in seg if r["segmenter"] == s]
         ok = [r for r in rs if r["status"] == "ok"]
-        secs = [float(r["seconds"]) for r in ok if r.get("seconds")]
         seg_rows.append({"segmenter": s, "images": len(rs), "ok": len(ok), "failed": len(rs) - len(ok),
                          "mean foreground share": float(np.mean([float(r["foreground_share"]) for r in ok]))
                          if ok else float("nan"),
-                         "seconds / image (computed ones)": float(np.mean(secs)) if secs else float("nan")})
+                         "median seconds / image": float(secs.get(s, {}).get("median", float("nan")))})
     body = [H.table(seg_rows, floatfmt=".3f")]
-    if "segment_notes" in ctx.inputs:
-        with open(ctx.inputs["segment_notes"], encoding="utf-8") as fh:
-            for n in json.load(fh).get("notes", []):
-                body.append(H.note(n))
+    for n in seg_notes.get("notes", []):
+        body.append(H.note(n))
     grid, labels = example_strip(ctx)
     if grid is not None:
         body.append(H.image(H.image_to_data_uri(grid, max_side=1400, quality=80), alt="example masks",
