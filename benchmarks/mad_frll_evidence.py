@@ -132,8 +132,8 @@ def main(argv=None) -> int:
                   flush=True)
     (out / "results.json").write_text(json.dumps({"counts": built.counts, "dropped_morphs": built.dropped_morphs,
                                                   "results": results}, indent=2))
-    lines = ["| detector | train morphs | test morphs | C (dev) | dev D-EER | D-EER [95% CI] | BPCER@APCER=1% [CI] | =5% | =10% "
-             "| D-EER minus distance [95% CI], P(better) | test pairs (bf+attack) |",
+    lines = [("| detector | train morphs | test morphs | C (dev) | dev D-EER | D-EER [95% CI] | BPCER@APCER=1% [CI] "
+              "| =5% | =10% | D-EER minus distance [95% CI], P(better) | test pairs (bf+attack) |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     f = lambda v: "n/a" if v != v else f"{100 * v:.2f}%"
     for m in results:

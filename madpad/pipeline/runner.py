@@ -119,14 +119,84 @@ def import_stage_fn(spec: StageSpec) -> Callable:
 
 
 def code_hash(fn: Callable) -> str:
-    """SHA-256 of the source file of the stage function's module (any code change reruns it)."""
+    """SHA-256 over the source of the stage function's module and of every ``madpad`` module it
+    imports, transitively (found by reading import statements and the module paths that lazy
+    registries name as strings; nothing is imported): a change to
+    the stage or to any madpad code it relies on reruns the stage. Third-party libraries are
+    not hashed (pin them)."""
     try:
         src = inspect.getsourcefile(inspect.getmodule(fn) or fn)
     except TypeError:
         src = None
-    if src and os.path.isfile(src):
-        return file_sha256(src)
-    return _sha(getattr(fn, "__qualname__", repr(fn)))
+    if not (src and os.path.isfile(src)):
+        return _sha(getattr(fn, "__qualname__", repr(fn)))
+    module = getattr(inspect.getmodule(fn), "__name__", "")
+    files = _madpad_closure(module, src)
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(path.encode())
+        h.update(file_sha256(path).encode())
+    return h.hexdigest()
+
+
+def _module_file(name: str) -> str | None:
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(spec, "origin", None) if spec else None
+    return origin if origin and origin.endswith(".py") and os.path.isfile(origin) else None
+
+
+def _imports_of(module: str, path: str) -> set[str]:
+    import ast
+
+    try:
+        tree = ast.parse(open(path, encoding="utf-8").read())
+    except (OSError, SyntaxError):
+        return set()
+    pkg = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            names.add(mod)
+            names.update(f"{mod}.{a.name}" for a in node.names)  # "from pkg import submodule"
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            # lazy registrations name their module as a string ("madpad.segment.grabcut")
+            text = node.value.partition(":")[0]
+            if text.startswith("madpad.") and text.replace(".", "").replace("_", "").isalnum():
+                names.add(text)
+    return {n for n in names if n == "madpad" or n.startswith("madpad.")}
+
+
+def _madpad_closure(module: str, path: str) -> set[str]:
+    seen_files = {os.path.abspath(path)}
+    todo = [(module, path)]
+    seen_mods = {module}
+    while todo:
+        mod, p = todo.pop()
+        for name in _imports_of(mod, p):
+            # a module's parent packages run too
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):
+                sub = ".".join(parts[:i])
+                if sub in seen_mods:
+                    continue
+                seen_mods.add(sub)
+                f = _module_file(sub)
+                if f and os.path.abspath(f) not in seen_files:
+                    seen_files.add(os.path.abspath(f))
+                    todo.append((sub, f))
+    return seen_files
 
 
 def stage_fingerprint(spec: StageSpec, fn: Callable, memo: HashMemo) -> dict:
