@@ -56,3 +56,15 @@ def sample_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Run a module's torch code on one thread: on 2 shared cores several torch threads spin
+    against other processes (up to 10x slower). Use with
+    ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

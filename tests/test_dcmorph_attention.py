@@ -16,13 +16,7 @@ from madpad.morph.dcmorph.attention import IdentityCondition, morph_condition, p
 HIDDEN, CROSS, HEADS, DIM_HEAD = 16, 12, 2, 8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # 2 shared cores: several torch threads spin against other processes (10x slower)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

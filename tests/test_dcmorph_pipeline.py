@@ -19,13 +19,7 @@ from madpad.morph.dcmorph.pipeline import DCMorphPipeline, make_schedulers  # no
 from madpad.morph.dcmorph.testing import cached_tiny_pipeline  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # 2 shared cores: several torch threads spin against other processes (10x slower)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ from madpad.morph.dcmorph.pipeline import DCMorphPipeline  # noqa: E402
 from madpad.morph.dcmorph.testing import clip_tokenizer_offline, save_tiny_diffusers_folder  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
