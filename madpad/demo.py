@@ -868,10 +868,15 @@ def _tshirt_synth(ctx: DemoContext, synth_dir: Path) -> Path:
 
 # =========================================================================== step 5: segmentation
 def segmentation_pipeline_file() -> Path | None:
-    """``pipelines/segmentation_study.yaml`` of the source tree madpad runs from (None when absent,
-    e.g. a wheel install without the repository's pipelines/ folder)."""
-    p = Path(__file__).resolve().parents[1] / "pipelines" / "segmentation_study.yaml"
-    return p if p.is_file() else None
+    """``pipelines/segmentation_study.yaml`` of the source tree madpad runs from, else the copy a
+    wheel installs under ``<prefix>/share/madpad/pipelines``; None when neither exists."""
+    import sys
+
+    for p in (Path(__file__).resolve().parents[1] / "pipelines" / "segmentation_study.yaml",
+              Path(sys.prefix) / "share" / "madpad" / "pipelines" / "segmentation_study.yaml"):
+        if p.is_file():
+            return p
+    return None
 
 
 def step_segmentation(ctx: DemoContext) -> dict:
@@ -880,8 +885,8 @@ def step_segmentation(ctx: DemoContext) -> dict:
     o = ctx.opts
     yaml_file = segmentation_pipeline_file()
     if yaml_file is None:
-        raise StepSkipped("pipelines/segmentation_study.yaml not found next to the madpad package (run the demo "
-                          "from a source checkout: pip install -e .)")
+        raise StepSkipped("pipelines/segmentation_study.yaml not found in the source tree or under "
+                          "<prefix>/share/madpad/pipelines (reinstall madpad, or run from a source checkout)")
     segmenters = ["mediapipe_selfie", "landmark_hull", "grabcut"]
     notes = []
     rembg_dir = _rembg_dir(o)
