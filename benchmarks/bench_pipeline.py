@@ -1,6 +1,6 @@
 """Pipeline runner timings: cold run, cached rerun and resume, per executor.
 
-    python benchmarks/bench_pipeline.py [--data frll|sample] [--workers 2] [--out /tmp/bench_pipeline]
+    python benchmarks/bench_pipeline.py [--data frll|sample] [--workers 2] [--out runs/bench_pipeline]
 
 Runs ``pipelines/example_small.yaml`` (per-image statistics + summary) on the shared FRLL set
 (160 images of 1350x1350, root $MADPAD_SHARED/data/frll) or the bundled sample (48 images of

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from pathlib import Path
 
 import pytest
 
@@ -159,11 +158,11 @@ def test_rembg_models_folder_joins_the_segmentation_study(tmp_path, monkeypatch)
     assert o1.rembg_models != o2.rembg_models
 
 
-def test_segmentation_pipeline_file_is_found_in_a_checkout():
+def test_segmentation_pipeline_file_is_found_in_a_checkout(tmp_path):
     p = demo.segmentation_pipeline_file()
     assert p is not None and p.name == "segmentation_study.yaml"
     from madpad.pipeline import load_pipeline
 
     spec = load_pipeline(p, set_items=["params.segmenters=[mediapipe_selfie, landmark_hull, grabcut]",
-                                       "params.n_subjects=2"], workdir=Path("/tmp/unused-demo-workdir"))
+                                       "params.n_subjects=2"], workdir=tmp_path / "unused-demo-workdir")
     assert {"segment", "recognition", "report"} <= set(spec.stages)

@@ -225,11 +225,11 @@ def test_bad_yaml_errors(tmp_path):
     assert "environment variable MADPAD_TEST_SURELY_UNSET is not set" in msg
 
 
-def test_set_overrides_checked(toy):
+def test_set_overrides_checked(toy, tmp_path):
     with pytest.raises(UsageError, match="Similar keys: \\['fail_ids'\\]"):
         load_pipeline(toy, set_items=["params.fail_id=[]"])
     with pytest.raises(UsageError, match="cannot be overridden"):
-        load_pipeline(toy, set_items=["workdir=/tmp/x"])
+        load_pipeline(toy, set_items=[f"workdir={tmp_path / 'x'}"])
     spec = load_pipeline(toy, set_items=["stages.stats.params.fail_ids=[a]"])
     assert spec.stages["stats"].params["fail_ids"] == ["a"]
 

@@ -16,6 +16,7 @@ an optional :class:`~madpad.face.EmbeddingCache`.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ def _component_id(c) -> str:
     return str(getattr(c, "name", type(c).__name__))
 
 
-class FaceEmbedder(DropLoadedModels):
+class FaceEmbedder(DropLoadedModels, abc.ABC):
     """Shared logic: find the face, then ``_embed_face``. Subclasses set ``name``, ``dim``,
     ``id`` and implement ``_embed_face(image, analysis) -> (D,)``."""
 
@@ -80,8 +81,9 @@ class FaceEmbedder(DropLoadedModels):
                 f"|policy={self.policy}")
 
     @property
+    @abc.abstractmethod
     def model_id(self) -> str:
-        raise NotImplementedError
+        """Identity of the recognition model itself (weights, preprocessing)."""
 
     def analyze(self, image) -> FaceAnalysis:
         return analyze_face(image, detector=self.detector, landmarker=self.landmarker, policy=self.policy,
@@ -112,8 +114,10 @@ class FaceEmbedder(DropLoadedModels):
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack(out).astype(np.float32)
 
-    def _embed_face(self, image, analysis):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _embed_face(self, image, analysis) -> np.ndarray:
+        """Unnormalised embedding (D,) of the face in ``image`` (``analysis`` is None when
+        ``needs_face`` is False)."""
 
 
 # --------------------------------------------------------------------------- dlib

@@ -1,7 +1,7 @@
 """YAML staged pipelines with a content-addressed stage cache and local/Ray executors.
 
 >>> from madpad.pipeline import load_pipeline, run_pipeline          # doctest: +SKIP
->>> spec = load_pipeline("pipelines/example_small.yaml", workdir="/tmp/run")  # doctest: +SKIP
+>>> spec = load_pipeline("pipelines/example_small.yaml", workdir="runs/example_small")  # doctest: +SKIP
 >>> summary = run_pipeline(spec, executor="local", workers=2)          # doctest: +SKIP
 
 Command line: ``python -m madpad.pipeline run|show|status PIPELINE.yaml`` (``docs/pipelines.md``).
