@@ -173,6 +173,43 @@ def run_main(fn: Callable[[], int | None], *, prog: str) -> int:
     return EXIT_OK if rc is None else int(rc)
 
 
+def int_arg(minimum: int) -> Callable[[str], int]:
+    """argparse ``type=``: an integer >= ``minimum`` ("a positive integer" when minimum is 1)."""
+    import argparse
+
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}")
+        return v
+
+    parse.__name__ = f"int_at_least_{minimum}"
+    return parse
+
+
+def size_arg(minimum: int = 1) -> Callable[[str], tuple[int, int]]:
+    """argparse ``type=``: ``"WIDTHxHEIGHT"`` -> ``(width, height)``, each at least ``minimum``."""
+    import argparse
+
+    def parse(text: str) -> tuple[int, int]:
+        try:
+            w, h = (int(v) for v in str(text).lower().split("x"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"size must look like WIDTHxHEIGHT (e.g. 600x800); got {text!r}") from None
+        if w < minimum or h < minimum:
+            raise argparse.ArgumentTypeError(f"size must be at least {minimum}x{minimum}; got {text!r}")
+        return w, h
+
+    parse.__name__ = "size"
+    return parse
+
+
 def setup_logging(verbose: int = 0) -> None:
     """Configure logging for a CLI run (never at import)."""
     level = logging.WARNING - 10 * min(int(verbose), 2)

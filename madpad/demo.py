@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from madpad.cli import int_arg
 from madpad.errors import MadpadError, UsageError
 
 PROG = "python -m madpad.demo"
@@ -119,24 +120,8 @@ class DemoOptions:
         return d
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
-    return v
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
-    return v
+_positive_int = int_arg(1)
+_non_negative_int = int_arg(0)
 
 
 def parse_steps(text: str) -> tuple:

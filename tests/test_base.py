@@ -186,3 +186,20 @@ def test_atomic_writes_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (p.stat().st_mode & 0o777) == 0o644
+
+
+def test_int_and_size_argument_types():
+    import argparse
+
+    from madpad.cli import int_arg, size_arg
+
+    assert int_arg(1)("3") == 3 and int_arg(0)("0") == 0
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a positive integer; got '0'"):
+        int_arg(1)("0")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected an integer >= 0; got 'x'"):
+        int_arg(0)("x")
+    assert size_arg(16)("600X800") == (600, 800)
+    with pytest.raises(argparse.ArgumentTypeError, match="at least 16x16"):
+        size_arg(16)("8x800")
+    with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxHEIGHT"):
+        size_arg()("600")

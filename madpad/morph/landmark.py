@@ -27,7 +27,6 @@ Alignment, warp and blend are small swappable strategies (``set_alignment``, ``s
 
 from __future__ import annotations
 
-import argparse
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from madpad.cli import size_arg
 from madpad.errors import FaceNotFoundError, UsageError
 from madpad.io import as_rgb_uint8
 from madpad.morph import warp as W
@@ -504,14 +504,7 @@ def make_landmark_spliced(**params) -> LandmarkMorpher:
 
 
 # --------------------------------------------------------------------------- CLI hooks
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like WIDTHxHEIGHT (e.g. 600x800); got {text!r}") from None
-    if w < 16 or h < 16:
-        raise argparse.ArgumentTypeError(f"size must be at least 16x16; got {text!r}")
-    return w, h
+_parse_size = size_arg(16)
 
 
 def _add_common(group) -> None:

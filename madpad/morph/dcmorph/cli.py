@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
+from madpad.cli import size_arg
 from madpad.errors import UsageError
 
 from .generator import (
@@ -18,13 +18,7 @@ from .generator import (
     STREAMS,
 )
 
-
-def _size_pair(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WxH (e.g. 600x800); got {text!r}") from None
-    return w, h
+_size_pair = size_arg(1)
 
 
 def add_cli_arguments_dcmorph(group) -> None:
