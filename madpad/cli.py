@@ -18,7 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from madpad.errors import ImageReadError, ManifestError, MissingDependencyError, UnknownComponentError, UsageError
+from madpad.errors import (
+    ImageReadError,
+    ManifestError,
+    MissingDependencyError,
+    UnknownComponentError,
+    UsageError,
+)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -60,6 +66,44 @@ def _number_or_str(text: str):
     if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", text.strip()):
         return float(text)
     return text
+
+
+def parse_value(text: str):
+    """A ``key=value`` value: YAML (numbers, booleans, null, ``[lists]``), '1e-4' as a number,
+    text that is not valid YAML kept as it is."""
+    import yaml
+
+    text = text.strip()
+    if not text:
+        return ""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return _number_or_str(value) if isinstance(value, str) else value
+
+
+def parse_component_spec(spec: str, *, what: str) -> tuple[str, dict]:
+    """``"NAME[:key=value,...]"`` -> ``(name, params)``, values parsed by :func:`parse_value`.
+
+    >>> parse_component_spec("yolo:weights=/m/y.pt,conf=0.3", what="--person-detector")
+    ('yolo', {'weights': '/m/y.pt', 'conf': 0.3})
+
+    An empty spec or an item without '=' raises :class:`UsageError` naming ``what``.
+    """
+    text = str(spec or "").strip()
+    name, _, rest = text.partition(":")
+    name = name.strip()
+    if not name:
+        raise UsageError(f"{what}: empty component name in {text!r}; expected NAME[:key=value,...]")
+    params: dict = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        if "=" not in item:
+            raise UsageError(f"{what}: parameter {item!r} in {text!r} is missing an '=' sign "
+                             f"(use key=value, e.g. model_path=FILE)")
+        key, value = item.split("=", 1)
+        params[key.strip()] = parse_value(value)
+    return name, params
 
 
 def load_yaml(path: str | Path) -> dict:

@@ -203,3 +203,19 @@ def test_int_and_size_argument_types():
         size_arg(16)("8x800")
     with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxHEIGHT"):
         size_arg()("600")
+
+
+def test_parse_component_spec_values_and_errors():
+    from madpad.cli import parse_component_spec
+
+    name, params = parse_component_spec(
+        "arcface_onnx:model_path=/m/w.onnx,det_size=640,lr=1e-4,fp16=true,providers=[CPUExecutionProvider]",
+        what="--face-encoder")
+    assert name == "arcface_onnx"
+    assert params == {"model_path": "/m/w.onnx", "det_size": 640, "lr": 1e-4, "fp16": True,
+                      "providers": ["CPUExecutionProvider"]}
+    assert parse_component_spec(" dlib ", what="x") == ("dlib", {})
+    with pytest.raises(UsageError, match=r"--face-encoder: parameter 'dim' in 'dummy:dim' is missing an '=' sign"):
+        parse_component_spec("dummy:dim", what="--face-encoder")
+    with pytest.raises(UsageError, match="empty component name"):
+        parse_component_spec(":a=1", what="--person-detector")

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from madpad.cli import parse_component_spec
 from madpad.errors import UsageError
 from madpad.io import as_rgb_uint8
 from madpad.pad.spatial import RuleConfig, SpatialResult, assess
@@ -21,28 +22,9 @@ DEFAULT_FACE_DETECTOR = "dlib_hog"
 
 
 def parse_component(spec: str, *, what: str) -> tuple[str, dict]:
-    """``"yolo:weights=/m/y.pt,conf=0.3"`` -> ``("yolo", {"weights": "/m/y.pt", "conf": 0.3})``.
-
-    Values are parsed with ``yaml.safe_load`` (numbers, booleans); a malformed item raises
-    :class:`UsageError` naming the option.
-    """
-    import yaml
-
-    spec = str(spec).strip()
-    if not spec:
-        raise UsageError(f"{what}: empty component name")
-    name, _, rest = spec.partition(":")
-    params: dict[str, Any] = {}
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        if "=" not in item:
-            raise UsageError(f"{what}: parameter {item!r} in {spec!r} needs the form key=value")
-        k, v = item.split("=", 1)
-        try:
-            val = yaml.safe_load(v) if v.strip() else ""
-        except yaml.YAMLError:
-            val = v
-        params[k.strip()] = val if isinstance(val, (int, float, bool, str)) or val is None else v
-    return name.strip(), params
+    """``"yolo:weights=/m/y.pt,conf=0.3"`` -> ``("yolo", {"weights": "/m/y.pt", "conf": 0.3})``
+    (see :func:`madpad.cli.parse_component_spec`)."""
+    return parse_component_spec(spec, what=what)
 
 
 @dataclass

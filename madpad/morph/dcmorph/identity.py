@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from madpad.cli import parse_component_spec
 from madpad.errors import FaceNotFoundError, UsageError
 from madpad.registry import Registry
 
@@ -64,32 +65,9 @@ IDENTITY_ENCODERS.register("dummy", DummyIdentityEncoder,
 
 
 def parse_encoder_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"arcface_onnx:model_path=/m/w600k_r50.onnx,providers=CUDAExecutionProvider"`` -> (name, params).
-
-    Values are parsed as int/float/bool when they look like one.
-    """
-    spec = (spec or "").strip()
-    if not spec:
-        raise UsageError("--face-encoder is empty; give a name such as arcface_onnx:model_path=FILE.onnx")
-    name, _, rest = spec.partition(":")
-    params: dict[str, Any] = {}
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        if "=" not in item:
-            raise UsageError(f"--face-encoder {spec!r}: option {item!r} is missing an '=' sign (use key=value)")
-        k, v = item.split("=", 1)
-        params[k.strip()] = _coerce(v.strip())
-    return name.strip(), params
-
-
-def _coerce(v: str) -> Any:
-    if v.lower() in ("true", "false"):
-        return v.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
+    """``"arcface_onnx:model_path=/m/w600k_r50.onnx,providers=CUDAExecutionProvider"`` -> (name, params)
+    (see :func:`madpad.cli.parse_component_spec`)."""
+    return parse_component_spec(spec, what="--face-encoder")
 
 
 def resolve_identity_encoder(spec: str | Any):
