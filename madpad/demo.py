@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from madpad.cli import int_arg
+from madpad.cli import int_arg, parse_component_spec
 from madpad.errors import MadpadError, UsageError
 
 PROG = "python -m madpad.demo"
@@ -260,12 +260,9 @@ def validate_options(o: DemoOptions) -> None:
 
 def _check_component_files(spec: str, *, option: str) -> None:
     """``NAME:model_path=FILE,...`` -> every ``*path*``/``*file*`` value must exist."""
-    _, _, rest = str(spec).partition(":")
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        if "=" not in item:
-            raise UsageError(f"{option}: {item!r} in {spec!r} needs the form key=value")
-        k, v = (x.strip() for x in item.split("=", 1))
-        if ("path" in k or "file" in k) and not Path(v).expanduser().exists():
+    _, params = parse_component_spec(spec, what=option)
+    for k, v in params.items():
+        if ("path" in k or "file" in k) and not Path(str(v)).expanduser().exists():
             raise UsageError(f"{option}: {k}={v}: file not found")
 
 
