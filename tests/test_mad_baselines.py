@@ -258,3 +258,22 @@ def test_richer_cached_features_are_sliced_for_simpler_extractors():
     r = simple.many([img], cache=cache)  # no face analysis: served from the richer row
     assert r.status == ["ok"] and cache.misses == 0
     np.testing.assert_array_equal(r.features[0], np.concatenate([v[:128], v[128 + TEXTURE_DIM:]]))
+
+
+def test_feature_cache_persists_on_disk_and_computes_each_image_once(tmp_path):
+    from madpad.mad.cache import FeatureCache, cached_features
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(2))
+    calls = []
+
+    def compute(images):
+        calls.append(len(images))
+        return np.stack([im.reshape(-1)[:4].astype(np.float32) for im in images])
+
+    first = cached_features([a, b, a], compute, model_id="m1", cache=FeatureCache(tmp_path))
+    assert calls == [2] and np.array_equal(first[0], first[2])
+    again = cached_features([b, a], compute, model_id="m1", cache=FeatureCache(tmp_path))  # a new process
+    assert calls == [2] and np.array_equal(again, first[[1, 0]])
+    cached_features([a], compute, model_id="m2", cache=FeatureCache(tmp_path))  # other model: recomputed
+    assert calls == [2, 1]

@@ -96,12 +96,11 @@ def check_is_fitted(detector: Any, attribute: str) -> None:
 
 
 def image_key(image: ImageLike) -> str:
-    """Content hash of an image (file bytes for paths, pixels for arrays): the cache key part."""
-    from madpad.io import array_sha256, file_sha256
+    """Content hash of an image (file bytes for paths, pixels for arrays): the cache key part
+    (the face toolkit's :func:`madpad.face.image_key`)."""
+    from madpad.face.cache import image_key as _face_image_key
 
-    if isinstance(image, (str, os.PathLike)):
-        return "f" + file_sha256(image)
-    return "a" + array_sha256(np.asarray(image))
+    return _face_image_key(image)
 
 
 def load_image(image: ImageLike) -> np.ndarray:

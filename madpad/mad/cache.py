@@ -2,20 +2,21 @@
 
 Live captures are usually scored against many suspects (and the same live capture is
 reused across runs), so their features are computed once per image. The cache keeps a
-dictionary in memory and, when given a directory, one ``.npy`` file per (model, image)
-written atomically (``np.load(allow_pickle=False)`` reads it back). A failure (no face) is
+dictionary in memory and, when given a directory, stores each vector on disk through the face
+toolkit's :class:`madpad.face.EmbeddingCache` (one ``.npy`` per (model, image), written
+atomically, read back with ``allow_pickle=False``). A failure (no face) is
 stored as a row of NaNs plus the error text, so it is not retried on every call.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from madpad.face.cache import EmbeddingCache
 from madpad.mad.base import ImageLike, image_key
 
 
@@ -30,16 +31,11 @@ class FeatureCache:
 
     def __init__(self, directory: str | os.PathLike | None = None):
         self.directory = None if directory is None else Path(directory)
+        self._disk = None if directory is None else EmbeddingCache(directory)
         self._mem: dict[tuple[str, str], np.ndarray] = {}
         self._path_keys: dict[tuple[str, float, int], str] = {}
         self.hits = 0
         self.misses = 0
-
-    def _file(self, model_id: str, key: str) -> Path | None:
-        if self.directory is None:
-            return None
-        mid = hashlib.sha256(model_id.encode()).hexdigest()[:16]
-        return self.directory / mid / f"{key}.npy"
 
     def key(self, image: ImageLike) -> str:
         """Content key; file hashes are memoised per (path, mtime, size)."""
@@ -53,23 +49,17 @@ class FeatureCache:
 
     def get(self, model_id: str, key: str) -> np.ndarray | None:
         v = self._mem.get((model_id, key))
-        if v is None:
-            f = self._file(model_id, key)
-            if f is not None and f.is_file():
-                v = np.load(f, allow_pickle=False)
+        if v is None and self._disk is not None:
+            v = self._disk.get(key, model_id)
+            if v is not None:
                 self._mem[(model_id, key)] = v
         return v
 
     def put(self, model_id: str, key: str, value: np.ndarray) -> None:
         value = np.asarray(value, dtype=np.float32)
         self._mem[(model_id, key)] = value
-        f = self._file(model_id, key)
-        if f is not None:
-            from madpad.io import atomic_path
-
-            f.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(f) as tmp, open(tmp, "wb") as fh:
-                np.save(fh, value, allow_pickle=False)
+        if self._disk is not None:
+            self._disk.put(key, model_id, value)
 
     def clear_memory(self) -> None:
         self._mem.clear()
