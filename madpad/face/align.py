@@ -140,8 +140,8 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     mu_s, mu_d = s.mean(axis=0), d.mean(axis=0)
     sc, dc = s - mu_s, d - mu_d
     var_s = (sc**2).sum() / len(s)
-    if var_s <= 0:
-        raise ValueError("source points are all identical; cannot fit a similarity transform")
+    if var_s * len(s) <= 1e-12:
+        raise ValueError("source points coincide (all identical); cannot fit a similarity transform")
     cov = dc.T @ sc / len(s)
     U, S, Vt = np.linalg.svd(cov)
     D = np.eye(2)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from madpad.face.align import apply_transform, invert_transform, similarity_transform
+
 # Indices into the 68-point (iBUG 300-W / dlib) scheme.
 IBUG68_LEFT_EYE = tuple(range(36, 42))   # image-left eye (the subject's right eye)
 IBUG68_RIGHT_EYE = tuple(range(42, 48))
@@ -63,38 +65,10 @@ def read_tem(path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- similarity transforms
-def similarity_from_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity (rotation, uniform scale, translation) mapping ``src`` onto ``dst``.
-
-    Returns a 2x3 matrix ``M`` with ``dst ~= M @ [x, y, 1]``. Two points give the exact
-    transform (e.g. eye centres); more points give the Umeyama/Procrustes fit.
-    """
-    s = np.asarray(src, dtype=np.float64)
-    d = np.asarray(dst, dtype=np.float64)
-    if s.shape != d.shape or s.ndim != 2 or s.shape[1] != 2 or len(s) < 2:
-        raise ValueError(f"need two matching (K>=2, 2) point sets; got {s.shape} and {d.shape}")
-    ms, md = s.mean(0), d.mean(0)
-    sc, dc = s - ms, d - md
-    var = (sc ** 2).sum()
-    if var <= 1e-12:
-        raise ValueError("source points coincide; cannot estimate a similarity transform")
-    # complex-number form: dst = z * src, z = a + ib  (rotation+scale)
-    a = (sc[:, 0] * dc[:, 0] + sc[:, 1] * dc[:, 1]).sum() / var
-    b = (sc[:, 0] * dc[:, 1] - sc[:, 1] * dc[:, 0]).sum() / var
-    R = np.array([[a, -b], [b, a]])
-    t = md - R @ ms
-    return np.hstack([R, t[:, None]])
-
-
-def apply_affine(M: np.ndarray, points: np.ndarray) -> np.ndarray:
-    pts = np.asarray(points, dtype=np.float64)
-    return pts @ np.asarray(M, dtype=np.float64)[:, :2].T + np.asarray(M, dtype=np.float64)[:, 2]
-
-
-def invert_affine(M: np.ndarray) -> np.ndarray:
-    """Inverse of a 2x3 affine matrix."""
-    A = np.vstack([np.asarray(M, dtype=np.float64), [0.0, 0.0, 1.0]])
-    return np.linalg.inv(A)[:2]
+# The face toolkit's closed-form least-squares fits, under the names this module's callers use.
+similarity_from_points = similarity_transform
+apply_affine = apply_transform
+invert_affine = invert_transform
 
 
 def is_identity(M: np.ndarray, *, tol: float = 1e-6) -> bool:
