@@ -365,13 +365,21 @@ def _detect_section(ctx, res, H) -> list[str]:
         H.table(_pad_rows(res["detectors"]))]
     if res.get("dropped_morphs"):
         body.append(H.note(f"{res['dropped_morphs']} morph(s) left out: contributors in different splits."))
-    fig = _det_figure(ctx, res["detectors"], "D-MAD on the test subjects", H)
-    if fig:
-        body.append(fig)
-    sp = _species_rows(res["detectors"])
-    if sp:
-        body.append(H.table(sp, caption="Per attack species (morph method)"))
+    body += _det_and_species(ctx, res["detectors"], "D-MAD on the test subjects",
+                             "Per attack species (morph method)", H)
     return body
+
+
+def _det_and_species(ctx, detectors, title: str, species_caption: str, H) -> list[str]:
+    """The DET figure of ``detectors`` and their per-species table (each only when there is one)."""
+    out = []
+    fig = _det_figure(ctx, detectors, title, H)
+    if fig:
+        out.append(fig)
+    sp = _species_rows(detectors)
+    if sp:
+        out.append(H.table(sp, caption=species_caption))
+    return out
 
 
 def _tshirt_section(ctx, res, H) -> list[str]:
@@ -384,12 +392,7 @@ def _tshirt_section(ctx, res, H) -> list[str]:
         "face sits in a person's head region). An image without a detected face scores 0 (counted as bona fide)."),
         H.table([{"class": k, "images": v} for k, v in res["counts"].items()]),
         H.table(_pad_rows(res["detectors"]))]
-    fig = _det_figure(ctx, res["detectors"], "T-shirt PAD", H)
-    if fig:
-        body.append(fig)
-    sp = _species_rows(res["detectors"])
-    if sp:
-        body.append(H.table(sp, caption="Per attack species"))
+    body += _det_and_species(ctx, res["detectors"], "T-shirt PAD", "Per attack species", H)
     # one example per class
     synth = ctx.out / res["synth_manifest"]
     try:
