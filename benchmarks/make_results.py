@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["demo", "metrics", "data", "pipeline", "face", "morph", "dcmorph", "mad", "tshirt", "segmentation"]
+ORDER = ["demo", "metrics", "report_cli", "data", "pipeline", "face", "morph", "dcmorph", "mad", "tshirt", "segmentation"]
 
 HEADER = """# Benchmark and evidence results
 

@@ -17,7 +17,8 @@ Compare (comparison scores for ``python -m madpad.report vulnerability``)::
 
     python -m madpad.generate compare --morphs DIR/manifest.csv --probes IMAGES.csv [--root ROOT]
         [--probe-capture probe] [--references IMAGES.csv] [--reference-capture enrolment]
-        --systems dlib [arcface_onnx:model_path=FILE@arcface] --out COMPARISONS.csv
+        --systems dlib[,mobileface,hse_faceres,faceapi_resnet128] [arcface_onnx:model_path=FILE@arcface]
+        --out COMPARISONS.csv
 
 Exit codes: 0 when the job ran (per-item failures are recorded, not fatal), 2 for bad input.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,7 +117,7 @@ def _requests_from_manifest(args) -> list:
     embeddings = None
     if args.strategy == "most_similar":
         from madpad.face import embed_batch, get_embedder
-        from madpad.vulnerability import parse_system
+        from madpad.face.comparisons import parse_system
 
         spec = parse_system(args.fr_system)
         batch = embed_batch([str(r.path) for r in images], get_embedder(spec.name, **spec.params),
@@ -139,9 +141,8 @@ def _generate(argv: Sequence[str]) -> int:
     pre, _ = _base_parser(add_help=False).parse_known_args(argv)
     parser = _base_parser(add_help=True)
     if pre.method:
-        entry = MORPH_METHODS.get(pre.method)  # unknown name -> UnknownComponentError (exit 2)
-        group = parser.add_argument_group(f"{pre.method} options")
-        entry.meta["add_cli_arguments"](group)
+        method = MORPH_METHODS.load(pre.method)  # unknown name -> UnknownComponentError (exit 2)
+        method.add_cli_arguments(parser.add_argument_group(f"{pre.method} options"))
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     if args.list_methods:
@@ -173,7 +174,7 @@ def _generate(argv: Sequence[str]) -> int:
         requests = requests[: args.limit]
     if not requests:
         raise UsageError("no morphs to make (no pairs selected)")
-    generator = MORPH_METHODS.get(args.method).meta["from_cli"](args)
+    generator = MORPH_METHODS.load(args.method).from_cli(args)
     summary = run_morph_job(requests, generator, args.out, method=args.method, seed=args.seed, fmt=args.format,
                             quality=args.quality, progress=False if args.no_progress else None)
     for line in summary.lines():
@@ -200,8 +201,11 @@ def _compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, default=None,
                    help="dataset root of --probes/--references (default: each manifest's folder)")
     p.add_argument("--systems", nargs="+", default=["dlib"], metavar="SPEC",
-                   help="FR systems: NAME[:key=value,...][@LABEL] (default dlib), e.g. "
-                        "arcface_onnx:model_path=w600k_r50.onnx@arcface")
+                   help="FR systems, separated by spaces or commas: NAME[:key=value,...][@LABEL] (default dlib), "
+                        "e.g. dlib,mobileface,hse_faceres,faceapi_resnet128 or "
+                        "arcface_onnx:model_path=w600k_r50.onnx@arcface; 'offline' = every offline system whose "
+                        "model file is found (dlib + the ONNX networks in $MADPAD_SHARED/models/fr). "
+                        "faceapi_resnet128 is a port of dlib's ResNet, not an independent system")
     p.add_argument("--out", type=Path, required=True, help="comparison scores CSV to write")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="embedding cache (default $MADPAD_CACHE/embeddings, else <out folder>/embedding_cache)")
@@ -212,10 +216,48 @@ def _compare_parser() -> argparse.ArgumentParser:
     return p
 
 
+_PARAM_ITEM = re.compile(r"^\s*[A-Za-z_][\w.-]*\s*=")
+
+
+def split_system_args(values: Sequence[str]) -> list[str]:
+    """``--systems`` values -> one spec per FR system. Systems may be separated by spaces or
+    commas; a comma-separated ``key=value`` item continues the previous system's parameters
+    (``arcface_onnx:model_path=m.onnx,color=BGR@arc,dlib`` is two systems). ``offline`` expands to
+    every offline system whose model file is found (:func:`madpad.face.fr_onnx.available_fr_systems`;
+    the ones left out are logged).
+
+    >>> split_system_args(["dlib,mobileface", "arcface_onnx:model_path=m.onnx,color=BGR@arc,hse_faceres"])
+    ['dlib', 'mobileface', 'arcface_onnx:model_path=m.onnx,color=BGR@arc', 'hse_faceres']
+    """
+    out: list[str] = []
+    for value in values:
+        for i, piece in enumerate(str(value).split(",")):
+            if not piece.strip():
+                continue
+            if i > 0 and out and _PARAM_ITEM.match(piece) and ":" in out[-1] and "@" not in out[-1]:
+                out[-1] += "," + piece.strip()
+            else:
+                out.append(piece.strip())
+    expanded: list[str] = []
+    for spec in out:
+        if spec == "offline":
+            from madpad.face.fr_onnx import available_fr_systems
+
+            found, notes = available_fr_systems()
+            for n in notes:
+                log.warning("%s", n)
+            expanded += [n for n in found if n not in expanded]
+        else:
+            expanded.append(spec)
+    if not expanded:
+        raise UsageError("--systems: no FR system given (e.g. --systems dlib,mobileface)")
+    return expanded
+
+
 def _compare(argv: Sequence[str]) -> int:
     from madpad.data import load_images, load_morphs
     from madpad.io import env_path
-    from madpad.vulnerability import (
+    from madpad.face.comparisons import (
         compute_comparisons,
         parse_system,
         write_comparisons,
@@ -224,7 +266,7 @@ def _compare(argv: Sequence[str]) -> int:
     args = _compare_parser().parse_args(argv)
     setup_logging(args.verbose)
     apply_runtime_options(threads=args.threads)
-    specs = [parse_system(s) for s in args.systems]
+    specs = [parse_system(s) for s in split_system_args(args.systems)]
     morphs = load_morphs(args.morphs, root=args.morph_root)
     probes = load_images(args.probes, root=args.root)
     if args.probe_capture:

@@ -67,6 +67,23 @@ def as_rgb_uint8(image: Any, *, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def downscale(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """Shrink ``image`` (area interpolation) so its longer side is at most ``max_side``.
+
+    Returns ``(image, factor)`` with ``factor = max_side / longer side`` (<= 1): coordinates
+    found on the small image divided by ``factor`` are those of the original. Images already
+    small enough, and ``max_side`` None or 0, come back unchanged with factor 1.0.
+    """
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= int(max_side):
+        return image, 1.0
+    import cv2
+
+    f = float(max_side) / float(max(h, w))
+    small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(small), f
+
+
 def encode_image(image: np.ndarray, suffix: str = ".png", *, quality: int = 95) -> bytes:
     """Encode an RGB uint8 image to bytes in the format given by ``suffix``."""
     from PIL import Image

@@ -90,6 +90,20 @@ def test_as_rgb_uint8_converts_gray_float_and_rgba():
         as_rgb_uint8(np.zeros((3, 3, 5)))
 
 
+def test_downscale_factor_maps_coordinates_back():
+    from madpad.io import downscale
+
+    img = np.zeros((600, 800, 3), np.uint8)
+    img[300:, 400:] = 200  # bottom-right quadrant
+    small, f = downscale(img, 640)
+    assert small.shape == (480, 640, 3) and f == 0.8 and small.flags.c_contiguous
+    ys, xs = np.nonzero(small[..., 0] > 100)
+    assert (xs.min() / f, ys.min() / f) == (400.0, 300.0)  # the quadrant's corner, in original pixels
+    assert downscale(img, 800)[0] is img and downscale(img, None) == (img, 1.0)
+    tall, g = downscale(np.zeros((1001, 3, 3), np.uint8), 100)
+    assert tall.shape == (100, 1, 3) and g == pytest.approx(100 / 1001)  # sides never round to 0
+
+
 def test_atomic_path_leaves_target_untouched_on_failure(tmp_path):
     target = tmp_path / "out.txt"
     atomic_write_text(target, "old")

@@ -228,6 +228,24 @@ def test_write_table_atomic_and_generic(tmp_path):
         write_table(tmp_path / "t.xlsx", [{"a": 1}])
 
 
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_read_table_bom_and_non_utf8_bytes_name_the_row(tmp_path, bom):
+    p = tmp_path / "t.csv"
+    p.write_bytes(bom + b"id,name\n1,ok\n")
+    t = read_table(p)
+    assert t.columns == ["id", "name"] and t.rows == [{"id": "1", "name": "ok"}]  # an Excel BOM is not a column
+    p.write_bytes(bom + b"id,name\n1,ok\n\n2,Ren\xe9e\n")  # Latin-1 on the 4th line (blank lines count)
+    with pytest.raises(ManifestError, match=rf"t.csv row 4: not UTF-8 text .* at byte {len(bom) + 19}\)"):
+        read_table(p)
+
+
+def test_read_table_oversized_field_names_the_row(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("id,name\n1,ok\n2," + "x" * 140_000 + "\n")
+    with pytest.raises(ManifestError, match="t.csv row 3: malformed CSV .*field limit"):
+        read_table(p)
+
+
 # ---------------------------------------------------------------- shipped manifests
 def test_sample_manifest_matches_bundled_files():
     from madpad.data.sample import sample_manifest, sample_root

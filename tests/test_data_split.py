@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import combinations
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +149,18 @@ def test_cli_split_and_check(tmp_path, capsys):
     bad.write_text("id,path,subject,label\nx,a.jpg,001,maybe\n")
     assert main(["check", str(bad), "--no-files"]) == 2
     assert f"{bad} row 2: field 'label'" in capsys.readouterr().err
+
+
+def test_manifest_and_split_modules_do_not_import_each_other():
+    """Both need subject ids; they take them from madpad.data.subjects, not from each other."""
+    import ast
+
+    import madpad.data.manifest as manifest
+    import madpad.data.split as split
+
+    def imports(mod) -> set[str]:
+        tree = ast.parse(Path(mod.__file__).read_text(encoding="utf-8"))
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+
+    assert "madpad.data.split" not in imports(manifest)
+    assert "madpad.data.manifest" not in imports(split)

@@ -84,6 +84,18 @@ def test_help_lists_the_dcmorph_options(capsys):
     text = capsys.readouterr().out
     for opt in ("--base-model", "--ip-adapter", "--face-encoder", "--steps", "--guidance", "--inversion-steps",
                 "--prompt", "--negative-prompt", "--inversion-conditioning", "--stream", "--identity-mixing",
-                "--dtype", "--device", "--attention-slicing", "--cpu-offload", "--tiny-random"):
+                "--dtype", "--device", "--attention-slicing", "--cpu-offload", "--tiny-random", "--preset",
+                "--schedule", "--inversion-id-scale", "--slerp", "--realign-to", "--faceid-strict"):
         assert opt in text, opt
     assert "meaningless" in text
+
+
+def test_cli_reference_preset_records_its_settings(pairs, tmp_path):
+    out = tmp_path / "ref"
+    argv = ["--method", "dcmorph", "--tiny-random", "--steps", "2", "--preset", "reference", "--slerp", "flat",
+            "--faceid-strict", "off", "--pairs", str(pairs), "--out", str(out), "--no-progress", "--threads", "1"]
+    assert generate.main(argv) == 0
+    params = json.loads(_rows(out / "manifest.csv")[0]["params"])
+    assert params["preset"] == "reference" and params["schedule"] == "reference" and params["slerp"] == "flat"
+    assert params["inversion_steps"] == 1 and params["sampling_steps"] == 2 and params["source_align"] == "stretch"
+    assert params["faceid_strict"] is False

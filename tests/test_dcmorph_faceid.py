@@ -216,3 +216,32 @@ def test_hash_tokenizer_is_deterministic_and_clip_shaped():
     assert len(long) == 8 and long[-1] == 999  # truncated, EOS kept
     with pytest.raises(ValueError, match="vocab_size"):
         HashWordTokenizer(vocab_size=3)
+
+
+def test_mtcnn_five_points_drive_the_arcface_identity_encoder(tmp_path, sample_dir):
+    """The documented SCRFD-like identity path: ``arcface_onnx:...,detector=mtcnn,landmarker=null`` aligns
+    on MTCNN's own five points (as insightface aligns on SCRFD's) and gives a 512-D unit embedding."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("facenet_pytorch")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from madpad.face import align_arcface, analyze_face
+    from madpad.io import read_image
+    from madpad.morph.dcmorph.identity import embed_one, resolve_identity_encoder
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((3 * 112 * 112, 512)).astype(np.float32), "w")
+    nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["y"])]
+    graph = helper.make_graph(nodes, "rec", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 112, 112])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 512])], [w])
+    model = tmp_path / "arcface_like.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(model))
+    enc = resolve_identity_encoder(f"arcface_onnx:model_path={model},detector=mtcnn,landmarker=null")
+    check_identity_dim(enc, 512)
+    img = read_image(sorted((sample_dir / "neutral").glob("*.jpg"))[0])
+    e = embed_one(enc, img, expected_dim=512, role="a")
+    crop = align_arcface(img, analyze_face(img, detector="mtcnn", landmarker=None).landmarks5, size=112)
+    want = enc.embed_aligned(crop[None])[0]
+    assert np.allclose(e, want / np.linalg.norm(want), atol=1e-5)
+    dlib_crop = align_arcface(img, analyze_face(img, detector="dlib_hog", landmarker="dlib68").landmarks5, size=112)
+    assert not np.array_equal(crop, dlib_crop)  # a different five-point source, a different crop

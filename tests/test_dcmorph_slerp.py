@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from madpad.morph.dcmorph.slerp import PARALLEL_EPS, lerp, slerp  # noqa: E402
+from madpad.morph.dcmorph.slerp import PARALLEL_EPS, lerp, mix_latents, slerp, slerp_rows  # noqa: E402
 
 
 def _unit(v):
@@ -92,3 +92,30 @@ def test_bad_inputs_raise_clear_errors():
         slerp(a, torch.tensor([1.0, float("nan"), 0.0, 0.0]), 0.5)
     with pytest.raises(TypeError):
         slerp([1.0], [0.0], 0.5)
+
+
+def test_row_slerp_hand_computed_per_row():
+    """Each row of the last dimension gets its own angle; parallel, opposite and zero rows are lerped."""
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0], [2.0, 0.0], [1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([[0.0, 1.0], [1.0, 0.0], [-2.0, 0.0], [0.0, 3.0], [1.0, 1.0]], dtype=torch.float64)
+    out = slerp_rows(a, b, 0.5)
+    h = math.sqrt(0.5)
+    # row 0: quarter circle -> (cos 45, sin 45); row 1: identical -> itself; row 2: opposite -> lerp -> 0;
+    # row 3: 90 degrees, norms 1 and 3 -> sin(45)/sin(90) * (a + b); row 4: zero row -> lerp
+    want = torch.tensor([[h, h], [1.0, 0.0], [0.0, 0.0], [h, 3 * h], [0.5, 0.5]], dtype=torch.float64)
+    assert torch.allclose(out, want, atol=1e-12)
+    # the flat slerp of the same 10 numbers is one great circle, a different answer
+    flat = slerp(a + 0.1, b + 0.1, 0.5)
+    assert not torch.allclose(slerp_rows(a + 0.1, b + 0.1, 0.5), flat, atol=1e-3)
+
+
+def test_row_and_flat_modes_of_mix_latents():
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.randn(1, 4, 16, 16, generator=g), torch.randn(1, 4, 16, 16, generator=g)
+    assert torch.equal(mix_latents(a, b, 0.3, mode="flat"), slerp(a, b, 0.3))
+    rows = mix_latents(a, b, 0.3, mode="rows")
+    assert torch.allclose(rows[0, 2, 5], slerp(a[0, 2, 5], b[0, 2, 5], 0.3), atol=1e-6)  # one row = one vector
+    assert torch.allclose(mix_latents(a, b, 0.0, mode="rows"), a, atol=1e-6)
+    assert rows.dtype == a.dtype
+    with pytest.raises(ValueError, match="slerp mode"):
+        mix_latents(a, b, 0.5, mode="columns")

@@ -156,12 +156,12 @@ def test_demo_writes_report_with_valid_figures(demo_run):
 
 def test_demo_resume_reuses_finished_steps(demo_run):
     out = demo_run["out"]
-    before = {s: json.loads((out / "steps" / f"{s}.json").read_text())["started"] for s in STEPS.split(",")}
+    before = {s: json.loads((out / s / "status.json").read_text())["started"] for s in STEPS.split(",")}
     t0 = time.perf_counter()
     rc, _, stderr = _run(_args(out, demo_run["manifest"]))
     assert rc == 0, stderr[-2000:]
     assert stderr.count("done before, reusing") == 4
-    after = {s: json.loads((out / "steps" / f"{s}.json").read_text())["started"] for s in STEPS.split(",")}
+    after = {s: json.loads((out / s / "status.json").read_text())["started"] for s in STEPS.split(",")}
     assert after == before
     assert time.perf_counter() - t0 < demo_run["seconds"] / 2
     # a step whose options changed runs again, and only that one

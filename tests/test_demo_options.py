@@ -1,6 +1,7 @@
 """Argument validation of ``python -m madpad.demo`` and the wiring of the real-weight options
-(DCMorph, CLIP foundation detector, YOLO, rembg) into the library calls the steps make.
-Nothing here loads a model: each check stops before any heavy work."""
+(DCMorph, CLIP foundation detector, YOLO, rembg) through the params of ``pipelines/demo.yaml``
+into the library calls the stages make. Nothing here loads a model: each check stops before any
+heavy work."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from madpad import demo
 from madpad.errors import UsageError
+from madpad.pipeline.stages.demo import detect, generate, tshirt
 
 
 def _run(argv) -> tuple[int, str]:
@@ -96,17 +98,19 @@ def test_dcmorph_options_are_checked_and_passed_to_the_generator(tmp_path):
 
     s = make_settings(**params)
     assert s.base_model == str(base.resolve()) and s.steps == 12
-    # and the attack family joins the morph methods (so every later step sees it)
-    ctx = demo.DemoContext(opts=o, data=None, out=tmp_path, progress=False, echo=print)
-    assert ctx.morph_methods() == ["landmark", "landmark_spliced", "dcmorph"]
+    # the pipeline param carries them, and the attack family joins the morph methods (so every later
+    # step sees it)
+    pp = demo.pipeline_params(o)
+    assert pp["dcmorph"] == params
+    assert generate.morph_methods(pp) == ["landmark", "landmark_spliced", "dcmorph"]
+    assert generate.morph_methods(demo.pipeline_params(_opts(tmp_path))) == ["landmark", "landmark_spliced"]
 
 
 def test_clip_checkpoint_file_fine_tunes_the_foundation_detector(tmp_path):
     ckpt = tmp_path / "ViT-B-16-openai.bin"
     ckpt.write_bytes(b"\0")
     o = _opts(tmp_path, "--clip-checkpoint", str(ckpt), "--clip-model", "madpad-tiny-vit", "--clip-epochs", "2")
-    ctx = demo.DemoContext(opts=o, data=None, out=tmp_path / "out", progress=False, echo=print)
-    dets = demo.mad_detectors(ctx)
+    dets = detect.mad_detectors(demo.pipeline_params(o)["clip"], progress=False)
     name, params, trained = dets["foundation"]
     assert name == "foundation" and trained is None
     assert params["pretrained"] == str(ckpt.resolve()) and params["backbone"] == "madpad-tiny-vit"
@@ -117,6 +121,12 @@ def test_clip_checkpoint_file_fine_tunes_the_foundation_detector(tmp_path):
 
     det = FoundationDetector(**params)
     assert det.config.pretrained == str(ckpt.resolve())
+    # training adds the class's defaults: a resumable state folder inside the stage's scratch space
+    state = tmp_path / "scratch" / "foundation"
+    tp = detect.training_params(name, params, state_dir=state, seed=4)
+    assert tp == {**params, "checkpoint_dir": str(state / "_train_state"), "seed": 4}
+    assert FoundationDetector(**tp).config.checkpoint_dir == str(state / "_train_state")
+    assert detect.training_params("embedding_logreg", {"C": 1.0}, state_dir=state, seed=4) == {"C": 1.0}
     # the baselines are always there
     assert {"dlib_distance", "dlib_diff_logreg", "dlib_diff_svm"} <= set(dets)
 
@@ -128,41 +138,65 @@ def test_clip_checkpoint_folder_is_a_trained_detector(tmp_path):
     assert rc == 2 and "has no detector.json" in err
     (d / "detector.json").write_text(json.dumps({"detector": "foundation"}))
     o = _opts(tmp_path, "--clip-checkpoint", str(d))
-    ctx = demo.DemoContext(opts=o, data=None, out=tmp_path, progress=False, echo=print)
-    assert demo.mad_detectors(ctx)["foundation"] == ("foundation", {}, d)
+    assert detect.mad_detectors(demo.pipeline_params(o)["clip"])["foundation"] == ("foundation", {}, d)
 
 
 def test_yolo_weights_add_a_person_detector(tmp_path):
     w = tmp_path / "yolov8n.pt"
     w.write_bytes(b"\0")
     o = _opts(tmp_path, "--yolo-weights", str(w))
-    configs = demo.tshirt_detectors(o)
+    configs = tshirt.tshirt_detectors(demo.pipeline_params(o)["yolo_weights"])
     assert configs["pose+dlib_hog"] == ("mediapipe_pose", "dlib_hog")
     person, _ = configs["yolo+dlib_hog"]
-    from madpad.pad.detector import parse_component
+    from madpad.pad.tshirt import parse_component
 
     assert parse_component(person, what="person") == ("yolo", {"weights": str(w.resolve())})
-    assert "yolo+dlib_hog" not in demo.tshirt_detectors(_opts(tmp_path))
+    assert "yolo+dlib_hog" not in tshirt.tshirt_detectors(demo.pipeline_params(_opts(tmp_path))["yolo_weights"])
 
 
 def test_rembg_models_folder_joins_the_segmentation_study(tmp_path, monkeypatch):
     monkeypatch.delenv("U2NET_HOME", raising=False)
-    assert demo._rembg_dir(_opts(tmp_path)) is None
+    assert demo.rembg_dir(_opts(tmp_path)) is None
     m = tmp_path / "rembg"
     m.mkdir()
-    assert demo._rembg_dir(_opts(tmp_path, "--rembg-models", str(m))) == str(m.resolve())
+    assert demo.rembg_dir(_opts(tmp_path, "--rembg-models", str(m))) == str(m.resolve())
     monkeypatch.setenv("U2NET_HOME", str(tmp_path / "env"))
-    assert demo._rembg_dir(_opts(tmp_path)) == str(tmp_path / "env")
-    # the option is part of the segmentation step's identity (a new model folder reruns the step)
-    o1, o2 = _opts(tmp_path), _opts(tmp_path, "--rembg-models", str(m))
-    assert o1.rembg_models != o2.rembg_models
+    assert demo.rembg_dir(_opts(tmp_path)) == str(tmp_path / "env")
+    # the folder is a param of the segmentation stages (a new model folder reruns them); rembg IS-Net
+    # joins the segmenters only when its model file is there, and the summary notes why it did not
+    p1 = demo.pipeline_params(_opts(tmp_path, "--rembg-models", str(m)))
+    assert p1["rembg_dir"] == str(m.resolve()) and "rembg_isnet" not in p1["segmenters"]
+    (m / "isnet-general-use.onnx").write_bytes(b"\0")
+    p2 = demo.pipeline_params(_opts(tmp_path, "--rembg-models", str(m)))
+    assert p2["segmenters"] == ["mediapipe_selfie", "landmark_hull", "grabcut", "rembg_isnet"]
+    monkeypatch.delenv("U2NET_HOME")
+    p0 = demo.pipeline_params(_opts(tmp_path))
+    assert p0["rembg_dir"] == "" and p0["segmenters"] == ["mediapipe_selfie", "landmark_hull", "grabcut"]
+    from madpad.pipeline.stages.demo.segmentation import demo_segmenters
+
+    assert demo_segmenters(None)[1] == [("rembg IS-Net not used: isnet-general-use.onnx not found in "
+                                         "--rembg-models / $U2NET_HOME (neither is set)")]
 
 
-def test_segmentation_pipeline_file_is_found_in_a_checkout(tmp_path):
-    p = demo.segmentation_pipeline_file()
-    assert p is not None and p.name == "segmentation_study.yaml"
-    from madpad.pipeline import load_pipeline
+def test_options_become_the_params_of_the_demo_pipeline(tmp_path):
+    """The demo is pipelines/demo.yaml: found in a checkout, loaded with the options' params,
+    --out as its workdir, the data's root and manifest fed to the segmentation study."""
+    p = demo.pipeline_file()
+    assert p is not None and p.name == "demo.yaml" and p.parent.name == "pipelines"
+    assert demo.pipeline_file("segmentation_study") == p.parent / "segmentation_study.yaml"
+    from madpad.data.sample import sample_manifest_path, sample_root
+    from madpad.pipeline.stages.demo.common import load_data
 
-    spec = load_pipeline(p, set_items=["params.segmenters=[mediapipe_selfie, landmark_hull, grabcut]",
-                                       "params.n_subjects=2"], workdir=tmp_path / "unused-demo-workdir")
-    assert {"segment", "recognition", "report"} <= set(spec.stages)
+    o = _opts(tmp_path, "--pairs", "6", "--seed", "3", "--tshirt-wearers", "5", "--bootstrap", "0")
+    data = load_data(o.data, o.root)
+    spec = demo.load_demo_pipeline(o, data)
+    assert spec.workdir == (tmp_path / "out").resolve()
+    assert spec.order[0] == "data" and spec.order[-1] == "report"
+    assert spec.stages["generate"].params == {"pairs": 6, "seed": 3, "dcmorph": None}
+    assert spec.stages["tshirt"].params == {"seed": 3, "wearers": 5, "bootstrap": 0, "yolo_weights": None}
+    assert spec.stages["seg_images"].inputs["data"] == sample_root()
+    assert spec.stages["seg_images"].params["manifest"] == str(sample_manifest_path())
+    assert spec.stages["seg_images"].params["n_subjects"] == 6
+    # vulnerability and detect read the morphs of generate (input references = dependencies)
+    assert "generate" in spec.stages["vulnerability"].deps and "generate" in spec.stages["detect"].deps
+    assert "generate" not in spec.stages["tshirt"].deps

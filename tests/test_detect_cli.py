@@ -96,3 +96,14 @@ def test_train_config_errors_exit_2(tmp_path, capsys):
     assert main(["train", "--print-config", "--set", "params.epochs=3"]) == 0
     printed = capsys.readouterr().out
     assert "epochs: 3" in printed and "detector: embedding_logreg" in printed
+
+
+def test_train_unknown_detector_parameter_is_a_one_line_usage_error(pair_files, tmp_path, capsys):
+    out = tmp_path / "model"
+    rc = main(["train", "--set", "detector=embedding_logreg", "--set", "params.Cc=3",
+               "--set", f"data.train={pair_files['train']}", "--set", f"out={out}"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "morph detector 'embedding_logreg': unknown parameter 'Cc'; did you mean 'C'? valid: [" in err
+    assert not out.exists()  # refused before any work

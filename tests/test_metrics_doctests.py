@@ -1,4 +1,5 @@
-"""The doctest examples in madpad.metrics and madpad.report are part of the documentation:
+"""The doctest examples in madpad.metrics, madpad.report (and the columnar score-file reader)
+are part of the documentation:
 keep them true."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ MODULES = [
     "madpad.metrics.bootstrap",
     "madpad.report.html",
     "madpad.report.pad",
+    "madpad.data.columnar",
 ]
 
 

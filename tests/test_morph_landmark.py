@@ -277,10 +277,10 @@ def test_registry_entries_and_cli_hooks():
     assert {"landmark", "landmark_spliced", "dcmorph"} <= set(MORPH_METHODS.names())
     for name in ("landmark", "landmark_spliced"):
         p = argparse.ArgumentParser()
-        MORPH_METHODS.get(name).meta["add_cli_arguments"](p.add_argument_group(name))
+        MORPH_METHODS.load(name).add_cli_arguments(p.add_argument_group(name))
         args = p.parse_args(["--align", "portrait", "--portrait-size", "300x400", "--detector-set", "upsample=1"]
                             + (["--blend", "poisson"] if name == "landmark_spliced" else []))
-        gen = MORPH_METHODS.get(name).meta["from_cli"](args)
+        gen = MORPH_METHODS.load(name).from_cli(args)
         params = gen.params()
         assert params["method"] == name
         assert params["alignment"]["mode"] == "portrait" and params["alignment"]["size"] == (300, 400)

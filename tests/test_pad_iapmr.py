@@ -12,7 +12,7 @@ from madpad.pad.synth import SynthConfig, generate_set, list_sources
 
 def test_iapmr_end_to_end(tmp_path, sample_dir):
     pytest.importorskip("dlib")
-    from madpad.pad.vulnerability import main
+    from madpad.pad.iapmr import main
 
     subjects = sorted(p.stem.split("_")[0] for p in (sample_dir / "neutral").glob("*.jpg"))[:5]
     for sub in ("neutral", "smiling", "landmarks"):
@@ -31,7 +31,22 @@ def test_iapmr_end_to_end(tmp_path, sample_dir):
     assert res["n_genuine"] == 5 and res["n_impostor"] == 20 and res["n_attack"] == 2
     with open(tmp_path / "out" / "comparisons.csv", newline="") as fh:
         kinds = [r["kind"] for r in csv.DictReader(fh)]
-    assert kinds.count("genuine") == 5 and kinds.count("impostor") == 20 and kinds.count("attack") == 4
+    assert kinds.count("genuine") == 5 and kinds.count("impostor") == 20 and len(kinds) == 25
+    with open(tmp_path / "out" / "attack_comparisons.csv", newline="") as fh:
+        attacks = list(csv.DictReader(fh))
+    assert sorted((a["selection"], a["species"]) for a in attacks) == sorted(
+        (sel, sp) for sel in ("largest", "any") for sp in ("tshirt_face_visible", "tshirt_face_occluded"))
+    assert all(a["printed_subject"] != a["wearer_subject"] for a in attacks)
+    # the licit comparisons are a standard comparison-scores file: the vulnerability report's reader
+    # takes it, and the threshold it sets from the impostor rows is the one in iapmr.json
+    from madpad.metrics import threshold_at_fmr
+    from madpad.report import read_comparison_scores
+
+    table = read_comparison_scores(tmp_path / "out" / "comparisons.csv")
+    assert table.systems == ["dlib"] and int((table.kind == "genuine").sum()) == 5
+    for op in res["operating_points"]:
+        t = threshold_at_fmr(table.score[table.kind == "impostor"], op["fmr_target"])
+        assert t == pytest.approx(op["threshold"], abs=2e-6)
     op = res["operating_points"][0]
     assert op["fmr_target"] == 0.001 and op["fmr"] == 0.0  # 20 impostors: threshold above all of them
     # the printed face (neutral photo) matches its subject's smiling reference when the wearer's face is hidden

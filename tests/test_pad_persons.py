@@ -36,6 +36,20 @@ def test_registry_lists_backends_and_rejects_unknown():
         get_person_detector("yolo")
 
 
+def test_person_and_face_detections_share_one_box_geometry():
+    from madpad.face import FaceDetection
+    from madpad.face.types import box_of, clip_box
+
+    for d in (FaceDetection([10, 20, 50, 100], 0.9), PersonDetection(box=[10, 20, 50, 100], score=0.9)):
+        assert (d.width, d.height, d.area, d.center.tolist()) == (40.0, 80.0, 3200.0, [30.0, 60.0])
+        assert box_of(d).tolist() == [10, 20, 50, 100]
+    with pytest.raises(ValueError, match="face box must be 4 finite numbers"):
+        box_of([0, 0, np.nan, 1], what="face box")
+    boxes = [[-5, -5, 300, 90], [10, 10, 20, 20]]
+    assert clip_box(boxes, (100, 200, 3)).tolist() == [[0, 0, 200, 90], [10, 10, 20, 20]]
+    assert clip_box(boxes[0], (100, 200)).tolist() == [0, 0, 200, 90] and boxes[0][0] == -5  # input kept
+
+
 def test_mediapipe_pose_finds_the_person_with_keypoints_and_mask(astronaut):
     pytest.importorskip("mediapipe")
     det = get_person_detector("mediapipe_pose")
@@ -52,6 +66,29 @@ def test_mediapipe_pose_finds_the_person_with_keypoints_and_mask(astronaut):
     assert p.mask[FACE_CENTRE[1], FACE_CENTRE[0]] > 0.5 and p.mask[5, 5] < 0.5  # person vs sky corner
     # any image size: a tiny image gives a list (possibly empty), never a crash
     assert isinstance(det.detect(np.zeros((7, 9, 3), np.uint8)), list)
+
+
+def test_selfie_person_masks_and_segmenter_matte_come_from_one_model(astronaut):
+    """The mediapipe_selfie person detector and the mediapipe_selfie segmenter share madpad.face.selfie."""
+    pytest.importorskip("mediapipe")
+    import pickle
+
+    from madpad.face.selfie import MediapipeSelfie
+    from madpad.segment import get_segmenter
+
+    mask = MediapipeSelfie().mask(astronaut)
+    assert mask.dtype == np.float32 and mask.shape == astronaut.shape[:2] and 0.0 <= mask.min() <= mask.max() <= 1.0
+    people = get_person_detector("mediapipe_selfie").detect(astronaut)
+    assert people and _contains(people[0].box, FACE_CENTRE)
+    inside = people[0].mask > 0
+    assert np.allclose(people[0].mask[inside], mask[inside], atol=1e-6)  # a component of the same matte
+    seg = get_segmenter("mediapipe_selfie")
+    matte = seg.segment(astronaut)
+    assert np.allclose(matte, mask, atol=1e-6)
+    again = pickle.loads(pickle.dumps(seg))  # the loaded graph is not pickled; the copy loads its own
+    assert np.allclose(again.segment(astronaut), matte, atol=1e-6)
+    with pytest.raises(ValueError, match="model_selection"):
+        MediapipeSelfie(model_selection=2)
 
 
 def test_hog_people_detector_maps_boxes_back_to_the_input_size(astronaut):

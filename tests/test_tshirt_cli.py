@@ -100,6 +100,28 @@ def test_cli_bad_input_exits_2_naming_the_problem(tmp_path, capsys, content, nee
     assert not (tmp_path / "o.csv").exists()
 
 
+@pytest.mark.parametrize("content,needle", [
+    (b"id,path\na,x.jpg\nb,caf\xe9.jpg\n", "images.csv row 3: not UTF-8 text"),  # Latin-1 bytes
+    (b"id,path\na,x.jpg\nb," + b"y" * 140_000 + b"\n", "images.csv row 3: malformed CSV (field larger than"),
+])
+def test_cli_unreadable_csv_is_a_one_line_error_naming_file_and_row(tmp_path, capsys, content, needle):
+    p = tmp_path / "images.csv"
+    p.write_bytes(content)
+    assert detect_main(["tshirt", "--images", str(p), "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_image_list_accepts_an_excel_bom(tmp_path):
+    from madpad.pad.cli import read_image_list
+
+    p = tmp_path / "images.csv"
+    p.write_bytes(b"\xef\xbb\xbfid,path,label,species\na, x.jpg ,attack,tshirt_face_visible\n")
+    rows = read_image_list(p)
+    assert [(r["id"], r["path"], r["label"], r["species"]) for r in rows] == [
+        ("a", tmp_path / "x.jpg", "attack", "tshirt_face_visible")]
+
+
 def test_cli_bad_options_exit_2(tmp_path, capsys):
     p = tmp_path / "images.csv"
     p.write_text("id,path\na,x.jpg\n")

@@ -24,7 +24,6 @@ from madpad.data.manifest import (
     load_pairs,
     read_table,
     relative_to_root,
-    split_subjects,
     with_rel,
     write_images,
     write_morphs,
@@ -36,10 +35,11 @@ from madpad.data.split import (
     SubjectLeakageError,
     assign_by_subject,
     check_disjoint,
-    record_subjects,
     split_by_subject,
     split_manifest,
 )
+from madpad.data.subjects import SUBJECT_SEP, record_subjects, split_subjects
+from madpad.data.columnar import ColumnarTable, read_columns  # large score files (polars)
 
 __all__ = [
     "ATTACK",
@@ -48,6 +48,8 @@ __all__ = [
     "LABELS",
     "MORPH_COLUMNS",
     "PAIR_COLUMNS",
+    "SUBJECT_SEP",
+    "ColumnarTable",
     "ImageRecord",
     "Manifest",
     "MorphRecord",
@@ -60,6 +62,7 @@ __all__ = [
     "load_images",
     "load_morphs",
     "load_pairs",
+    "read_columns",
     "read_table",
     "record_subjects",
     "relative_to_root",

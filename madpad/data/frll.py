@@ -13,12 +13,11 @@ Attribution (CC BY 4.0): see ``madpad/data/ATTRIBUTION.md``.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from pathlib import Path
 
-from madpad.data.manifest import BONA_FIDE, ImageRecord, Manifest
+from madpad.data.manifest import BONA_FIDE, ImageRecord, Manifest, read_table
 from madpad.errors import ManifestError
 
 _FRLL_NAME = re.compile(r"^(\d+)_(\d\d)\.jpg$", re.IGNORECASE)
@@ -30,11 +29,10 @@ def _subject_table(root: Path) -> dict:
     p = root / "subjects.csv"
     if not p.is_file():
         return {}
-    with open(p, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.DictReader(fh))
-    if rows and "subject" not in rows[0]:
+    table = read_table(p, fmt="csv")
+    if table.rows and "subject" not in table.columns:
         raise ManifestError("missing required column 'subject'", path=p, row=1, field="subject")
-    return {r["subject"].strip(): {k: (v or "").strip() for k, v in r.items() if k != "subject"} for r in rows}
+    return {r["subject"]: {k: v for k, v in r.items() if k != "subject"} for r in table.rows}
 
 
 def frll_images(root: str | os.PathLike, *, source: str = "frll") -> Manifest:

@@ -38,13 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from madpad.data.subjects import SUBJECT_SEP, record_subjects, split_subjects
 from madpad.errors import ManifestError
 from madpad.io import atomic_write_text, resolve_under_root
 
 BONA_FIDE = "bona_fide"
 ATTACK = "attack"
 LABELS = (BONA_FIDE, ATTACK)
-SUBJECT_SEP = ";"
 
 IMAGE_COLUMNS = ("id", "path", "subject", "label", "species", "capture", "source")
 PAIR_COLUMNS = ("id", "suspect", "live", "label", "species", "subjects")
@@ -57,6 +57,7 @@ PAIR_REQUIRED = ("id", "suspect", "live", "label", "subjects")
 MORPH_REQUIRED = ("id", "path", "subject_a", "subject_b", "method")
 
 MAX_LISTED = 5
+_BOM = b"\xef\xbb\xbf"  # the UTF-8 byte order mark Excel writes
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -181,8 +182,6 @@ class Manifest(list):
         return {r.id: r for r in self}
 
     def subjects(self) -> set[str]:
-        from madpad.data.split import record_subjects
-
         out: set[str] = set()
         for r in self:
             out.update(record_subjects(r))
@@ -190,17 +189,6 @@ class Manifest(list):
 
     def __repr__(self) -> str:
         return f"Manifest(kind={self.kind!r}, n={len(self)}, path={str(self.path) if self.path else None!r})"
-
-
-def split_subjects(value: Any) -> tuple[str, ...]:
-    """``"001;002"`` -> ``("001", "002")``; lists/tuples (JSONL) are accepted too."""
-    if value is None:
-        return ()
-    if isinstance(value, (list, tuple)):
-        parts = [str(v).strip() for v in value]
-    else:
-        parts = [p.strip() for p in str(value).split(SUBJECT_SEP)]
-    return tuple(p for p in parts if p)
 
 
 # --------------------------------------------------------------------------- generic tables
@@ -243,11 +231,15 @@ def read_table(path: str | os.PathLike, *, fmt: str | None = None) -> Table:
     if not p.is_file():
         raise ManifestError("manifest file not found", path=p)
     kind = _format_of(p, fmt)
+    raw = p.read_bytes()
+    bom = len(_BOM) if raw.startswith(_BOM) else 0
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        text = raw[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ManifestError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8",
-                            path=p) from None
+        line = raw[bom: bom + exc.start].count(b"\n") + 1  # the line an editor shows (the row, unless a quoted
+        # field spans lines)
+        raise ManifestError(f"not UTF-8 text ({exc.reason} at byte {bom + exc.start}); save the file as UTF-8",
+                            path=p, row=line) from None
     if kind == "jsonl":
         return _read_jsonl(p, text)
     return _read_csv(p, text)
@@ -314,8 +306,8 @@ def _cell_text(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else str(value)
+    if isinstance(value, float):  # float() first: repr(np.float64(0.1)) is 'np.float64(0.1)'
+        return repr(float(value)) if math.isfinite(value) else str(float(value))
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
     if isinstance(value, tuple):

@@ -20,10 +20,9 @@ def sample_root() -> Path:
 
 def sample_subjects() -> list[dict]:
     """Rows of the sample's subjects.csv (subject, age, gender, ethnicity)."""
-    import csv
+    from madpad.data.manifest import read_table
 
-    with open(sample_root() / "subjects.csv", newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    return read_table(sample_root() / "subjects.csv").rows
 
 
 def sample_manifest_path() -> Path:

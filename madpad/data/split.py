@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from madpad.data.subjects import record_subjects
 from madpad.errors import MadpadError
 
 DEFAULT_NAMES = ("train", "dev", "test")
@@ -31,25 +32,6 @@ DEFAULT_NAMES = ("train", "dev", "test")
 
 class SubjectLeakageError(MadpadError, ValueError):
     """A subject occurs in more than one split."""
-
-
-def record_subjects(record: Any) -> tuple[str, ...]:
-    """Subject ids a manifest row is made from: ``subjects`` of a pair, ``subject_a``/``subject_b``
-    of a morph, the ``;``-joined ``subject`` of an image; a plain string is one subject id."""
-    from madpad.data.manifest import split_subjects
-
-    if isinstance(record, str):
-        return split_subjects(record)
-    if isinstance(record, Mapping):
-        if "subjects" in record:
-            return split_subjects(record["subjects"])
-        if "subject_a" in record:
-            return tuple(s for s in (str(record["subject_a"]), str(record["subject_b"])) if s)
-        return split_subjects(record.get("subject", ""))
-    subs = getattr(record, "subjects", None)
-    if subs is not None:
-        return tuple(subs) if not isinstance(subs, str) else split_subjects(subs)
-    return split_subjects(getattr(record, "subject", ""))
 
 
 def _counts(n: int, fractions: Sequence[float]) -> list[int]:

@@ -3,7 +3,7 @@
 Every detector takes an RGB uint8 image (H, W, 3) (or a path) and returns detections in
 the image's pixel coordinates, sorted by score (highest first), ties by box area. Models
 are loaded on first use, once per process. Build them by name with
-:func:`get_detector` (registry :data:`DETECTORS`).
+:func:`get_detector` (registry :data:`FACE_DETECTORS`; interface :class:`FaceDetector`).
 
 | name | model | weights shipped by | landmarks5 |
 |---|---|---|---|
@@ -17,6 +17,7 @@ are loaded on first use, once per process. Build them by name with
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import tempfile
@@ -27,47 +28,39 @@ import numpy as np
 
 from madpad.errors import UsageError
 from madpad.face.models import import_dlib, load_dlib, load_once
-from madpad.face.types import DropLoadedModels, FaceDetection
-from madpad.io import as_rgb_uint8, optional_import
-from madpad.registry import Registry
+from madpad.face.types import DropLoadedModels, FaceDetection, clip_box
+from madpad.io import as_rgb_uint8, downscale, optional_import
+from madpad.registry import Component, Registry
 
-DETECTORS = Registry("face detector")
+
+class FaceDetector(Component, abc.ABC):
+    """Interface of the face detectors (registry :data:`FACE_DETECTORS`).
+
+    Constructor parameters are keyword-only and do no work (models load on first use).
+    ``detect(image)`` takes an RGB uint8 image (H, W, 3) or a path and returns the faces as
+    :class:`FaceDetection` in the image's pixel coordinates, sorted by score (highest first),
+    ties by larger box; ``detection.detector`` is the detector's ``name``.
+    """
+
+    @abc.abstractmethod
+    def detect(self, image) -> list[FaceDetection]:
+        """Faces in ``image``, best first."""
+
+
+FACE_DETECTORS = Registry("face detector", FaceDetector)
 
 
 def get_detector(name: str = "dlib_hog", **params):
     """Build the face detector ``name`` (see :func:`list_detectors`) with ``params``."""
-    return DETECTORS.create(name, **params)
+    return FACE_DETECTORS.create(name, **params)
 
 
 def list_detectors() -> list[str]:
     """Names of the registered face detectors."""
-    return DETECTORS.names()
+    return FACE_DETECTORS.names()
 
 
 # --------------------------------------------------------------------------- helpers
-def _downscale(img: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
-    """Shrink ``img`` so its longest side is at most ``max_side``; return (image, factor)."""
-    if not max_side:
-        return img, 1.0
-    h, w = img.shape[:2]
-    m = max(h, w)
-    if m <= int(max_side):
-        return img, 1.0
-    import cv2
-
-    f = float(max_side) / m
-    small = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    return small, f
-
-
-def _clip_box(box, shape) -> np.ndarray:
-    h, w = shape[:2]
-    b = np.asarray(box, dtype=np.float64).copy()
-    b[[0, 2]] = np.clip(b[[0, 2]], 0, w)
-    b[[1, 3]] = np.clip(b[[1, 3]], 0, h)
-    return b
-
-
 def sort_detections(dets: list[FaceDetection]) -> list[FaceDetection]:
     """Highest score first; ties by larger box."""
     return sorted(dets, key=lambda d: (-d.score, -d.area))
@@ -78,7 +71,7 @@ def _finish(dets: list[FaceDetection], factor: float, shape) -> list[FaceDetecti
     for d in dets:
         if factor != 1.0:
             d = d.scaled(1.0 / factor)
-        d.box = _clip_box(d.box, shape)
+        d.box = clip_box(d.box, shape)
         if d.width > 0 and d.height > 0:
             out.append(d)
     return sort_detections(out)
@@ -91,7 +84,7 @@ def _check_max_side(max_side):
 
 
 # --------------------------------------------------------------------------- dlib
-class DlibHogDetector:
+class DlibHogDetector(FaceDetector):
     """dlib's HOG + linear SVM frontal face detector.
 
     ``upsample``: image pyramid upsamplings (each doubles the size; the smallest face found
@@ -119,14 +112,14 @@ class DlibHogDetector:
 
     def detect(self, image) -> list[FaceDetection]:
         img = as_rgb_uint8(image)
-        small, f = _downscale(img, self.max_side)
+        small, f = downscale(img, self.max_side)
         rects, scores, _ = self._model().run(small, self.upsample, self.threshold)
         dets = [FaceDetection([r.left(), r.top(), r.right() + 1, r.bottom() + 1], s, detector=self.name)
                 for r, s in zip(rects, scores)]
         return _finish(dets, f, img.shape)
 
 
-class DlibCnnDetector:
+class DlibCnnDetector(FaceDetector):
     """dlib's MMOD CNN face detector (``mmod_human_face_detector.dat`` from
     face-recognition-models). Slow on CPU (seconds per image): ``max_side`` (default 640)
     bounds the detection image. ``score`` is the MMOD confidence."""
@@ -143,7 +136,7 @@ class DlibCnnDetector:
 
     def detect(self, image) -> list[FaceDetection]:
         img = as_rgb_uint8(image)
-        small, f = _downscale(img, self.max_side)
+        small, f = downscale(img, self.max_side)
         model = load_dlib("mmod", models_dir=self.models_dir, path=self.model_path)
         res = model(small, self.upsample)
         dets = []
@@ -157,7 +150,7 @@ class DlibCnnDetector:
 
 
 # --------------------------------------------------------------------------- OpenCV Haar
-class HaarDetector:
+class HaarDetector(FaceDetector):
     """OpenCV's Viola-Jones cascade (``haarcascade_frontalface_default.xml`` from
     ``cv2.data.haarcascades``; OpenCV 4.x wheels ship it, 5.x do not). ``score`` is the
     cascade's level weight (higher = more confident). ``min_size`` is a fraction of the
@@ -195,7 +188,7 @@ class HaarDetector:
         import cv2
 
         img = as_rgb_uint8(image)
-        small, f = _downscale(img, self.max_side)
+        small, f = downscale(img, self.max_side)
         p = self._path()
 
         def _load():
@@ -217,7 +210,7 @@ class HaarDetector:
 
 
 # --------------------------------------------------------------------------- mediapipe
-class MediapipeDetector(DropLoadedModels):
+class MediapipeDetector(DropLoadedModels, FaceDetector):
     """mediapipe BlazeFace (``mediapipe.solutions.face_detection``; models in the mediapipe
     0.10.14 wheel). ``model_selection``: 0 = short range (faces within ~2 m), 1 = full range.
 
@@ -297,7 +290,7 @@ def _landmarks5_from_mouth_centre(le, re, nose, mouth_c) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- MTCNN
-class MtcnnDetector(DropLoadedModels):
+class MtcnnDetector(DropLoadedModels, FaceDetector):
     """MTCNN from facenet-pytorch (its P/R/O-Net weights ship in the package). Gives five
     landmarks in our order. ``score`` is the O-Net face probability.
     ``min_face_size`` in pixels of the detection image."""
@@ -325,7 +318,7 @@ class MtcnnDetector(DropLoadedModels):
         import torch
 
         img = as_rgb_uint8(image)
-        small, f = _downscale(img, self.max_side)
+        small, f = downscale(img, self.max_side)
         with torch.inference_mode():
             boxes, probs, points = self._get_net().detect(small, landmarks=True)
         dets = []
@@ -395,7 +388,7 @@ def import_ultralytics(*, config_dir: str | os.PathLike | None = None):
     return ul
 
 
-class YoloDetector(DropLoadedModels):
+class YoloDetector(DropLoadedModels, FaceDetector):
     """An ultralytics YOLO face model loaded from ``weights`` (a ``.pt`` checkpoint of a
     face detector, e.g. a YOLOv8-face model; or a model ``.yaml`` config, which builds a
     random-init network useful only for tests). No official face weights exist: users
@@ -405,6 +398,7 @@ class YoloDetector(DropLoadedModels):
     ``classes``: keep only these class ids (None = all)."""
 
     name = "yolo"
+    required_files = ("weights",)
     _lazy_attrs = ("_model",)
 
     def __init__(self, *, weights: str | os.PathLike | None = None, conf: float = 0.25, iou: float = 0.5,
@@ -423,9 +417,11 @@ class YoloDetector(DropLoadedModels):
 
     def _get_model(self):
         if self._model is None:
+            from madpad.face.yolo_weights import load_yolo  # scans the file; ultralytics' restricted loader
+
             ul = import_ultralytics(config_dir=self.config_dir)
             with preserved_environment():
-                self._model = ul.YOLO(self.weights)
+                self._model = load_yolo(ul, self.weights)
         return self._model
 
     def detect(self, image) -> list[FaceDetection]:
@@ -454,21 +450,25 @@ class YoloDetector(DropLoadedModels):
 
 
 # --------------------------------------------------------------------------- registry
-DETECTORS.register("dlib_hog", DlibHogDetector, extra="face",
-                   description="dlib HOG + linear SVM frontal face detector (fast, CPU)",
-                   weights="compiled into dlib", license="Boost Software License (dlib)")
-DETECTORS.register("dlib_cnn", DlibCnnDetector, extra="face",
-                   description="dlib MMOD CNN face detector (accurate, slow on CPU)",
-                   weights="face-recognition-models: mmod_human_face_detector.dat",
-                   license="model: public domain (dlib-models); package: MIT")
-DETECTORS.register("haar", HaarDetector, description="OpenCV Viola-Jones frontal face Haar cascade",
-                   weights="opencv-python(-headless) 4.x: cv2.data.haarcascades",
-                   license="Intel License Agreement (BSD-like), shipped with OpenCV")
-DETECTORS.register("mediapipe", MediapipeDetector, extra="mediapipe",
-                   description="mediapipe BlazeFace (6 keypoints; 5-point mouth corners estimated)",
-                   weights="mediapipe 0.10.14 wheel (.tflite)", license="Apache-2.0")
-DETECTORS.register("mtcnn", MtcnnDetector, extra="mtcnn", description="MTCNN (facenet-pytorch), 5 landmarks",
-                   weights="facenet-pytorch: pnet/rnet/onet .pt", license="MIT")
-DETECTORS.register("yolo", YoloDetector, extra="yolo",
-                   description="ultralytics YOLO face model from weights=PATH (user-supplied weights)",
-                   weights="user file", license="ultralytics AGPL-3.0; weights: see their source")
+FACE_DETECTORS.register("dlib_hog", DlibHogDetector, extra="face",
+                        description="dlib HOG + linear SVM frontal face detector (fast, CPU)",
+                        weights="compiled into dlib", license="Boost Software License (dlib)")
+FACE_DETECTORS.register("dlib_cnn", DlibCnnDetector, extra="face",
+                        description="dlib MMOD CNN face detector (accurate, slow on CPU)",
+                        weights="face-recognition-models: mmod_human_face_detector.dat",
+                        license="model: public domain (dlib-models); package: MIT")
+FACE_DETECTORS.register("haar", HaarDetector, description="OpenCV Viola-Jones frontal face Haar cascade",
+                        weights="opencv-python(-headless) 4.x: cv2.data.haarcascades",
+                        license="Intel License Agreement (BSD-like), shipped with OpenCV")
+FACE_DETECTORS.register("mediapipe", MediapipeDetector, extra="mediapipe",
+                        description="mediapipe BlazeFace (6 keypoints; 5-point mouth corners estimated)",
+                        weights="mediapipe 0.10.14 wheel (.tflite)", license="Apache-2.0")
+FACE_DETECTORS.register("mtcnn", MtcnnDetector, extra="mtcnn", description="MTCNN (facenet-pytorch), 5 landmarks",
+                        weights="facenet-pytorch: pnet/rnet/onet .pt", license="MIT")
+FACE_DETECTORS.register("union", "madpad.face.finder:FaceFinder",
+                        description="every face that any of several detectors finds, upright and rotated (madpad.face.finder)",
+                        test_params={"detectors": "dlib_hog+mediapipe", "rotated": "mediapipe", "max_angle": 15})
+FACE_DETECTORS.register("yolo", YoloDetector, extra="yolo",
+                        description="ultralytics YOLO face model from weights=PATH (user-supplied weights)",
+                        test_params={"weights": "yolov8n.yaml", "conf": 0.0, "imgsz": 64},  # random init
+                        weights="user file", license="ultralytics AGPL-3.0; weights: see their source")

@@ -40,9 +40,7 @@ from madpad.face.models import import_dlib, load_dlib, load_once
 from madpad.face.similarity import l2_normalize
 from madpad.face.types import DropLoadedModels, FaceAnalysis, MultipleFacesError
 from madpad.io import as_rgb_uint8, optional_import
-from madpad.registry import Registry
-
-EMBEDDERS = Registry("face embedder")
+from madpad.registry import Component, Registry
 
 
 def get_embedder(name: str = "dlib", **params):
@@ -60,9 +58,11 @@ def _component_id(c) -> str:
     return str(getattr(c, "name", type(c).__name__))
 
 
-class FaceEmbedder(DropLoadedModels, abc.ABC):
-    """Shared logic: find the face, then ``_embed_face``. Subclasses set ``name``, ``dim``,
-    ``id`` and implement ``_embed_face(image, analysis) -> (D,)``."""
+class FaceEmbedder(DropLoadedModels, Component, abc.ABC):
+    """Interface of the face recognition embedders (registry :data:`EMBEDDERS`), with the
+    shared logic: find the face, then ``_embed_face``. Subclasses set ``name`` and ``dim`` and
+    implement ``model_id`` and ``_embed_face(image, analysis) -> (D,)``; ``embed(images)``
+    returns (N, D) float32 L2-normalised embeddings."""
 
     name = "base"
     needs_face = True
@@ -118,6 +118,9 @@ class FaceEmbedder(DropLoadedModels, abc.ABC):
     def _embed_face(self, image, analysis) -> np.ndarray:
         """Unnormalised embedding (D,) of the face in ``image`` (``analysis`` is None when
         ``needs_face`` is False)."""
+
+
+EMBEDDERS = Registry("face embedder", FaceEmbedder)
 
 
 # --------------------------------------------------------------------------- dlib
@@ -201,6 +204,7 @@ class ArcFaceOnnxEmbedder(FaceEmbedder):
     """
 
     name = "arcface_onnx"
+    required_files = ("model_path",)
 
     def __init__(self, *, model_path=None, detector="dlib_hog", landmarker="dlib68", policy: str = "largest",
                  color: str = "RGB", mean: float = 127.5, std: float = 127.5, providers=None,
@@ -384,9 +388,17 @@ EMBEDDERS.register("arcface_onnx", ArcFaceOnnxEmbedder, extra="face",
                    description="ArcFace-family ONNX recogniser via onnxruntime (model_path=), 112x112 template",
                    weights="user file (e.g. insightface w600k_r50.onnx)",
                    license="insightface recognition models: non-commercial research only")
+#: open_clip config of a tiny random-init ViT shipped with madpad (tests and smoke runs only)
+TINY_OPEN_CLIP_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "open_clip" / "madpad-tiny-vit.json"
 EMBEDDERS.register("open_clip", OpenClipEmbedder, extra="detect",
                    description="open_clip image tower on an aligned face crop (model_name=, pretrained=)",
+                   test_params={"model_name": "madpad-tiny-vit", "model_config": str(TINY_OPEN_CLIP_CONFIG)},
                    weights="pretrained= tag (download) or local checkpoint", license="depends on checkpoint")
+# pretrained ONNX FR networks (madpad/face/fr_onnx.py): files from model_path= or $MADPAD_SHARED/models/fr/
+_FR_ONNX = {"extra": "face", "test_params": {"batch_size": 2}, "license": "MIT (npm package; upstream weights' terms not stated)"}
+EMBEDDERS.register("mobileface", "madpad.face.fr_onnx:MobileFaceEmbedder", description="MobileFace 256-D (ONNX), ArcFace 112 alignment", weights="mobileface.onnx", **_FR_ONNX)
+EMBEDDERS.register("hse_faceres", "madpad.face.fr_onnx:HseFaceResEmbedder", description="HSE FaceRes 1024-D (ONNX), ArcFace x2 224 alignment", weights="hse_faceres.onnx", **_FR_ONNX)
+EMBEDDERS.register("faceapi_resnet128", "madpad.face.fr_onnx:FaceApiResNet128Embedder", description="face-api.js ResNet 128-D (ONNX), dlib chip; a port of dlib's ResNet, not independent of 'dlib'", weights="faceapi_resnet128.onnx", **_FR_ONNX)
 
 
 # --------------------------------------------------------------------------- batches

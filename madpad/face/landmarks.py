@@ -7,11 +7,13 @@
 | ``mediapipe_mesh`` | 478 (468 mesh + 10 iris) | mediapipe 0.10.14 wheel | Apache-2.0 |
 
 Each landmarker also has ``to_landmarks5(points) -> (5, 2)`` giving the five points in
-:data:`madpad.face.LANDMARKS5_NAMES` order.
+:data:`madpad.face.LANDMARKS5_NAMES` order (interface :class:`Landmarker`, registry
+:data:`LANDMARKERS`).
 """
 
 from __future__ import annotations
 
+import abc
 import warnings
 
 import numpy as np
@@ -19,11 +21,29 @@ import numpy as np
 from madpad.errors import FaceNotFoundError
 from madpad.face.align import estimate_landmarks5, landmarks68_to_5, mesh_to_landmarks5
 from madpad.face.models import import_dlib, load_dlib
-from madpad.face.types import DropLoadedModels
+from madpad.face.types import DropLoadedModels, box_of
 from madpad.io import as_rgb_uint8, optional_import
-from madpad.registry import Registry
+from madpad.registry import Component, Registry
 
-LANDMARKERS = Registry("face landmarker")
+
+class Landmarker(Component, abc.ABC):
+    """Interface of the facial landmarkers (registry :data:`LANDMARKERS`).
+
+    ``landmarks(image, box) -> (K, 2)`` float64 points in image pixels for the face in ``box``
+    (``(x0, y0, x1, y1)`` or a :class:`~madpad.face.FaceDetection`); ``to_landmarks5(points)``
+    maps them to the five points in :data:`madpad.face.LANDMARKS5_NAMES` order.
+    """
+
+    @abc.abstractmethod
+    def landmarks(self, image, box) -> np.ndarray:
+        """(K, 2) landmarks of the face in ``box``."""
+
+    @abc.abstractmethod
+    def to_landmarks5(self, points) -> np.ndarray:
+        """The five ArcFace-order points (5, 2) from this landmarker's ``points``."""
+
+
+LANDMARKERS = Registry("face landmarker", Landmarker)
 
 
 def get_landmarker(name: str = "dlib68", **params):
@@ -35,15 +55,7 @@ def list_landmarkers() -> list[str]:
     return LANDMARKERS.names()
 
 
-def _box_of(box) -> np.ndarray:
-    b = getattr(box, "box", box)  # accept a FaceDetection too
-    b = np.asarray(b, dtype=np.float64).reshape(-1)
-    if b.shape != (4,):
-        raise ValueError(f"box must be (x0, y0, x1, y1); got {box!r}")
-    return b
-
-
-class _DlibShape:
+class _DlibShape(Landmarker):
     kind = "shape68"
     n_points = 68
 
@@ -55,7 +67,7 @@ class _DlibShape:
         """dlib ``full_object_detection`` for ``box`` (used by the dlib embedder)."""
         dlib = import_dlib()
         img = as_rgb_uint8(image)
-        b = _box_of(box)
+        b = box_of(box)  # a FaceDetection or a box
         rect = dlib.rectangle(int(round(b[0])), int(round(b[1])), int(round(b[2])) - 1, int(round(b[3])) - 1)
         pred = load_dlib(self.kind, models_dir=self.models_dir, path=self.model_path)
         return pred(img, rect)
@@ -100,7 +112,7 @@ class Dlib5Landmarker(_DlibShape):
         return estimate_landmarks5({0: e1, 1: e2, 2: p[4]})
 
 
-class MediapipeMeshLandmarker(DropLoadedModels):
+class MediapipeMeshLandmarker(DropLoadedModels, Landmarker):
     """mediapipe face mesh (``refine_landmarks=True``: 478 points with iris) run on a crop
     around ``box`` (expanded by ``margin`` of the box size on each side)."""
 
@@ -139,7 +151,7 @@ class MediapipeMeshLandmarker(DropLoadedModels):
     def landmarks(self, image, box) -> np.ndarray:
         img = as_rgb_uint8(image)
         h, w = img.shape[:2]
-        b = _box_of(box)
+        b = box_of(box)  # a FaceDetection or a box
         mx, my = self.margin * (b[2] - b[0]), self.margin * (b[3] - b[1])
         x0, y0 = int(max(0, np.floor(b[0] - mx))), int(max(0, np.floor(b[1] - my)))
         x1, y1 = int(min(w, np.ceil(b[2] + mx))), int(min(h, np.ceil(b[3] + my)))

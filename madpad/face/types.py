@@ -44,8 +44,45 @@ def as_box(box, *, what: str = "box") -> np.ndarray:
     return b
 
 
+def box_of(obj, *, what: str = "box") -> np.ndarray:
+    """The box of a detection (anything with ``.box``) or a box itself, validated by :func:`as_box`."""
+    return as_box(getattr(obj, "box", obj), what=what)
+
+
+def clip_box(box, shape) -> np.ndarray:
+    """Box(es) ``(x0, y0, x1, y1)`` (shape (4,) or (N, 4)) clipped to an image of ``shape`` (H, W[, C])."""
+    h, w = shape[:2]
+    b = np.array(box, dtype=np.float64)
+    b[..., [0, 2]] = np.clip(b[..., [0, 2]], 0, w)
+    b[..., [1, 3]] = np.clip(b[..., [1, 3]], 0, h)
+    return b
+
+
+class BoxGeometry:
+    """Width, height, area and centre of ``self.box`` = ``(x0, y0, x1, y1)`` in pixels (face and
+    person detections)."""
+
+    __slots__ = ()
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    @property
+    def center(self) -> np.ndarray:
+        return np.array([(self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0])
+
+
 @dataclass
-class FaceDetection:
+class FaceDetection(BoxGeometry):
     """One detected face.
 
     ``box`` is ``(x0, y0, x1, y1)`` in pixels of the image given to the detector, ``score``
@@ -73,22 +110,6 @@ class FaceDetection:
             self.landmarks5 = lm
         if self.keypoints is not None:
             self.keypoints = np.asarray(self.keypoints, dtype=np.float64)
-
-    @property
-    def width(self) -> float:
-        return float(self.box[2] - self.box[0])
-
-    @property
-    def height(self) -> float:
-        return float(self.box[3] - self.box[1])
-
-    @property
-    def area(self) -> float:
-        return self.width * self.height
-
-    @property
-    def center(self) -> np.ndarray:
-        return np.array([(self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0])
 
     def scaled(self, factor: float) -> FaceDetection:
         """The same detection in an image resized by ``factor`` (coordinates multiplied)."""

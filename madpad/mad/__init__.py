@@ -4,7 +4,7 @@ Given a suspect image (e.g. the passport photo) and a trusted live capture of th
 subject, a detector returns a morph score: **higher = more likely a morph**; a pair is
 classified as an attack when ``score >= threshold``.
 
-Detectors (registry :data:`DETECTORS`, all with ``fit(pairs, dev=None)``,
+Detectors (registry :data:`MORPH_DETECTORS`, interface :class:`MorphDetector`: ``fit(pairs, dev=None)``,
 ``score(pairs) -> float64 (n,)``, ``save(dir)``; :func:`load_detector` reads any of them):
 
 | name | what | trained |
@@ -13,6 +13,8 @@ Detectors (registry :data:`DETECTORS`, all with ``fit(pairs, dev=None)``,
 | ``embedding_logreg`` | FR embedding difference -> logistic regression (classic D-MAD) | yes |
 | ``embedding_svm`` | FR embedding difference -> RBF SVM (classic D-MAD) | yes |
 | ``fr_texture`` | FR embedding pair features + texture statistics -> logistic regression | yes |
+| ``embedding_distance_<fr>``, ``embedding_svm_<fr>`` | the two above on ``mobileface``, ``hse_faceres``, ``faceapi_resnet128`` | no / yes |
+| ``fused_embedding`` | per-system pair features of several FR systems -> one classifier | yes |
 | ``foundation`` | DifFoundMAD-style: open_clip ViT + LoRA (peft) + head on embedding differences | yes |
 | ``foundation_smad`` | the same backbone on the suspect image alone (S-MAD) | yes |
 
@@ -22,78 +24,94 @@ scikit-learn load when a detector is built or used.
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any
 
-from madpad.mad.base import LABELS, NotFittedError, Pair, read_header
+from madpad.mad.base import LABELS, MorphDetector, NotFittedError, Pair, read_header
 from madpad.registry import Registry
 
-DETECTORS = Registry("morph detector")
+MORPH_DETECTORS = Registry("morph detector", MorphDetector)
 
-
-def _lazy_class(path: str):
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def _register(name: str, cls_path: str, description: str, extra: str, **defaults: Any) -> None:
-    def factory(**params):
-        return _lazy_class(cls_path)(**params)
-
-    factory.__name__ = f"make_{name}"
-    DETECTORS.register(name, factory, description=description, defaults=defaults, extra=extra, cls=cls_path)
-
-
-_register("embedding_distance", "madpad.mad.baselines:EmbeddingDistanceDetector",
-          "untrained: 1 - cosine similarity of FR embeddings (dlib)", "face")
-_register("embedding_logreg", "madpad.mad.baselines:EmbeddingClassifierDetector",
-          "classic D-MAD: FR embedding difference -> logistic regression", "face",
-          features=["diff"], classifier="logreg")
-_register("embedding_svm", "madpad.mad.baselines:EmbeddingClassifierDetector",
-          "classic D-MAD: FR embedding difference -> RBF SVM", "face",
-          features=["diff"], classifier="rbf_svm")
-_register("fr_texture", "madpad.mad.baselines:EmbeddingClassifierDetector",
-          "FR embedding pair features + face texture statistics -> logistic regression", "face",
-          features=["diff", "absdiff", "cos", "texture", "texture_diff"], classifier="logreg", C="auto")
-_register("foundation", "madpad.mad.foundation:FoundationDetector",
-          "DifFoundMAD-style: open_clip ViT + LoRA + head on the embedding difference (D-MAD)", "detect")
-_register("foundation_smad", "madpad.mad.foundation:SingleImageFoundationDetector",
-          "single-image MAD on the same open_clip backbone (suspect only)", "detect")
-
-# checkpoint 'detector' field -> class (several registry names share a class)
-_CHECKPOINT_CLASSES = {
-    "embedding_distance": "madpad.mad.baselines:EmbeddingDistanceDetector",
-    "embedding_classifier": "madpad.mad.baselines:EmbeddingClassifierDetector",
-    "foundation": "madpad.mad.foundation:FoundationDetector",
-    "foundation_smad": "madpad.mad.foundation:SingleImageFoundationDetector",
-}
+# name -> "module:Class" (imported on first use). test_params: tiny settings for the contract tests.
+_TINY_FOUNDATION = {"backbone": "madpad-tiny-vit", "model_config": "madpad-tiny-vit", "pretrained": None,
+                    "head_hidden": 8, "head_dropout": 0.0, "lora_rank": 2, "lora_alpha": 4.0, "lora_dropout": 0.0,
+                    "epochs": 1, "batch_size": 8, "warmup": 0.0, "device": "cpu", "progress": False, "patience": 0,
+                    "resume": False}
+MORPH_DETECTORS.register("embedding_distance", "madpad.mad.baselines:EmbeddingDistanceDetector", extra="face",
+                         description="untrained: 1 - cosine similarity of FR embeddings (dlib)")
+MORPH_DETECTORS.register("embedding_logreg", "madpad.mad.baselines:EmbeddingClassifierDetector", extra="face",
+                         description="classic D-MAD: FR embedding difference -> logistic regression",
+                         defaults={"features": ["diff"], "classifier": "logreg"})
+MORPH_DETECTORS.register("embedding_svm", "madpad.mad.baselines:EmbeddingClassifierDetector", extra="face",
+                         description="classic D-MAD: FR embedding difference -> RBF SVM",
+                         defaults={"features": ["diff"], "classifier": "rbf_svm"})
+MORPH_DETECTORS.register("fr_texture", "madpad.mad.baselines:EmbeddingClassifierDetector", extra="face",
+                         description="FR embedding pair features + face texture statistics -> logistic regression",
+                         defaults={"features": ["diff", "absdiff", "cos", "texture", "texture_diff"],
+                                   "classifier": "logreg", "C": "auto"})
+# the same baselines on each ONNX FR network (files from $MADPAD_SHARED/models/fr or embedder_params.model_path),
+# and one detector on several FR systems at once
+for _fr in ("mobileface", "hse_faceres", "faceapi_resnet128"):
+    MORPH_DETECTORS.register(f"embedding_distance_{_fr}", "madpad.mad.baselines:EmbeddingDistanceDetector", extra="face",
+                             description=f"untrained: 1 - cosine similarity of {_fr} embeddings", defaults={"embedder": _fr})
+    MORPH_DETECTORS.register(f"embedding_svm_{_fr}", "madpad.mad.baselines:EmbeddingClassifierDetector", extra="face",
+                             description=f"classic D-MAD: {_fr} embedding difference -> RBF SVM",
+                             defaults={"embedder": _fr, "features": ["diff"], "classifier": "rbf_svm"})
+del _fr
+MORPH_DETECTORS.register("fused_embedding", "madpad.mad.baselines:FusedEmbeddingDetector", extra="face",
+                         description="several FR systems (dlib, mobileface, hse_faceres): per-system 1 - cosine "
+                                     "-> logistic regression")
+MORPH_DETECTORS.register("foundation", "madpad.mad.foundation:FoundationDetector", extra="detect",
+                         description="DifFoundMAD-style: open_clip ViT + LoRA + head on the embedding difference "
+                                     "(D-MAD)",
+                         test_params=_TINY_FOUNDATION)
+MORPH_DETECTORS.register("foundation_smad", "madpad.mad.foundation:SingleImageFoundationDetector", extra="detect",
+                         description="single-image MAD on the same open_clip backbone (suspect only)",
+                         test_params=_TINY_FOUNDATION)
 
 
 def get_detector(name: str, **params: Any):
     """Build detector ``name`` (see :func:`list_detectors`) with keyword parameters."""
-    return DETECTORS.create(name, **params)
+    return MORPH_DETECTORS.create(name, **params)
 
 
 def list_detectors() -> list[str]:
-    return DETECTORS.names()
+    return MORPH_DETECTORS.names()
+
+
+def detector_class(kind: str, *, path: str | os.PathLike | None = None) -> type[MorphDetector]:
+    """The registered class whose ``checkpoint_kind`` is ``kind`` (the ``detector`` field of a
+    checkpoint's ``detector.json``); :class:`ManifestError` naming ``path`` when none is."""
+    from madpad.errors import ManifestError, MissingDependencyError
+
+    classes: dict[str, type] = {}
+    missing: list[str] = []
+    for name in MORPH_DETECTORS.names():
+        try:
+            cls = MORPH_DETECTORS.load(name)
+        except MissingDependencyError:
+            missing.append(name)
+            continue
+        classes.setdefault(cls.checkpoint_kind, cls)
+    if kind not in classes:
+        where = os.path.join(str(path), "detector.json") if path is not None else None
+        hint = f" (detectors not loadable here: {missing})" if missing else ""
+        raise ManifestError(f"unknown detector type {kind!r}; known: {sorted(classes)}{hint}", path=where,
+                            field="detector")
+    return classes[kind]
 
 
 def load_detector(path: str | os.PathLike, **overrides: Any):
     """Load a detector saved with ``detector.save(path)`` / ``python -m madpad.detect train``.
 
     Reads ``path/detector.json`` and plain-array files (safetensors / npz with
-    ``allow_pickle=False``): loading never unpickles. ``overrides`` replace runtime options
-    (e.g. ``device="cpu"``, ``progress=False``).
+    ``allow_pickle=False``): loading never unpickles. The class is the registered detector whose
+    ``checkpoint_kind`` is the checkpoint's ``detector`` field. ``overrides`` replace runtime
+    options (e.g. ``device="cpu"``, ``progress=False``).
     """
-    from madpad.errors import ManifestError
-
     head = read_header(path)
-    kind = head.get("detector")
-    if kind not in _CHECKPOINT_CLASSES:
-        raise ManifestError(f"unknown detector type {kind!r}; known: {sorted(_CHECKPOINT_CLASSES)}",
-                            path=os.path.join(str(path), "detector.json"), field="detector")
-    return _lazy_class(_CHECKPOINT_CLASSES[kind]).load(path, header=head, **overrides)
+    return detector_class(head.get("detector"), path=path).load(path, header=head, **overrides)
 
 
-__all__ = ["DETECTORS", "LABELS", "NotFittedError", "Pair", "get_detector", "list_detectors", "load_detector"]
+__all__ = ["LABELS", "MORPH_DETECTORS", "MorphDetector", "NotFittedError", "Pair", "detector_class",
+           "get_detector", "list_detectors", "load_detector"]

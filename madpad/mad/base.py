@@ -1,4 +1,5 @@
-"""The detector interface shared by every differential (D-MAD) and single-image (S-MAD) detector.
+"""The detector interface shared by every differential (D-MAD) and single-image (S-MAD) detector:
+:class:`MorphDetector` (registry :data:`madpad.mad.MORPH_DETECTORS`).
 
 A *pair* is (suspect image, trusted live capture of the claimed subject). The suspect image
 is the one under suspicion (for example the passport photo); the live capture is taken at
@@ -13,20 +14,28 @@ the border gate. Every detector has
   loaded with ``allow_pickle=False``), and ``load_detector(directory)`` to read it back.
 
 Using a trainable detector before ``fit`` raises :class:`NotFittedError`.
+
+What differs between detectors is declared on the class, not tested by name in the CLIs:
+``checkpoint_kind`` (the ``detector`` field of ``detector.json``, how :func:`madpad.mad.load_detector`
+finds the class), ``trainable``, ``runtime_options`` (command-line runtime options such as
+``--device`` -> the keyword they set when loading), :meth:`MorphDetector.training_defaults` and
+:meth:`MorphDetector.runtime_overrides`.
 """
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from madpad.errors import MadpadError, ManifestError
+from madpad.registry import Component
 
 LABELS = ("bona_fide", "attack")
 CHECKPOINT_FORMAT = "madpad-mad-detector"
@@ -63,6 +72,58 @@ class Pair:
         if self.label not in LABELS:
             raise ValueError(f"pair {self.id!r}: label must be one of {LABELS}; got {self.label!r}")
         return int(self.label == "attack")
+
+
+class MorphDetector(Component, abc.ABC):
+    """Interface of the morph detectors (D-MAD and S-MAD; registry :data:`madpad.mad.MORPH_DETECTORS`).
+
+    Keyword-only constructor parameters (the config; no work in ``__init__``);
+    ``fit(pairs, *, dev=None) -> self``; ``score(pairs, *, cache=None) -> float64 (n,)``, higher =
+    more likely a morph (NaN for a pair without usable features); ``save(directory)`` writes ``detector.json`` (its ``detector`` field is
+    :attr:`checkpoint_kind`) plus plain-array files; the classmethod ``load(directory, header=None,
+    **overrides)`` reads them back (:func:`madpad.mad.load_detector` picks the class).
+
+    Class-level capabilities:
+
+    * ``checkpoint_kind``: the ``detector`` field written to ``detector.json`` (unique per class;
+      several registry names may share a class and so a kind);
+    * ``trainable``: whether ``fit`` learns anything;
+    * ``runtime_options``: command-line runtime option -> the ``load``/constructor keyword it sets
+      (e.g. ``{"device": "device", "batch_size": "eval_batch_size", "progress": "progress"}``).
+    """
+
+    checkpoint_kind: ClassVar[str] = ""
+    trainable: ClassVar[bool] = True
+    runtime_options: ClassVar[dict[str, str]] = {}
+
+    @abc.abstractmethod
+    def fit(self, pairs: Sequence[Pair], *, dev: Sequence[Pair] | None = None) -> MorphDetector:
+        """Learn from labelled pairs (model selection on ``dev``); returns self."""
+
+    @abc.abstractmethod
+    def score(self, pairs: Sequence[Pair], *, cache: Any = None) -> np.ndarray:
+        """Morph scores float64 (n,), higher = more likely a morph. ``cache``: an optional
+        :class:`madpad.mad.cache.FeatureCache` for per-image features (ignore it if unused)."""
+
+    @abc.abstractmethod
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the checkpoint (``detector.json`` + plain arrays) to ``directory``."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, directory: str | os.PathLike, header: dict | None = None, **overrides: Any) -> MorphDetector:
+        """Read a checkpoint written by :meth:`save` (``overrides`` replace runtime options)."""
+
+    @classmethod
+    def training_defaults(cls, out_dir: str | os.PathLike, seed: int) -> dict:
+        """Parameters a training run into ``out_dir`` sets unless the config gives them."""
+        return {}
+
+    @classmethod
+    def runtime_overrides(cls, **options: Any) -> dict:
+        """``load`` keywords for the given runtime options (``device="cuda"``, ``batch_size=64``,
+        ``progress=False``): options that are None, or that this class does not take, are left out."""
+        return {cls.runtime_options[k]: v for k, v in options.items() if v is not None and k in cls.runtime_options}
 
 
 def as_pairs(pairs: Iterable[Pair] | Pair) -> list[Pair]:

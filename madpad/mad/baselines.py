@@ -12,6 +12,8 @@
   standardisation and a scikit-learn classifier (``logreg``, ``linear_svm``, ``rbf_svm``).
   The score is the classifier's decision value: higher = more likely a morph; attack when
   ``score >= threshold``.
+* :class:`FusedEmbeddingDetector` - trained: the same pair blocks (``cos``, ``diff``, ...) of
+  **several** FR systems concatenated (e.g. dlib, mobileface, hse_faceres) -> one classifier.
 
 Fitted models are stored as plain arrays (``model.npz``, read with ``allow_pickle=False``):
 scaler mean/scale, and the linear coefficients, or the RBF support vectors, dual
@@ -31,6 +33,7 @@ import numpy as np
 
 from madpad.errors import UsageError
 from madpad.mad.base import (
+    MorphDetector,
     Pair,
     as_pairs,
     check_is_fitted,
@@ -68,10 +71,23 @@ def _pair_status(st_s: str, er_s: str, st_l: str | None, er_l: str | None) -> tu
     return "ok", ""
 
 
-class _FaceFeaturePairs:
+def check_embedder_files(embedder: str, params: dict | None = None) -> None:
+    """Raise now (a one-line :class:`~madpad.errors.MadpadError` naming the file and the option)
+    when the FR embedder is one of the ONNX networks of :mod:`madpad.face.fr_onnx` and its model
+    file is missing or not the expected one; nothing is loaded."""
+    from madpad.face.fr_onnx import ONNX_FR_MODELS
+
+    cls = ONNX_FR_MODELS.get(str(embedder))
+    if cls is not None:
+        p = dict(params or {})
+        cls.model_file(model_path=p.get("model_path"), check_sha256=p.get("check_sha256", True))
+
+
+class _FaceFeaturePairs(MorphDetector):
     """Shared per-image feature extraction (suspect and live, each image once, cached)."""
 
     needs_live = True
+    runtime_options = {"progress": "progress"}
 
     def _extractor(self) -> FaceFeatureExtractor:
         if getattr(self, "_fx", None) is None:
@@ -109,6 +125,8 @@ class EmbeddingDistanceDetector(_FaceFeaturePairs):
     """Untrained D-MAD: ``1 - cosine(FR(suspect), FR(live))`` (higher = more likely a morph)."""
 
     name = "embedding_distance"
+    checkpoint_kind = "embedding_distance"
+    trainable = False
 
     def __init__(self, *, embedder: str = "dlib", embedder_params: dict | None = None, progress: bool = False,
                  texture_size: int = 160):
@@ -117,6 +135,7 @@ class EmbeddingDistanceDetector(_FaceFeaturePairs):
         self.progress = progress
         self.texture_size = texture_size
         self.feature_cache = FeatureCache()
+        check_embedder_files(self.embedder, self.embedder_params)
 
     def get_config(self) -> dict:
         return {"embedder": self.embedder, "embedder_params": self.embedder_params}
@@ -134,7 +153,7 @@ class EmbeddingDistanceDetector(_FaceFeaturePairs):
         return ScoreResult(1.0 - cos, status, error)
 
     def save(self, directory) -> Path:
-        write_header(directory, detector=self.name, config=self.get_config(), extra={
+        write_header(directory, detector=self.checkpoint_kind, config=self.get_config(), extra={
             "score": "1 - cosine similarity of FR embeddings; higher = more likely a morph"})
         return Path(directory)
 
@@ -155,6 +174,7 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
     """
 
     name = "embedding_classifier"
+    checkpoint_kind = "embedding_classifier"
 
     def __init__(self, *, embedder: str = "dlib", embedder_params: dict | None = None,
                  features: Sequence[str] = ("diff",), classifier: str = "logreg", C: Any = 1.0,
@@ -183,6 +203,7 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
         self.needs_live = any(f not in ("suspect", "texture") for f in feats)
         self.feature_cache = FeatureCache()
         self.model_: dict | None = None
+        check_embedder_files(self.embedder, self.embedder_params)
 
     def _uses_texture(self) -> bool:
         return any(f.startswith("texture") for f in self.features)
@@ -318,7 +339,7 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
         d = Path(directory)
         arrays = {k: np.asarray(v) for k, v in self.model_.items() if k != "kind"}
         save_npz(d / "model.npz", arrays)
-        write_header(d, detector=self.name, config=self.get_config(), extra={
+        write_header(d, detector=self.checkpoint_kind, config=self.get_config(), extra={
             "model": "model.npz", "classifier": self.classifier, "C_selected": getattr(self, "C_", None),
             "C_selection": getattr(self, "selection_", []), "class_counts": getattr(self, "class_counts_", None),
             "n_skipped": getattr(self, "n_skipped_", 0),
@@ -347,3 +368,138 @@ def _decision(model: dict, X: np.ndarray) -> np.ndarray:
     d2 = (Z ** 2).sum(1)[:, None] + (sv ** 2).sum(1)[None, :] - 2 * Z @ sv.T
     K = np.exp(-gamma * np.maximum(d2, 0.0))
     return K @ np.asarray(model["dual_coef"], dtype=np.float64) + float(np.ravel(model["intercept"])[0])
+
+
+# --------------------------------------------------------------------------- several FR systems
+FUSED_BLOCKS = ("diff", "absdiff", "prod", "cos")
+
+
+def embedder_specs(embedders: Any) -> list[dict]:
+    """FR systems of a fused detector as ``[{"label", "name", "params"}]`` from names,
+    ``"NAME[:key=value,...][@LABEL]"`` strings or ``{name, label?, **params}`` mappings."""
+    from madpad.cli import parse_component_spec
+
+    items = [embedders] if isinstance(embedders, (str, dict)) else list(embedders or [])
+    out = []
+    for e in items:
+        if isinstance(e, dict):
+            if not e.get("name"):
+                raise UsageError(f"embedders: a mapping needs a 'name' key; got {e!r}")
+            params = dict(e.get("params") or {k: v for k, v in e.items() if k not in ("name", "label", "params")})
+            out.append({"label": str(e.get("label", e["name"])), "name": str(e["name"]), "params": params})
+        else:
+            text, _, label = str(e).partition("@")
+            name, params = parse_component_spec(text, what=f"embedders entry {e!r}")
+            out.append({"label": label.strip() or name, "name": name, "params": params})
+    labels = [o["label"] for o in out]
+    if len(out) < 2:
+        raise UsageError(f"a fused detector needs at least two FR systems; got {labels}")
+    if len(set(labels)) != len(labels):
+        raise UsageError(f"embedders labels must be unique; got {labels} (add @LABEL)")
+    return out
+
+
+class FusedEmbeddingDetector(EmbeddingClassifierDetector):
+    """Trained D-MAD on the pair features of **several** FR systems at once.
+
+    For each system in ``embedders`` (names, ``NAME:key=value`` strings or ``{name, **params}``)
+    the per-pair blocks ``features`` (``cos`` = 1 - cosine, ``diff`` = suspect - live,
+    ``absdiff``, ``prod``) are computed on that system's L2-normalised embeddings and
+    concatenated (system order as given), then standardised and fed to ``classifier``
+    (``logreg`` | ``linear_svm`` | ``rbf_svm``; ``C="auto"`` picks C on the dev pairs by D-EER).
+    Default: the per-system cosine distances of dlib, mobileface and hse_faceres (three
+    independent networks; ``faceapi_resnet128`` is a port of dlib and adds little) -> logistic
+    regression, i.e. a learned weighting of the per-system distance detectors. Score: the
+    classifier's decision value, higher = more likely a morph. Each image is analysed once per
+    system (features cached per system and image, shared with the single-system detectors).
+    """
+
+    name = "fused_embedding"
+    checkpoint_kind = "fused_embedding"
+
+    def __init__(self, *, embedders: Any = ("dlib", "mobileface", "hse_faceres"), features: Sequence[str] = ("cos",),
+                 classifier: str = "logreg", C: Any = 1.0, gamma: Any = "scale",
+                 class_weight: str | None = "balanced", max_iter: int = 5000, progress: bool = False):
+        feats = [features] if isinstance(features, str) else list(features)
+        bad = [f for f in feats if f not in FUSED_BLOCKS]
+        if not feats or bad:
+            raise UsageError(f"features must be a non-empty list of {list(FUSED_BLOCKS)}; got {feats}")
+        if classifier not in CLASSIFIERS:
+            raise UsageError(f"classifier must be one of {list(CLASSIFIERS)}; got {classifier!r}")
+        if class_weight not in ("balanced", None):
+            raise UsageError(f"class_weight must be 'balanced' or null; got {class_weight!r}")
+        if C != "auto" and (isinstance(C, bool) or not isinstance(C, (int, float)) or C <= 0):
+            raise UsageError(f"C must be a positive number or 'auto'; got {C!r}")
+        self.systems = embedder_specs(embedders)
+        for s in self.systems:
+            check_embedder_files(s["name"], s["params"])
+        self.embedder = "+".join(s["label"] for s in self.systems)  # for messages and reports
+        self.embedder_params = {}
+        self.features = feats
+        self.classifier = classifier
+        self.C = C
+        self.gamma = gamma
+        self.class_weight = class_weight
+        self.texture_size = 160
+        self.max_iter = int(max_iter)
+        self.progress = progress
+        self.needs_live = True
+        self.feature_cache = FeatureCache()
+        self.model_: dict | None = None
+        self._fxs = None
+
+    def get_config(self) -> dict:
+        return {"embedders": [dict(s) for s in self.systems], "features": self.features,
+                "classifier": self.classifier, "C": self.C, "gamma": self.gamma, "class_weight": self.class_weight,
+                "max_iter": self.max_iter}
+
+    def extractors(self) -> list[FaceFeatureExtractor]:
+        """One embedding-only :class:`FaceFeatureExtractor` per system (built once)."""
+        if self._fxs is None:
+            self._fxs = [FaceFeatureExtractor(embedder=s["name"], embedder_params=s["params"]) for s in self.systems]
+        return self._fxs
+
+    def feature_names(self) -> list[str]:
+        """Name of every column of the pair-feature matrix (``<system>:<block>[<i>]``)."""
+        names = []
+        for s, fx in zip(self.systems, self.extractors()):
+            for f in self.features:
+                names += [f"{s['label']}:cos"] if f == "cos" else [f"{s['label']}:{f}[{i}]" for i in range(fx.embed_dim)]
+        return names
+
+    def _features(self, pairs, cache):
+        cache = cache if cache is not None else self.feature_cache
+        n = len(pairs)
+        status, error = ["ok"] * n, [""] * n
+        blocks = []
+        for s, fx in zip(self.systems, self.extractors()):
+            sus = fx.many([p.suspect for p in pairs], cache=cache, progress=self.progress,
+                          desc=f"suspect images ({s['label']})")
+            live = fx.many([p.live for p in pairs], cache=cache, progress=self.progress,
+                           desc=f"live captures ({s['label']})")
+            for i in range(n):
+                st, er = _pair_status(sus.status[i], sus.error[i], live.status[i], live.error[i])
+                if st != "ok" and status[i] == "ok":
+                    status[i], error[i] = st, f"[{s['label']}] {er}"
+            es, el = sus.features.astype(np.float64), live.features.astype(np.float64)
+            for f in self.features:
+                if f == "diff":
+                    blocks.append(es - el)
+                elif f == "absdiff":
+                    blocks.append(np.abs(es - el))
+                elif f == "prod":
+                    blocks.append(es * el)
+                else:
+                    blocks.append(1.0 - np.sum(es * el, axis=1, keepdims=True))
+        X = np.concatenate(blocks, axis=1) if n else np.zeros((0, len(self.features)))
+        ok = np.array([st == "ok" for st in status], dtype=bool) & np.all(np.isfinite(X), axis=1)
+        return X, ok, status, error
+
+    def save(self, directory) -> Path:
+        d = super().save(directory)
+        extra = {k: v for k, v in read_header(d).items() if k not in ("format", "version", "detector", "config")}
+        extra.update(systems=[s["label"] for s in self.systems],
+                     score="classifier decision value on the pair features of several FR systems; higher = more "
+                           "likely a morph; attack when score >= threshold")
+        write_header(d, detector=self.checkpoint_kind, config=self.get_config(), extra=extra)
+        return d

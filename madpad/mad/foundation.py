@@ -52,6 +52,7 @@ import numpy as np
 
 from madpad.errors import UsageError
 from madpad.mad.base import (
+    MorphDetector,
     Pair,
     as_pairs,
     check_is_fitted,
@@ -62,6 +63,7 @@ from madpad.mad.base import (
     write_header,
 )
 from madpad.mad.cache import FeatureCache, cached_features
+from madpad.registry import check_keywords
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +326,7 @@ class _Net:
 
 
 # --------------------------------------------------------------------------- detector
-class FoundationDetector:
+class FoundationDetector(MorphDetector):
     """Differential (or single-image) morph detector on an open_clip backbone with LoRA.
 
     ``score(pairs)`` returns sigmoid probabilities, float64 (n,), higher = more likely a
@@ -333,16 +335,16 @@ class FoundationDetector:
     """
 
     name = "foundation"
+    checkpoint_kind = "foundation"
+    runtime_options = {"device": "device", "batch_size": "eval_batch_size", "progress": "progress"}
+
+    @classmethod
+    def training_defaults(cls, out_dir: str | os.PathLike, seed: int) -> dict:
+        """Resume state under ``out_dir/_train_state``; the run's seed."""
+        return {"checkpoint_dir": str(Path(out_dir) / "_train_state"), "seed": int(seed)}
 
     def __init__(self, **params: Any):
-        known = {f.name for f in FoundationConfig.__dataclass_fields__.values()}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            import difflib
-
-            hints = {u: difflib.get_close_matches(u, sorted(known), n=1) for u in unknown}
-            raise UsageError(f"unknown foundation detector option(s) {unknown}; "
-                             f"close matches: {hints}; valid: {sorted(known)}")
+        check_keywords(f"morph detector {self.name!r}", params, FoundationConfig.__dataclass_fields__)
         self.config = FoundationConfig(**params).validate()
         self.net_: _Net | None = None
         self.history_: list[dict] = []
@@ -604,7 +606,7 @@ class FoundationDetector:
         with atomic_path(d / "weights.safetensors") as tmp:
             save_file(tensors, str(tmp))
         cfg = asdict(self.config)
-        write_header(d, detector=self.name, config=cfg, extra={
+        write_header(d, detector=self.checkpoint_kind, config=cfg, extra={
             "weights": "weights.safetensors", "backbone_in_checkpoint": self.net_.base_state is not None,
             "model_id": self.model_id_, "history": self.history_, "best_epoch": getattr(self, "best_epoch_", None),
             "class_counts": getattr(self, "class_counts_", None), "pos_weight": getattr(self, "pos_weight_", None),
@@ -634,6 +636,7 @@ class SingleImageFoundationDetector(FoundationDetector):
     """S-MAD on the same foundation backbone: scores the suspect image alone (live ignored)."""
 
     name = "foundation_smad"
+    checkpoint_kind = "foundation_smad"
 
     def __init__(self, **params: Any):
         params.setdefault("single_image", True)

@@ -7,7 +7,10 @@
 * :mod:`madpad.metrics.vulnerability` -- MMPMR, ProdAvg-MMPMR, RMMR and the MAP matrix
   (ISO/IEC 20059) for face morphing attacks;
 * :mod:`madpad.metrics.bootstrap` -- seeded bootstrap intervals (by subject when known) and
-  binomial intervals.
+  binomial intervals; :func:`pad_bootstrap` and :func:`paired_pad_bootstrap` (several systems
+  on the same samples) draw their replicates as bin weights over the sorted classes and
+  evaluate them all at once (:mod:`madpad.metrics._replicates`: 1000 replicates of 10^7
+  scores in seconds).
 
 Conventions: PAD/MAD scores are **higher = more likely attack**, classified attack when
 ``score >= threshold``; FR comparison scores are similarities (higher = same person),
@@ -40,6 +43,7 @@ from madpad.metrics.pad import (
     iapmr,
     pad_bootstrap,
     pad_summary_figures,
+    paired_pad_bootstrap,
     parse_labels,
 )
 from madpad.metrics.verification import (
@@ -60,7 +64,8 @@ __all__ = [
     "Interval", "binomial_ci", "bootstrap_ci", "bootstrap_weights",
     "ATTACK", "BONA_FIDE", "DEER", "DetCurve", "OperatingPoint", "PadErrorRates", "PadScores",
     "acer_non_iso", "apcer", "apcer_at_bpcer", "apcer_bpcer", "apcer_per_species", "apcer_pooled", "bpcer",
-    "bpcer_at_apcer", "d_eer", "det_curve", "iapmr", "pad_bootstrap", "pad_summary_figures", "parse_labels",
+    "bpcer_at_apcer", "d_eer", "det_curve", "iapmr", "pad_bootstrap", "pad_summary_figures", "paired_pad_bootstrap",
+    "parse_labels",
     "EER", "VerificationPoint", "eer", "fmr", "fmr_fnmr", "fnmr", "fnmr_at_fmr", "threshold_at_fmr",
     "verification_det_curve",
     "MorphMatches", "map_matrix", "mmpmr", "morph_matches", "prodavg_mmpmr", "rmmr",

@@ -22,7 +22,9 @@ face colour to A's (Lab mean/std inside the face mask) and blending with a Lapla
 no double contours.
 
 Alignment, warp and blend are small swappable strategies (``set_alignment``, ``set_warp``,
-``set_blend``, ``set_landmarks``), see :class:`LandmarkMorpher`.
+``set_blend``, ``set_landmarks``), see :class:`LandmarkMorpher`. The registered morph methods
+``landmark`` and ``landmark_spliced`` are :class:`LandmarkMorph` and :class:`SplicedLandmarkMorph`:
+the same generator built from flat keyword options, with their command-line options.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -38,6 +40,7 @@ from madpad.cli import size_arg
 from madpad.errors import FaceNotFoundError, UsageError
 from madpad.io import as_rgb_uint8
 from madpad.morph import warp as W
+from madpad.morph.base import MorphGenerator
 
 LandmarkFn = Callable[[np.ndarray], np.ndarray]
 
@@ -60,9 +63,9 @@ class FaceLandmarks:
 
     def __init__(self, *, detector: str = "dlib_hog", landmarker: str = "dlib68", policy: str = "largest",
                  detect_max_side: int = 640, cache_size: int = 256, detector_params: dict | None = None):
-        from madpad.face import DETECTORS, LANDMARKERS, POLICIES
+        from madpad.face import FACE_DETECTORS, LANDMARKERS, POLICIES
 
-        DETECTORS.get(detector)  # unknown names fail here (a usage error), not per image later
+        FACE_DETECTORS.get(detector)  # unknown names fail here (a usage error), not per image later
         LANDMARKERS.get(landmarker)
         if policy not in POLICIES:
             raise UsageError(f"face selection policy must be one of {list(POLICIES)}; got {policy!r}")
@@ -307,7 +310,7 @@ class MorphResult:
     timings: dict = field(default_factory=dict)
 
 
-class LandmarkMorpher:
+class LandmarkMorpher(MorphGenerator):
     """Landmark morph generator (``spliced=False``: full image; ``True``: spliced).
 
     ``morph(image_a, image_b, *, alpha=0.5, seed=0) -> RGB uint8`` (alpha = weight of B; the
@@ -466,41 +469,85 @@ class LandmarkMorpher:
         return out, mask
 
 
-# --------------------------------------------------------------------------- factories (registry)
+# --------------------------------------------------------------------------- registered methods
 #: Detector parameters used when none are given (per detector name).
 DEFAULT_DETECTOR_PARAMS = {"dlib_hog": {"upsample": 0}}
 
 
-def _build(spliced: bool, *, detector: str = "dlib_hog", landmarker: str = "dlib68", face_policy: str = "largest",
-           detect_max_side: int = 640, detector_params: dict | None = None, align: str = "weighted",
-           align_fit: str = "eyes",
-           size: tuple[int, int] | None = None, eye_y: float = 0.45, eye_dist: float = 0.25,
-           warp: str = "remap", border_per_side: int = 3, colour: str = "lab", blend: str = "laplacian",
-           erode: float = 0.12, feather: float = 0.08, landmarks: LandmarkFn | None = None) -> LandmarkMorpher:
-    if detector_params is None:
-        # morph sources are portraits (face >= ~1/6 of the image side): no HOG upsampling needed
-        detector_params = dict(DEFAULT_DETECTOR_PARAMS.get(detector, {}))
-    lm = landmarks if landmarks is not None else FaceLandmarks(
-        detector=detector, landmarker=landmarker, policy=face_policy, detect_max_side=detect_max_side,
-        detector_params=detector_params)
-    return LandmarkMorpher(
-        spliced=spliced, landmarks=lm,
-        alignment=EyeAlignment(mode=align, fit=align_fit, size=size, eye_y=eye_y, eye_dist=eye_dist),
-        warp=warp, border_per_side=border_per_side,
-        splice=SpliceSettings(colour=colour, blend=blend, erode=erode, feather=feather))
+class LandmarkMorph(LandmarkMorpher):
+    """Morph method ``landmark``: the full-image landmark morph from flat keyword options.
+
+    ``detector``/``landmarker``/``face_policy``/``detect_max_side``/``detector_params``: the face
+    analysis (:class:`FaceLandmarks`; ``landmarks=`` replaces it with any ``image -> (K, 2)``
+    callable); ``align``/``align_fit``/``size``/``eye_y``/``eye_dist``: :class:`EyeAlignment`;
+    ``warp``, ``border_per_side``. ``colour``/``blend``/``erode``/``feather`` (:class:`SpliceSettings`)
+    apply to :class:`SplicedLandmarkMorph` only.
+    """
+
+    name = "landmark"
+    _SPLICED: ClassVar[bool] = False
+
+    def __init__(self, *, detector: str = "dlib_hog", landmarker: str = "dlib68", face_policy: str = "largest",
+                 detect_max_side: int = 640, detector_params: dict | None = None, align: str = "weighted",
+                 align_fit: str = "eyes", size: tuple[int, int] | None = None, eye_y: float = 0.45,
+                 eye_dist: float = 0.25, warp: str = "remap", border_per_side: int = 3,
+                 landmarks: LandmarkFn | None = None, colour: str | None = None, blend: str | None = None,
+                 erode: float | None = None, feather: float | None = None):
+        splice = {k: v for k, v in (("colour", colour), ("blend", blend), ("erode", erode), ("feather", feather))
+                  if v is not None}
+        if splice and not self._SPLICED:
+            raise UsageError(f"'{next(iter(splice))}' applies to landmark_spliced only")
+        if detector_params is None:
+            # morph sources are portraits (face >= ~1/6 of the image side): no HOG upsampling needed
+            detector_params = dict(DEFAULT_DETECTOR_PARAMS.get(detector, {}))
+        lm = landmarks if landmarks is not None else FaceLandmarks(
+            detector=detector, landmarker=landmarker, policy=face_policy, detect_max_side=detect_max_side,
+            detector_params=detector_params)
+        super().__init__(
+            spliced=self._SPLICED, landmarks=lm,
+            alignment=EyeAlignment(mode=align, fit=align_fit, size=size, eye_y=eye_y, eye_dist=eye_dist),
+            warp=warp, border_per_side=border_per_side, splice=SpliceSettings(**splice))
+
+    @classmethod
+    def add_cli_arguments(cls, group) -> None:
+        _add_common(group)
+
+    @classmethod
+    def from_cli(cls, args) -> LandmarkMorph:
+        return cls(**_common_params(args))
 
 
-def make_landmark(**params) -> LandmarkMorpher:
-    """Full-image landmark morph (see the module docstring for the parameters)."""
-    for k in ("colour", "blend", "erode", "feather"):
-        if k in params:
-            raise UsageError(f"'{k}' applies to landmark_spliced only")
-    return _build(False, **params)
+class SplicedLandmarkMorph(LandmarkMorph):
+    """Morph method ``landmark_spliced``: the morphed face region pasted into contributor A's warped
+    image (options of :class:`LandmarkMorph` plus ``colour``, ``blend``, ``erode``, ``feather``)."""
+
+    name = "landmark_spliced"
+    _SPLICED = True
+
+    @classmethod
+    def add_cli_arguments(cls, group) -> None:
+        _add_common(group)
+        group.add_argument("--colour", default="lab", choices=sorted(W.COLOUR_TRANSFERS),
+                           help="colour correction of the pasted face (default lab)")
+        group.add_argument("--blend", default="laplacian", choices=sorted(W.BLENDS),
+                           help="how the face is blended into A's image (default laplacian)")
+        group.add_argument("--erode", type=float, default=0.12, help="face-mask erosion / inter-eye distance")
+        group.add_argument("--feather", type=float, default=0.08, help="face-mask feather sigma / inter-eye distance")
+
+    @classmethod
+    def from_cli(cls, args) -> SplicedLandmarkMorph:
+        return cls(**_common_params(args), colour=args.colour, blend=args.blend, erode=args.erode,
+                   feather=args.feather)
 
 
-def make_landmark_spliced(**params) -> LandmarkMorpher:
+def make_landmark(**params) -> LandmarkMorph:
+    """Full-image landmark morph (see :class:`LandmarkMorph` for the parameters)."""
+    return LandmarkMorph(**params)
+
+
+def make_landmark_spliced(**params) -> SplicedLandmarkMorph:
     """Spliced landmark morph: morphed face pasted into contributor A's warped image."""
-    return _build(True, **params)
+    return SplicedLandmarkMorph(**params)
 
 
 # --------------------------------------------------------------------------- CLI hooks
@@ -539,40 +586,15 @@ def _common_params(args) -> dict:
             "warp": args.warp, "border_per_side": args.border_points}
 
 
-def add_cli_arguments_landmark(group) -> None:
-    _add_common(group)
-
-
-def from_cli_landmark(args) -> LandmarkMorpher:
-    return make_landmark(**_common_params(args))
-
-
-def add_cli_arguments_landmark_spliced(group) -> None:
-    _add_common(group)
-    group.add_argument("--colour", default="lab", choices=sorted(W.COLOUR_TRANSFERS),
-                       help="colour correction of the pasted face (default lab)")
-    group.add_argument("--blend", default="laplacian", choices=sorted(W.BLENDS),
-                       help="how the face is blended into A's image (default laplacian)")
-    group.add_argument("--erode", type=float, default=0.12, help="face-mask erosion / inter-eye distance")
-    group.add_argument("--feather", type=float, default=0.08, help="face-mask feather sigma / inter-eye distance")
-
-
-def from_cli_landmark_spliced(args) -> LandmarkMorpher:
-    return make_landmark_spliced(**_common_params(args), colour=args.colour, blend=args.blend,
-                                 erode=args.erode, feather=args.feather)
-
-
 __all__ = [
     "Aligned",
     "EyeAlignment",
     "FaceLandmarks",
+    "LandmarkMorph",
     "LandmarkMorpher",
     "MorphResult",
     "SpliceSettings",
-    "add_cli_arguments_landmark",
-    "add_cli_arguments_landmark_spliced",
-    "from_cli_landmark",
-    "from_cli_landmark_spliced",
+    "SplicedLandmarkMorph",
     "make_landmark",
     "make_landmark_spliced",
 ]

@@ -7,7 +7,8 @@ layout (:mod:`madpad.pad.spatial`): a genuine face sits in the head region of a 
 shoulder line. Scores: **higher = more likely a presentation attack**; classify attack when
 ``score >= threshold``.
 
-* :func:`get_person_detector` / :data:`PERSON_DETECTORS`: ``mediapipe_pose``, ``hog``, ``yolo``;
+* :func:`get_person_detector` / :data:`PERSON_DETECTORS` (interface :class:`PersonDetector`):
+  ``mediapipe_pose``, ``mediapipe_selfie``, ``hog``, ``yolo``;
 * :func:`assess` + :class:`RuleConfig`: the rule-based score with its explanation;
 * :class:`LearnedScorer` / :func:`fit_scorer`: logistic regression over the same features;
 * :class:`TshirtDetector`: everything together for one image;
@@ -16,12 +17,13 @@ shoulder line. Scores: **higher = more likely a presentation attack**; classify 
 Nothing heavy is imported here; backends import their libraries on first use.
 """
 
-from madpad.pad.detector import TshirtDetector, parse_component
+from madpad.pad.tshirt import TshirtDetector, parse_component
 from madpad.pad.learned import LearnedScorer, fit_scorer
 from madpad.pad.persons import (
                                 PERSON_DETECTORS,
                                 POSE_KEYPOINT_NAMES,
                                 PersonDetection,
+                                PersonDetector,
                                 get_person_detector,
                                 list_person_detectors,
 )
@@ -34,6 +36,7 @@ __all__ = [
                                 "RULES",
                                 "LearnedScorer",
                                 "PersonDetection",
+                                "PersonDetector",
                                 "RuleConfig",
                                 "SpatialResult",
                                 "TshirtDetector",

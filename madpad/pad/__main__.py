@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     elif name == "fit-scorer":
         from madpad.pad.cli import main_fit_scorer as fn
     elif name == "iapmr":
-        from madpad.pad.vulnerability import main as fn
+        from madpad.pad.iapmr import main as fn
     elif name == "tshirt":
         from madpad.pad.cli import main_tshirt as fn
     else:

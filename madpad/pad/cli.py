@@ -8,7 +8,6 @@ from a scores file's feature columns; ``python -m madpad.pad synth`` builds a sy
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
 import sys
@@ -19,51 +18,63 @@ import numpy as np
 
 from madpad.cli import apply_runtime_options, resolve_config, run_main, setup_logging
 from madpad.errors import ImageReadError, MadpadError, ManifestError, UsageError
-from madpad.io import atomic_path, read_image, resolve_relative_to
+from madpad.io import read_image, resolve_relative_to
 
 log = logging.getLogger("madpad.pad")
 
 LABELS = ("bona_fide", "attack")
 NO_FACE_POLICIES = {"bona_fide": 0.0, "attack": 1.0, "exclude": float("nan")}
+#: score of an image with a person but no face: ``fta`` (default) leaves it empty (failure to acquire)
+PERSON_NO_FACE_POLICIES = {"fta": float("nan"), "bona_fide": 0.0, "attack": 1.0, "exclude": float("nan")}
 PASS_THROUGH = ("subject", "printed_subject")
+
+
+def _table_format(p: Path) -> str:
+    return "jsonl" if p.suffix.lower() in (".jsonl", ".ndjson") else "csv"
+
+
+def _cell(row: dict, key: str) -> str:
+    v = row.get(key)
+    return "" if v is None else str(v).strip()
 
 
 def read_image_list(path) -> list[dict]:
     """Read IMAGES.csv (``id,path`` + optional ``label,species,subject,...``); paths are absolute
     or relative to the CSV's folder. Raises :class:`ManifestError` naming file, row and field."""
+    from madpad.data import read_table
+
     p = Path(path)
     if not p.is_file():
         raise ManifestError("image list not found", path=p)
-    with open(p, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        cols = reader.fieldnames or []
-        missing = [c for c in ("id", "path") if c not in cols]
-        if missing:
-            raise ManifestError(f"missing column(s) {missing}; the header must contain id,path "
-                                f"(optional label,species); got {cols}", path=p)
-        rows, seen = [], set()
-        for i, r in enumerate(reader, start=2):
-            rid = (r.get("id") or "").strip()
-            if not rid:
-                raise ManifestError("empty id", path=p, row=i, field="id")
-            if rid in seen:
-                raise ManifestError(f"duplicate id {rid!r}", path=p, row=i, field="id")
-            seen.add(rid)
-            if not (r.get("path") or "").strip():
-                raise ManifestError("empty path", path=p, row=i, field="path")
-            label = (r.get("label") or "").strip()
-            species = (r.get("species") or "").strip()
-            if label and label not in LABELS:
-                raise ManifestError(f"'label' must be one of {set(LABELS)}; got {label!r}", path=p, row=i, field="label")
-            if label == "attack" and not species:
-                raise ManifestError("attack rows need a species", path=p, row=i, field="species")
-            if label == "bona_fide":
-                species = ""
-            row = {"id": rid, "path": resolve_relative_to(p.parent, r["path"]), "label": label, "species": species}
-            for k in PASS_THROUGH:
-                if k in cols:
-                    row[k] = (r.get(k) or "").strip()
-            rows.append(row)
+    table = read_table(p, fmt=_table_format(p))
+    cols = table.columns
+    missing = [c for c in ("id", "path") if c not in cols]
+    if missing:
+        raise ManifestError(f"missing column(s) {missing}; the header must contain id,path "
+                            f"(optional label,species); got {cols}", path=p)
+    rows, seen = [], set()
+    for r, i in zip(table.rows, table.row_numbers):
+        rid = _cell(r, "id")
+        if not rid:
+            raise ManifestError("empty id", path=p, row=i, field="id")
+        if rid in seen:
+            raise ManifestError(f"duplicate id {rid!r}", path=p, row=i, field="id")
+        seen.add(rid)
+        if not _cell(r, "path"):
+            raise ManifestError("empty path", path=p, row=i, field="path")
+        label = _cell(r, "label")
+        species = _cell(r, "species")
+        if label and label not in LABELS:
+            raise ManifestError(f"'label' must be one of {set(LABELS)}; got {label!r}", path=p, row=i, field="label")
+        if label == "attack" and not species:
+            raise ManifestError("attack rows need a species", path=p, row=i, field="species")
+        if label == "bona_fide":
+            species = ""
+        row = {"id": rid, "path": resolve_relative_to(p.parent, _cell(r, "path")), "label": label, "species": species}
+        for k in PASS_THROUGH:
+            if k in cols:
+                row[k] = _cell(r, k)
+        rows.append(row)
     if not rows:
         raise ManifestError("no data rows", path=p)
     return rows
@@ -84,16 +95,23 @@ def build_tshirt_parser() -> argparse.ArgumentParser:
     ap.add_argument("--images", required=True, help="CSV with id,path (optional label,species); relative paths "
                     "are taken relative to the CSV's folder")
     ap.add_argument("--out", required=True, help="output scores CSV (written atomically)")
-    ap.add_argument("--person-detector", default="mediapipe_pose",
-                    help="NAME[:k=v,...]: mediapipe_pose (default), hog, yolo:weights=PATH")
-    ap.add_argument("--face-detector", default="dlib_hog",
-                    help="NAME[:k=v,...] from madpad.face: dlib_hog (default), mediapipe, haar, dlib_cnn, yolo:weights=PATH")
+    ap.add_argument("--person-detector", default=None,
+                    help="NAME[:k=v,...]: nanodet (default; every person, ONNX model from model_path=FILE or "
+                         "$MADPAD_SHARED/models/person), centernet, mediapipe_pose (single person, no model file), "
+                         "mediapipe_selfie, hog, yolo:weights=PATH")
+    ap.add_argument("--face-detector", default=None,
+                    help="NAME[:k=v,...] from madpad.face: union (default: dlib_hog+mediapipe+mtcnn, rotated "
+                         "passes up to 30 degrees), dlib_hog, mediapipe, mtcnn, haar, dlib_cnn, yolo:weights=PATH")
     ap.add_argument("--scorer", default="rules", help="'rules' (default) or a learned scorer MODEL.npz "
                     "(python -m madpad.pad fit-scorer)")
     ap.add_argument("--no-face", choices=sorted(NO_FACE_POLICIES), default="bona_fide",
-                    help="score of an image without any detected face: bona_fide -> 0 (default; counts an attack "
-                         "whose printed face is missed against the detector), attack -> 1, exclude -> row goes to "
-                         "OUT.excluded.csv instead of OUT. Images that cannot be read go to OUT.failed.csv")
+                    help="score of an image with neither a face nor a person (status no_face): bona_fide -> 0 "
+                         "(default), attack -> 1, exclude -> row goes to OUT.excluded.csv instead of OUT. Images "
+                         "that cannot be read go to OUT.failed.csv")
+    ap.add_argument("--person-no-face", choices=sorted(PERSON_NO_FACE_POLICIES), default="fta",
+                    help="score of an image with a person but no face (status person_no_face): fta -> empty "
+                         "score, a failure to acquire for 'madpad.report pad' (default), bona_fide -> 0, "
+                         "attack -> 1, exclude -> OUT.excluded.csv")
     ap.add_argument("--config", help="YAML with rule parameters (see madpad.pad.spatial.RuleConfig)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a rule parameter")
     ap.add_argument("--print-config", action="store_true", help="print the resolved rule parameters and exit")
@@ -110,13 +128,14 @@ def main_tshirt(argv=None) -> int:
 
 
 def _run_tshirt(args) -> int:
-    from madpad.pad.detector import TshirtDetector
+    from madpad.pad.tshirt import TshirtDetector
     from madpad.pad.spatial import RULES, RuleConfig
 
     setup_logging(args.verbose)
     apply_runtime_options(threads=args.threads)
     cfg = resolve_config(RuleConfig().to_dict(), config_path=args.config, set_items=args.set, where="rules")
     cfg["no_face_score"] = NO_FACE_POLICIES[args.no_face]
+    cfg["person_no_face_score"] = PERSON_NO_FACE_POLICIES[args.person_no_face]
     rules = RuleConfig.from_dict(cfg)
     if args.print_config:
         from madpad.cli import dump_config
@@ -134,7 +153,10 @@ def _run_tshirt(args) -> int:
     out = Path(args.out)
     if out.exists() and out.is_dir():
         raise UsageError(f"--out {out} is a directory; give a CSV file path")
-    pad = TshirtDetector.from_names(person=args.person_detector, face=args.face_detector, rules=rules, scorer=scorer)
+    from madpad.pad.tshirt import DEFAULT_FACE_DETECTOR, DEFAULT_PERSON_DETECTOR
+
+    pad = TshirtDetector.from_names(person=args.person_detector or DEFAULT_PERSON_DETECTOR,
+                                    face=args.face_detector or DEFAULT_FACE_DETECTOR, rules=rules, scorer=scorer)
 
     from tqdm.auto import tqdm
 
@@ -151,7 +173,8 @@ def _run_tshirt(args) -> int:
             log.warning("%s: %s", r["id"], exc)
             failed.append({**base, "score": float("nan"), "status": "failed", "error": str(exc).replace("\n", " ")})
             continue
-        if row["status"] == "no_face" and args.no_face == "exclude":
+        if (row["status"] == "no_face" and args.no_face == "exclude") or (
+                row["status"] == "person_no_face" and args.person_no_face == "exclude"):
             excluded.append(row)
         else:
             results.append(row)
@@ -171,8 +194,11 @@ def _run_tshirt(args) -> int:
             p.unlink()  # stale file from an earlier run
     n_ok = sum(1 for r in results if r["status"] == "ok")
     n_noface = sum(1 for r in results + excluded if r["status"] == "no_face")
+    n_fta = sum(1 for r in results + excluded if r["status"] == "person_no_face")
+    fta_note = {"fta": " (failures to acquire: empty score)", "exclude": " (excluded)"}.get(args.person_no_face, "")
     print(f"scored {len(rows)} image(s) in {dt:.1f} s: ok {n_ok}, no_face {n_noface}"
-          f"{' (excluded)' if args.no_face == 'exclude' and n_noface else ''}, failed {len(failed)} -> {out}",
+          f"{' (excluded)' if args.no_face == 'exclude' and n_noface else ''}, person_no_face {n_fta}"
+          f"{fta_note if n_fta else ''}, failed {len(failed)} -> {out}",
           file=sys.stderr)
     if failed:
         print(f"{len(failed)} image(s) failed; listed with their errors in "
@@ -181,40 +207,43 @@ def _run_tshirt(args) -> int:
 
 
 def _write_csv(path: Path, header: list[str], rows: list[dict]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: _fmt(r.get(k, "")) for k in header})
+    """Atomic CSV of ``rows`` restricted to the ``header`` columns (floats as ``%.6g``, NaN empty)."""
+    from madpad.data import write_table
+
+    write_table(path, [{k: _fmt(r.get(k, "")) for k in header} for r in rows], columns=header, fmt="csv")
 
 
 # --------------------------------------------------------------------------- learned scorer
 def read_feature_table(path) -> tuple[list[dict], np.ndarray]:
     """Rows and feature matrix from a scores CSV written by ``detect tshirt`` (``f_*`` columns)."""
+    rows, X, _ = _read_feature_table(path)
+    return rows, X
+
+
+def _read_feature_table(path) -> tuple[list[dict], np.ndarray, list[str]]:
+    from madpad.data import read_table
     from madpad.pad.spatial import FEATURE_NAMES
 
     p = Path(path)
     if not p.is_file():
         raise ManifestError("scores file not found", path=p)
-    with open(p, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        cols = reader.fieldnames or []
-        need = [f"f_{n}" for n in FEATURE_NAMES]
-        missing = [c for c in need if c not in cols]
-        if missing:
-            raise ManifestError(f"missing feature column(s) {missing[:5]}; write the file with "
-                                "'python -m madpad.detect tshirt' of this madpad version", path=p)
-        rows = list(reader)
+    table = read_table(p, fmt="csv")
+    need = [f"f_{n}" for n in FEATURE_NAMES]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise ManifestError(f"missing feature column(s) {missing[:5]}; write the file with "
+                            "'python -m madpad.detect tshirt' of this madpad version", path=p)
+    rows = table.rows
     X = np.full((len(rows), len(need)), np.nan)
-    for i, r in enumerate(rows):
+    for i, (r, row_no) in enumerate(zip(rows, table.row_numbers)):
         for j, c in enumerate(need):
-            v = (r.get(c) or "").strip()
+            v = r.get(c) or ""
             if v:
                 try:
                     X[i, j] = float(v)
                 except ValueError:
-                    raise ManifestError(f"not a number: {v!r}", path=p, row=i + 2, field=c) from None
-    return rows, X
+                    raise ManifestError(f"not a number: {v!r}", path=p, row=row_no, field=c) from None
+    return rows, X, list(table.columns)
 
 
 def main_fit_scorer(argv=None) -> int:
@@ -253,10 +282,8 @@ def main_fit_scorer(argv=None) -> int:
 
 def apply_scorer(model, scores_in, scores_out) -> None:
     """Rescore a scores CSV from its feature columns (rows with status ok; others unchanged)."""
-    rows, X = read_feature_table(scores_in)
+    rows, X, header = _read_feature_table(scores_in)
     s = model.score(X)
-    with open(scores_in, newline="", encoding="utf-8") as fh:
-        header = csv.DictReader(fh).fieldnames
     for r, v in zip(rows, s):
         if r.get("status") == "ok":
             r["score"] = f"{float(v):.6g}"

@@ -1,6 +1,7 @@
 """Person detectors behind one small interface and a registry.
 
-Every backend is built by :func:`get_person_detector` and has ``detect(image) -> list[PersonDetection]``
+Every backend is built by :func:`get_person_detector` (registry :data:`PERSON_DETECTORS`, interface
+:class:`PersonDetector`) and has ``detect(image) -> list[PersonDetection]``
 (image: RGB uint8 (H, W, 3), any size), sorted by score (highest first). Backends:
 
 ``mediapipe_pose`` (default; real weights shipped in ``mediapipe==0.10.14``)
@@ -25,6 +26,7 @@ Scores are the backends' own confidences (higher = more confident; scales differ
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 from collections.abc import Iterator
@@ -34,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from madpad.face.types import as_box
-from madpad.io import as_rgb_uint8, optional_import
-from madpad.registry import Registry
-
-PERSON_DETECTORS = Registry("person detector")
+from madpad.face.selfie import MediapipeSelfie
+from madpad.face.types import BoxGeometry, as_box, clip_box
+from madpad.io import as_rgb_uint8, downscale, optional_import
+from madpad.errors import UsageError
+from madpad.registry import Component, Registry
 
 #: mediapipe pose keypoint names (BlazePose order), lower case.
 POSE_KEYPOINT_NAMES = (
@@ -53,7 +55,7 @@ HEAD_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "mou
 
 
 @dataclass
-class PersonDetection:
+class PersonDetection(BoxGeometry):
     """One detected person.
 
     ``box`` = (x0, y0, x1, y1) pixels; ``score`` the backend's confidence; ``keypoints`` maps a
@@ -79,20 +81,28 @@ class PersonDetection:
                 raise ValueError(f"person mask must be (H, W); got shape {m.shape}")
             self.mask = m
 
-    @property
-    def width(self) -> float:
-        return float(self.box[2] - self.box[0])
-
-    @property
-    def height(self) -> float:
-        return float(self.box[3] - self.box[1])
-
     def keypoint(self, name: str, *, min_visibility: float = 0.5) -> np.ndarray | None:
         """(x, y) of keypoint ``name`` when present with visibility >= ``min_visibility``, else None."""
         if not self.keypoints or name not in self.keypoints:
             return None
         x, y, v = self.keypoints[name]
         return np.array([x, y]) if v >= min_visibility else None
+
+
+class PersonDetector(Component, abc.ABC):
+    """Interface of the person detectors (registry :data:`PERSON_DETECTORS`).
+
+    Constructor parameters are keyword-only settings (models load on first use);
+    ``detect(image) -> list[PersonDetection]`` for an RGB uint8 image (H, W, 3), best first,
+    each detection's ``detector`` set to the backend's ``name``.
+    """
+
+    @abc.abstractmethod
+    def detect(self, image) -> list[PersonDetection]:
+        """Persons in ``image``, sorted by score (highest first)."""
+
+
+PERSON_DETECTORS = Registry("person detector", PersonDetector)
 
 
 def list_person_detectors() -> list[str]:
@@ -125,7 +135,7 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
 
 # --------------------------------------------------------------------------- mediapipe pose
 @dataclass
-class MediapipePoseDetector:
+class MediapipePoseDetector(PersonDetector):
     """BlazePose (mediapipe 0.10.14 ``solutions.pose``), single person, 33 keypoints.
 
     ``min_detection_confidence``: detector threshold; ``min_visibility``: keypoints below it do
@@ -166,18 +176,18 @@ class MediapipePoseDetector:
     def detect(self, image) -> list[PersonDetection]:
         img = as_rgb_uint8(image)
         h, w = img.shape[:2]
-        small, f = _downscale(img, self.max_side)
+        small, _ = downscale(img, self.max_side)
         res = self._model().process(small)
         if res.pose_landmarks is None:
             if not self.segment:
                 return []
             # no pose: fall back to silhouettes so a face can still be judged against a body
             if self._seg is None:
-                self._seg = SelfieSegmenter()
+                self._seg = MediapipeSelfie()
             return _mask_persons(self._seg.mask(img), threshold=0.5, min_area=0.01, name=self.name + "/selfie")
         kps = {}
         for nm, lm in zip(POSE_KEYPOINT_NAMES, res.pose_landmarks.landmark):
-            kps[nm] = (lm.x * small.shape[1] / f, lm.y * small.shape[0] / f, float(lm.visibility))
+            kps[nm] = (lm.x * w, lm.y * h, float(lm.visibility))  # mediapipe gives [0, 1] image coordinates
         box = keypoint_box(kps, (h, w), min_visibility=self.min_visibility, head_extension=self.head_extension)
         if box is None:
             return []
@@ -185,7 +195,7 @@ class MediapipePoseDetector:
         mask = None
         if self.segment:
             if self._seg is None:
-                self._seg = SelfieSegmenter()
+                self._seg = MediapipeSelfie()
             mask = self._seg.mask(img)
         return [PersonDetection(box=box, score=float(np.mean(upper)), keypoints=kps, detector=self.name, mask=mask)]
 
@@ -220,38 +230,9 @@ def keypoint_box(kps: dict, shape: tuple[int, int], *, min_visibility: float = 0
     return np.array([x0, y0, x1, y1])
 
 
-def _downscale(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    h, w = img.shape[:2]
-    f = min(1.0, float(max_side) / max(h, w)) if max_side else 1.0
-    if f >= 1.0:
-        return img, 1.0
-    import cv2
-
-    small = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(small), small.shape[1] / w
-
-
 # --------------------------------------------------------------------------- mediapipe selfie segmentation
-class SelfieSegmenter:
-    """mediapipe 0.10.14 ``solutions.selfie_segmentation`` (shipped .tflite): person mask in [0, 1]."""
-
-    def __init__(self, *, model_selection: int = 0):
-        mp = optional_import("mediapipe", extra="mediapipe", purpose="the selfie person segmentation")
-        self._graph = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=int(model_selection))
-
-    def mask(self, image) -> np.ndarray:
-        img = as_rgb_uint8(image)
-        m = self._graph.process(img).segmentation_mask
-        if m is None:
-            return np.zeros(img.shape[:2], np.float32)
-        return np.clip(np.asarray(m, dtype=np.float32), 0.0, 1.0)
-
-    def close(self) -> None:
-        self._graph.close()
-
-
 @dataclass
-class MediapipeSelfieDetector:
+class MediapipeSelfieDetector(PersonDetector):
     """Persons as connected components of mediapipe's selfie segmentation mask (> ``threshold``),
     components smaller than ``min_area`` of the image dropped; score = mean mask value inside."""
 
@@ -264,7 +245,7 @@ class MediapipeSelfieDetector:
     def detect(self, image) -> list[PersonDetection]:
         img = as_rgb_uint8(image)
         if self._seg is None:
-            self._seg = SelfieSegmenter(model_selection=self.model_selection)
+            self._seg = MediapipeSelfie(model_selection=self.model_selection)
         return _mask_persons(self._seg.mask(img), threshold=self.threshold, min_area=self.min_area, name=self.name)
 
 
@@ -284,7 +265,7 @@ def _mask_persons(m: np.ndarray, *, threshold: float, min_area: float, name: str
 
 # --------------------------------------------------------------------------- OpenCV HOG
 @dataclass
-class HogPeopleDetector:
+class HogPeopleDetector(PersonDetector):
     """OpenCV's HOG + linear SVM people detector (``HOGDescriptor_getDefaultPeopleDetector``).
 
     ``max_side``: images are downscaled to this longest side (the window is 64x128, so a person must
@@ -305,7 +286,7 @@ class HogPeopleDetector:
         if self._hog is None:
             self._hog = cv2.HOGDescriptor()
             self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        small, f = _downscale(img, self.max_side)
+        small, f = downscale(img, self.max_side)
         if min(small.shape[:2]) < 128:  # pad tiny images so the 64x128 window fits
             ph, pw = max(0, 130 - small.shape[0]), max(0, 66 - small.shape[1])
             small = np.pad(small, ((0, ph), (0, pw), (0, 0)), mode="edge")
@@ -317,9 +298,7 @@ class HogPeopleDetector:
         rects = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(weights, dtype=np.float64).reshape(-1)
         boxes = np.column_stack([rects[:, 0], rects[:, 1], rects[:, 0] + rects[:, 2], rects[:, 1] + rects[:, 3]]) / f
-        h, w = img.shape[:2]
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        boxes = clip_box(boxes, img.shape)
         out = [PersonDetection(box=boxes[i], score=scores[i], detector=self.name)
                for i in _nms(boxes, scores, self.nms_iou) if scores[i] >= self.min_score]
         return sorted(out, key=lambda d: -d.score)
@@ -353,7 +332,7 @@ def _undo_ultralytics_side_effects() -> Iterator[None]:
 
 
 @dataclass
-class YoloPersonDetector:
+class YoloPersonDetector(PersonDetector):
     """Ultralytics YOLO person detector (COCO class ``person_class`` = 0).
 
     ``weights``: a checkpoint path (``.pt``) or a model ``.yaml`` name/path (random-init, for tests);
@@ -373,10 +352,11 @@ class YoloPersonDetector:
     config_dir: str | None = None
     name: str = "yolo"
     _model: Any = field(default=None, init=False, repr=False)
+    required_files = ("weights",)
 
     def __post_init__(self):
         if not self.weights:
-            raise ValueError("person detector 'yolo' needs weights= (a YOLO .pt checkpoint path, e.g. "
+            raise UsageError("person detector 'yolo' needs weights= (a YOLO .pt checkpoint path, e.g. "
                              "yolo:weights=/models/yolov8n.pt); no weights ship with madpad")
 
     def load(self):
@@ -385,13 +365,14 @@ class YoloPersonDetector:
             from madpad.face.detectors import (
                 import_ultralytics,  # env-preserving import (madpad.face)
             )
+            from madpad.face.yolo_weights import load_yolo  # scans the file; ultralytics' restricted loader
 
             w = str(self.weights)
             if not w.endswith((".yaml", ".yml")) and not Path(w).is_file():
                 raise FileNotFoundError(f"yolo weights file not found: {w}")
             with _undo_ultralytics_side_effects():
                 ul = import_ultralytics(config_dir=self.config_dir)
-                self._model = ul.YOLO(w, task="detect")
+                self._model = load_yolo(ul, w, task="detect")
         return self._model
 
     def detect(self, image) -> list[PersonDetection]:
@@ -422,4 +403,13 @@ PERSON_DETECTORS.register("mediapipe_selfie", MediapipeSelfieDetector, extra="me
 PERSON_DETECTORS.register("hog", HogPeopleDetector, extra="core",
                           description="OpenCV HOG people detector (full-body pedestrians, 64x128 window)")
 PERSON_DETECTORS.register("yolo", YoloPersonDetector, extra="yolo",
-                          description="Ultralytics YOLO, COCO class 0 'person'; needs weights=PATH")
+                          description="Ultralytics YOLO, COCO class 0 'person'; needs weights=PATH",
+                          test_params={"weights": "yolov8n.yaml", "conf": 1e-4, "imgsz": 64})  # random init
+PERSON_DETECTORS.register("centernet", "madpad.pad.person_onnx:CenterNetPersonDetector", extra="face",
+                          description="MobileNetV3 CenterNet (COCO persons, ONNX; every person in the scene) "
+                                      "+ BlazePose per person box + selfie mask; model from $MADPAD_SHARED/models/person",
+                          test_params={"pose": False, "segment": False}, shared_model="centernet_mbv3_coco.onnx")
+PERSON_DETECTORS.register("nanodet", "madpad.pad.person_onnx:NanoDetPersonDetector", extra="face",
+                          description="NanoDet (COCO persons, ONNX; every person in the scene) + BlazePose per "
+                                      "person box + selfie mask; model from $MADPAD_SHARED/models/person",
+                          test_params={"pose": False, "segment": False}, shared_model="nanodet_coco.onnx")

@@ -36,12 +36,23 @@ Rule strengths (each in [0, 1], per face) and the image score::
 
 A rule "fires" when its strength is >= 0.5; the explanation lists the fired rules.
 
-Defined outcomes: an image with **no face** has no face for face recognition to match; its score is
-``RuleConfig.no_face_score`` (default 0.0 = treated as bona fide, which counts undetected attacks
-against the detector: the conservative choice) and status ``no_face``. Set it to ``nan`` to
-exclude such images (the CLI's ``--no-face exclude``). Faces with no person at all (detector found
-nothing) get ``no_person_weight`` (default 0.75). Images of any size and with several people work
-the same way: every face is judged against its own person.
+Defined outcomes:
+
+* an image with **a person but no face** (status ``person_no_face``): the face detectors found
+  nothing that face recognition could match, yet someone is there, so the image was not acquired
+  rather than judged. Its score is ``RuleConfig.person_no_face_score``, default NaN: a **failure to
+  acquire** (the CLI writes an empty score with the status, and ``madpad.report pad`` counts the row
+  as a failure to acquire, not as bona fide or attack);
+* an image with **no face and no person** (status ``no_face``): its score is
+  ``RuleConfig.no_face_score`` (default 0.0 = treated as bona fide, which counts undetected attacks
+  against the detector: the conservative choice). Set it to ``nan`` to exclude such images (the
+  CLI's ``--no-face exclude``);
+* faces with no person at all (detector found nothing) get ``no_person_weight`` (default 0.75).
+
+Several people: every face is judged against its own person. A person whose box lies inside a
+larger person's box, well below its top (:func:`madpad.pad.person_onnx.nested_persons`; a COCO
+detector finds the printed photo on a shirt as a person too) owns no face when ``drop_nested`` is
+1: its faces go to the person around it. Images of any size work the same way.
 """
 
 from __future__ import annotations
@@ -53,9 +64,12 @@ from typing import Any
 
 import numpy as np
 
+from madpad.face.types import box_of
 from madpad.pad.persons import PersonDetection
 
 RULES = ("torso", "pose_head", "body_above", "body_width", "multi_face", "no_person")
+#: per-image statuses: judged, no face and no person, a person but no face (failure to acquire)
+STATUSES = ("ok", "no_face", "person_no_face")
 
 #: image-level feature names (fixed order) used by the learned scorer; see :func:`image_features`.
 FEATURE_NAMES = (
@@ -63,7 +77,7 @@ FEATURE_NAMES = (
     "max_rel_y", "min_rel_y", "max_shoulder_offset", "has_shoulders",
     "max_pose_head_mismatch", "has_head_keypoints", "min_size_ratio", "max_size_ratio",
     "max_rel_x_offset", "lowest_face_rel_image_y", "max_head_room", "max_body_width_ratio", "has_mask",
-    "any_head_room_clipped",
+    "any_head_room_clipped", "n_nested_persons",
     "rule_score",
 )
 
@@ -88,6 +102,8 @@ class RuleConfig:
     multi_face_weight: float = 0.9
     no_person_weight: float = 0.75
     no_face_score: float = 0.0
+    person_no_face_score: float = float("nan")
+    drop_nested: float = 1.0           # 1: persons nested in a larger person's box own no face
     fire_at: float = 0.5
 
     @classmethod
@@ -131,7 +147,7 @@ class SpatialResult:
     """Outcome for one image: PAD score (higher = attack), status, explanation and features."""
 
     score: float
-    status: str                     # "ok" | "no_face"
+    status: str                     # "ok" | "no_face" | "person_no_face" (see STATUSES)
     fired: list[str]
     faces: list[FaceAssessment]
     persons: list[PersonDetection]
@@ -163,13 +179,6 @@ def _sigmoid(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)
     return e / (1.0 + e)
-
-
-def _face_box(face) -> np.ndarray:
-    b = np.asarray(getattr(face, "box", face), dtype=np.float64).reshape(-1)
-    if b.shape != (4,) or not np.all(np.isfinite(b)):
-        raise ValueError(f"face box must be 4 finite numbers; got {b!r}")
-    return b
 
 
 def containment(inner: np.ndarray, outer: np.ndarray) -> float:
@@ -231,9 +240,17 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
     cfg = config or RuleConfig()
     h, w = int(image_shape[0]), int(image_shape[1])
     persons = list(persons)
-    boxes = [_face_box(f) for f in faces]
+    boxes = [box_of(f, what="face box") for f in faces]
     scores = [float(getattr(f, "score", 1.0)) for f in faces]
-    links = associate(boxes, persons, min_containment=cfg.min_containment, mask_threshold=cfg.mask_threshold)
+    nested: set[int] = set()
+    if cfg.drop_nested and len(persons) > 1:
+        from madpad.pad.person_onnx import nested_persons
+
+        nested = set(nested_persons([p.box for p in persons]))
+    owners = [i for i in range(len(persons)) if i not in nested]
+    links = [(None if pi is None else owners[pi], c) for pi, c in
+             associate(boxes, [persons[i] for i in owners], min_containment=cfg.min_containment,
+                       mask_threshold=cfg.mask_threshold)]
     assessed: list[FaceAssessment] = []
     filled: dict[int, np.ndarray] = {}
     for fb, fs, (pi, cont) in zip(boxes, scores, links):
@@ -293,14 +310,16 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
                 assessed[i].strengths["multi_face"] = cfg.multi_face_weight
     for fa in assessed:
         fa.face_score = float(max(fa.strengths.values())) if fa.strengths else 0.0
-    if not assessed:
+    if not assessed and persons:
+        score, status = float(cfg.person_no_face_score), "person_no_face"
+    elif not assessed:
         score, status = float(cfg.no_face_score), "no_face"
     else:
         score, status = float(max(fa.face_score for fa in assessed)), "ok"
     fired = [r for r in RULES if any(fa.strengths.get(r, 0.0) >= cfg.fire_at for fa in assessed)]
     res = SpatialResult(score=score, status=status, fired=fired, faces=assessed, persons=persons,
                         image_shape=(h, w), features=np.zeros(len(FEATURE_NAMES)))
-    res.features = image_features(res)
+    res.features = image_features(res, n_nested=len(nested))
     res.explanation = explain(res)
     return res
 
@@ -358,7 +377,7 @@ def silhouette_features(mask: np.ndarray, face_box: np.ndarray, *, max_gap: floa
     return float(head_room), float(width_ratio), float(y == 0)
 
 
-def image_features(res: SpatialResult) -> np.ndarray:
+def image_features(res: SpatialResult, *, n_nested: int = 0) -> np.ndarray:
     """Fixed-length feature vector (:data:`FEATURE_NAMES`); NaN where a feature is undefined."""
     f = res.faces
     h = max(res.image_shape[0], 1)
@@ -390,6 +409,7 @@ def image_features(res: SpatialResult) -> np.ndarray:
         "max_body_width_ratio": agg(max, [fa.body_width_ratio for fa in f]),
         "has_mask": float(any(np.isfinite(fa.body_width_ratio) for fa in f)),
         "any_head_room_clipped": float(any(fa.head_room_clipped == 1.0 for fa in f)),
+        "n_nested_persons": float(n_nested),
         "rule_score": res.score,
     }
     return np.array([vals[n] for n in FEATURE_NAMES], dtype=np.float64)
@@ -397,7 +417,10 @@ def image_features(res: SpatialResult) -> np.ndarray:
 
 def explain(res: SpatialResult) -> str:
     if res.status == "no_face":
-        return f"no face detected (n_persons={res.n_persons}); score set by no_face_score"
+        return "no face and no person detected; score set by no_face_score"
+    if res.status == "person_no_face":
+        return (f"{res.n_persons} person(s) but no face detected: failure to acquire; score set by "
+                "person_no_face_score")
     parts = []
     for i, fa in enumerate(res.faces):
         fired = [f"{r}={v:.2f}" for r, v in fa.strengths.items() if v >= 0.5]

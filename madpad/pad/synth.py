@@ -24,10 +24,27 @@ from a ``.tem`` landmark file or found by :mod:`madpad.face`):
      from the eyebrows to the chin;
    * ``tshirt_head_cropped``: the frame starts just above the print (the real head is out of view);
    * ``tshirt_head_turned_approx``: an *approximation* of a head turned away: the face ellipse is
-     replaced by a synthetic hair texture in the wearer's hair colour (no real back-of-head image).
+     replaced by a synthetic hair texture in the wearer's hair colour (no real back-of-head image);
+   * ``tshirt_large_rotated``: a large print (``large_scale`` times the wearer's eye distance, on a
+     canvas extended by ``large_ext_y``) turned in-plane by ``rotation`` degrees (either sign), the
+     frame starting just above it (the wearer's head is out of view);
+   * ``tshirt_small_high``: a small print (``small_scale``) high on the chest, just below the
+     collar, the wearer's face covered by a board;
+   * ``tshirt_multi_person``: two people side by side (the wearer and another wearer of the set,
+     each on its own extended canvas, joined with a feathered seam of ``pair_overlap`` of the
+     canvas width and shifted vertically by up to ``pair_shift`` of the height); the wearer's face
+     is covered by a board and the other person is bona fide.
 
-   Bona fide images get the same canvas extension without a print (capture ``extended``) and the
-   original framing rescaled to the same width (capture ``portrait``).
+   Bona fide images get the same canvas extension without a print (capture ``extended``), the
+   original framing rescaled to the same width (capture ``portrait``) and two people side by side
+   without a print (capture ``multi_person``).
+
+   By default (:data:`DEFAULT_SPECIES`, :data:`DEFAULT_BONA_FIDE`) the first four species and the
+   ``extended``/``portrait`` captures are made; the others are chosen with ``species=``/``bona_fide=``
+   (``--species all --bona-fide all``). The partner of a two-person image is drawn (seeded) from
+   the other wearers given to :func:`generate_set`, so a subject-disjoint split stays disjoint when
+   each split is generated from its own wearers; its subject is in the manifest's
+   ``other_subjects`` column.
 
 Everything is seeded: one ``numpy.random.Generator`` per wearer from ``(seed, wearer index)``.
 The manifest records the print quadrilateral and the wearer's face box in output pixels.
@@ -36,7 +53,6 @@ The manifest records the print quadrilateral and the wearer's face box in output
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from dataclasses import asdict, dataclass
@@ -44,20 +60,27 @@ from pathlib import Path
 
 import numpy as np
 
+from madpad.data import write_table
 from madpad.errors import FaceNotFoundError, MadpadError, UsageError
 from madpad.io import (
     IMAGE_SUFFIXES,
-    atomic_path,
     atomic_write_text,
     read_image,
     write_image,
 )
 
-SPECIES = ("tshirt_face_visible", "tshirt_face_occluded", "tshirt_head_cropped", "tshirt_head_turned_approx")
-BONA_FIDE_CAPTURES = ("extended", "portrait")
+#: every attack species the generator makes (see the module docstring)
+SPECIES = ("tshirt_face_visible", "tshirt_face_occluded", "tshirt_head_cropped", "tshirt_head_turned_approx",
+           "tshirt_large_rotated", "tshirt_small_high", "tshirt_multi_person")
+#: the species made by default (:class:`SynthConfig`, ``synth`` without ``--species``)
+DEFAULT_SPECIES = SPECIES[:4]
+#: species and captures that need a second wearer in the frame
+MULTI_PERSON = ("tshirt_multi_person", "multi_person")
+BONA_FIDE_CAPTURES = ("extended", "portrait", "multi_person")
+DEFAULT_BONA_FIDE = BONA_FIDE_CAPTURES[:2]
 MANIFEST_COLUMNS = ("id", "path", "subject", "label", "species", "capture", "source", "printed_subject",
-                    "printed_source", "wearer_source", "seed", "print_quad", "print_box", "wearer_face_box",
-                    "torso_top", "width", "height")
+                    "printed_source", "wearer_source", "other_subjects", "seed", "print_quad", "print_box",
+                    "print_angle", "wearer_face_box", "other_face_boxes", "torso_top", "width", "height")
 
 ATTRIBUTION = """# Attribution of the synthetic T-shirt attack images
 
@@ -111,8 +134,14 @@ class SynthConfig:
     halftone_period: float = 3.0
     noise: float = 4.0
     blur_sigma: float = 0.8
-    species: tuple[str, ...] = SPECIES
-    bona_fide: tuple[str, ...] = BONA_FIDE_CAPTURES
+    large_scale: tuple[float, float] = (1.2, 1.6)
+    large_ext_y: float = 1.3
+    rotation: tuple[float, float] = (5.0, 30.0)
+    small_scale: tuple[float, float] = (0.35, 0.5)
+    pair_overlap: tuple[float, float] = (0.1, 0.2)
+    pair_shift: float = 0.06
+    species: tuple[str, ...] = DEFAULT_SPECIES
+    bona_fide: tuple[str, ...] = DEFAULT_BONA_FIDE
     jpeg_quality: int = 92
     seed: int = 0
 
@@ -392,17 +421,26 @@ def print_degrade(crop: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) 
     return np.clip(x, 0, 255)
 
 
-def apply_print(canvas: Canvas, crop: np.ndarray, cfg: SynthConfig, rng: np.random.Generator
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Warp the degraded ``crop`` onto the chest; returns (image, quad (4, 2) TL, TR, BR, BL)."""
+def apply_print(canvas: Canvas, crop: np.ndarray, cfg: SynthConfig, rng: np.random.Generator, *,
+                angle: float = 0.0, top: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Warp the degraded ``crop`` onto the chest; returns (image, quad (4, 2) TL, TR, BR, BL).
+
+    ``angle``: in-plane rotation of the print in degrees (positive = counter-clockwise in the
+    image); ``top``: the print's top edge (default: the torso top plus ``print_offset_y``)."""
     cv2 = _cv2()
     img = canvas.image.astype(np.float32)
     H, W = img.shape[:2]
     ch, cw = crop.shape[:2]
     cx = float(canvas.eyes[:, 0].mean()) + rng.uniform(-0.04, 0.04) * W
-    top = canvas.torso_top + rng.uniform(*cfg.print_offset_y) * canvas.torso_top
+    if top is None:
+        top = canvas.torso_top + rng.uniform(*cfg.print_offset_y) * canvas.torso_top
     top = min(top, H - 1.04 * ch)
     rect = np.array([[cx - cw / 2, top], [cx + cw / 2, top], [cx + cw / 2, top + ch], [cx - cw / 2, top + ch]])
+    if angle:
+        t = np.deg2rad(angle)
+        R = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])  # y points down: CCW on screen
+        c = rect.mean(axis=0)
+        rect = (rect - c) @ R.T + c
     jitter = rng.normal(0, cfg.perspective * cw, size=(4, 2))
     keystone = rng.uniform(-1, 1) * cfg.perspective * cw
     jitter[[0, 3], 1] += keystone  # one side taller than the other (turned torso)
@@ -471,51 +509,134 @@ def _fmt_box(b) -> str:
     return ";".join(f"{float(v):.1f}" for v in np.asarray(b).reshape(-1))
 
 
+def _crop_above(img: np.ndarray, quad: np.ndarray, canvas: Canvas) -> tuple[np.ndarray, int]:
+    """The frame starts just above the print (below the chin): (cropped image, rows removed)."""
+    chin = float(canvas.eyes[:, 1].mean() + 2.0 * canvas.eye_dist)
+    y_c = int(max(chin, quad[:, 1].min() - 0.15 * (quad[:, 1].max() - quad[:, 1].min())))
+    y_c = min(y_c, int(quad[:, 1].min()) - 1)
+    y_c = max(y_c, 0)
+    return img[y_c:], y_c
+
+
+def compose_pair(a: np.ndarray, b: np.ndarray, cfg: SynthConfig, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
+    """Two extended canvases side by side (``a`` left): ``b`` is shifted vertically by up to
+    ``pair_shift`` of the height (edges replicated), the two overlap by ``pair_overlap`` of the
+    canvas width with a linear feather. Returns (image, offset of a, offset of b) as (dx, dy)."""
+    H = max(a.shape[0], b.shape[0])
+
+    def to_height(x):
+        if x.shape[0] < H:
+            x = np.pad(x, ((0, H - x.shape[0]), (0, 0), (0, 0)), mode="edge")
+        return x
+
+    a, b = to_height(a).astype(np.float32), to_height(b).astype(np.float32)
+    dy = int(round(rng.uniform(-cfg.pair_shift, cfg.pair_shift) * H))
+    if dy > 0:
+        b = np.concatenate([np.repeat(b[:1], dy, axis=0), b[:-dy]], axis=0)
+    elif dy < 0:
+        b = np.concatenate([b[-dy:], np.repeat(b[-1:], -dy, axis=0)], axis=0)
+    ov = max(2, int(round(rng.uniform(*cfg.pair_overlap) * min(a.shape[1], b.shape[1]))))
+    W = a.shape[1] + b.shape[1] - ov
+    out = np.zeros((H, W, 3), np.float32)
+    out[:, :a.shape[1]] = a
+    ramp = np.linspace(0.0, 1.0, ov, dtype=np.float32)[None, :, None]
+    x0 = a.shape[1] - ov
+    out[:, x0:a.shape[1]] = a[:, -ov:] * (1 - ramp) + b[:, :ov] * ramp
+    out[:, a.shape[1]:] = b[:, ov:]
+    return np.clip(out, 0, 255).astype(np.uint8), (0.0, 0.0), (float(x0), float(dy))
+
+
 def generate_for_wearer(photo: np.ndarray, eyes: np.ndarray, prints: list[tuple[np.ndarray, np.ndarray]],
-                        cfg: SynthConfig, rng: np.random.Generator) -> list[dict]:
-    """All variants for one wearer. ``prints``: one (image, eyes) per species in ``cfg.species``.
-    Returns dicts with ``image``, ``label``, ``species``, ``capture`` and geometry fields."""
+                        cfg: SynthConfig, rng: np.random.Generator,
+                        partner: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
+    """All variants for one wearer. ``prints``: one (image, eyes) per species in ``cfg.species``;
+    ``partner``: (photo, eyes) of the second person for the two-person species and capture.
+    Returns dicts with ``image``, ``label``, ``species``, ``capture`` and geometry fields
+    (``wearer_face_box``, ``other_face_boxes``, ``print_quad``, ``print_angle``, ``torso_top``)."""
     if len(prints) != len(cfg.species):
         raise ValueError(f"need one printed face per species ({len(cfg.species)}); got {len(prints)}")
+    needs_partner = any(s in MULTI_PERSON for s in (*cfg.species, *cfg.bona_fide))
+    if needs_partner and partner is None:
+        raise ValueError("the two-person species/capture need a partner photo (another wearer)")
     out = []
     canvas = extend_canvas(photo, eyes, cfg, rng)
     W = canvas.image.shape[1]
     geo = {"torso_top": canvas.torso_top}
+    pair_canvas = None
+    if needs_partner:
+        pair_canvas = extend_canvas(partner[0], partner[1], cfg, rng)
+
+    def pair(img_wearer: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """(image, wearer offset (dx, dy), other face boxes) with the wearer on a random side."""
+        left = bool(rng.integers(2))
+        a, b = (img_wearer, pair_canvas.image) if left else (pair_canvas.image, img_wearer)
+        img, off_a, off_b = compose_pair(a, b, cfg, rng)
+        off_w, off_o = (off_a, off_b) if left else (off_b, off_a)
+        other = pair_canvas.face_box + np.array([off_o[0], off_o[1], off_o[0], off_o[1]])
+        return img, np.array(off_w), [other]
+
     for cap in cfg.bona_fide:
         if cap == "extended":
             out.append({"image": canvas.image, "label": "bona_fide", "species": "", "capture": "extended",
                         "wearer_face_box": canvas.face_box, **geo})
-        else:
+        elif cap == "portrait":
             ph = canvas.photo_box[3]
             s = W / photo.shape[1]
             img = _resize(photo, W, max(1, round(photo.shape[0] * s)))
             fb = (canvas.face_box - np.array([canvas.photo_box[0], 0, canvas.photo_box[0], 0])) * (W / (canvas.photo_box[2] - canvas.photo_box[0]))
             out.append({"image": img, "label": "bona_fide", "species": "", "capture": "portrait",
                         "wearer_face_box": fb, "torso_top": ph * W / (canvas.photo_box[2] - canvas.photo_box[0])})
+        else:  # multi_person
+            img, off, others = pair(canvas.image)
+            out.append({"image": img, "label": "bona_fide", "species": "", "capture": "multi_person",
+                        "wearer_face_box": canvas.face_box + np.tile(off, 2), "other_face_boxes": others,
+                        "torso_top": canvas.torso_top + off[1]})
     d = canvas.eye_dist
+    large_canvas = None
     for sp, (pimg, peyes) in zip(cfg.species, prints):
-        scale = rng.uniform(*cfg.print_scale)
+        row = {"label": "attack", "species": sp, "capture": "extended"}
+        face_box = canvas.face_box.copy()
+        cv = canvas
+        angle = 0.0
+        top = None
+        if sp == "tshirt_large_rotated":
+            if large_canvas is None:
+                from dataclasses import replace
+
+                large_canvas = extend_canvas(photo, eyes, replace(cfg, ext_y=cfg.large_ext_y), rng)
+            cv = large_canvas
+            scale = rng.uniform(*cfg.large_scale)
+            angle = float(rng.uniform(*cfg.rotation) * (1 if rng.integers(2) else -1))
+        elif sp == "tshirt_small_high":
+            scale = rng.uniform(*cfg.small_scale)
+            # just below the collar: ~2.9 eye distances below the eyes (the chin is at ~2)
+            top = float(cv.eyes[:, 1].mean() + rng.uniform(2.7, 3.1) * d)
+        else:
+            scale = rng.uniform(*cfg.print_scale)
         crop = printed_face_crop(pimg, peyes, eye_dist_px=scale * d)
         crop = print_degrade(crop, cfg, rng)
-        img, quad = apply_print(canvas, crop, cfg, rng)
-        face_box = canvas.face_box.copy()
-        row = {"label": "attack", "species": sp, "capture": "extended", "print_quad": quad}
-        if sp == "tshirt_face_occluded":
-            img = occlude_face(img, face_box, canvas.eyes, d, rng)
+        img, quad = apply_print(cv, crop, cfg, rng, angle=angle, top=top)
+        row["print_quad"] = quad
+        row["print_angle"] = angle
+        row["torso_top"] = cv.torso_top
+        if sp in ("tshirt_face_occluded", "tshirt_small_high", "tshirt_multi_person"):
+            img = occlude_face(img, face_box, cv.eyes, d, rng)
         elif sp == "tshirt_head_turned_approx":
-            img = hair_over_face(img, canvas.eyes, d, canvas.hair_colour, rng)
-        elif sp == "tshirt_head_cropped":
-            chin = float(canvas.eyes[:, 1].mean() + 2.0 * d)
-            y_c = int(max(chin, quad[:, 1].min() - 0.15 * (quad[:, 1].max() - quad[:, 1].min())))
-            y_c = min(y_c, int(quad[:, 1].min()) - 1)
-            y_c = max(y_c, 0)
-            img = img[y_c:]
-            quad = quad - np.array([0.0, y_c])
-            face_box = None
-            row["print_quad"] = quad
+            img = hair_over_face(img, cv.eyes, d, cv.hair_colour, rng)
+        elif sp in ("tshirt_head_cropped", "tshirt_large_rotated"):
+            img, y_c = _crop_above(img, quad, cv)
+            row["print_quad"] = quad - np.array([0.0, y_c])
             row["capture"] = "cropped"
-            row["torso_top"] = canvas.torso_top - y_c
-        row.setdefault("torso_top", canvas.torso_top)
+            row["torso_top"] = cv.torso_top - y_c
+            face_box = None
+        if sp == "tshirt_multi_person":
+            img, off, others = pair(img)
+            row["print_quad"] = quad + off
+            row["torso_top"] = cv.torso_top + off[1]
+            row["other_face_boxes"] = others
+            row["capture"] = "multi_person"
+            face_box = face_box + np.tile(off, 2)
         row["image"] = img
         row["wearer_face_box"] = face_box
         out.append(row)
@@ -547,8 +668,10 @@ def generate_set(*, wearers: list[Source], faces: list[Source], out_dir, cfg: Sy
 
     rows, failures = [], []
     todo = wearers[:limit] if limit is not None else wearers
+    needs_partner = any(s in MULTI_PERSON for s in (*cfg.species, *cfg.bona_fide))
     for wi, w in enumerate(tqdm(todo, desc="T-shirt attacks", unit="wearer", disable=not progress or None)):
         rng = np.random.default_rng([int(cfg.seed), wi])
+        partner_src = None
         try:
             photo = read_image(w.path)
             eyes = locate_eyes(photo, w)
@@ -558,7 +681,15 @@ def generate_set(*, wearers: list[Source], faces: list[Source], out_dir, cfg: Sy
                 raise UsageError(f"no printed-face subject other than the wearer {w.subject}")
             picks = rng.choice(pool, size=len(cfg.species), replace=len(pool) < len(cfg.species))
             prints = [load_face(int(i)) for i in picks]
-            variants = generate_for_wearer(photo, eyes, prints, cfg, rng)
+            partner = None
+            if needs_partner:
+                others = [o for o in todo if o.subject != w.subject]
+                if not others:
+                    raise UsageError(f"two-person images need a second wearer besides {w.subject}")
+                partner_src = others[int(rng.integers(len(others)))]
+                pimg = read_image(partner_src.path)
+                partner = (pimg, locate_eyes(pimg, partner_src))
+            variants = generate_for_wearer(photo, eyes, prints, cfg, rng, partner=partner)
         except (MadpadError, ValueError, OSError) as exc:
             failures.append({"wearer": str(w.path), "error": str(exc)})
             continue
@@ -576,24 +707,49 @@ def generate_set(*, wearers: list[Source], faces: list[Source], out_dir, cfg: Sy
                 "capture": v["capture"], "source": "madpad.pad.synth",
                 "printed_subject": printed.subject if printed else "",
                 "printed_source": str(printed.path) if printed else "",
-                "wearer_source": str(w.path), "seed": cfg.seed,
+                "wearer_source": str(w.path),
+                "other_subjects": partner_src.subject if v.get("other_face_boxes") else "",
+                "seed": cfg.seed,
                 "print_quad": _fmt_box(q) if q is not None else "",
                 "print_box": _fmt_box([q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()]) if q is not None else "",
+                "print_angle": f"{float(v['print_angle']):.1f}" if q is not None else "",
                 "wearer_face_box": _fmt_box(v["wearer_face_box"]) if v.get("wearer_face_box") is not None else "",
+                "other_face_boxes": "|".join(_fmt_box(b) for b in v.get("other_face_boxes") or []),
                 "torso_top": f"{float(v['torso_top']):.1f}", "width": W_, "height": H,
             })
-    with atomic_path(out / "manifest.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        wr = csv.DictWriter(fh, fieldnames=list(MANIFEST_COLUMNS))
-        wr.writeheader()
-        wr.writerows(rows)
+    write_table(out / "manifest.csv", rows, columns=MANIFEST_COLUMNS, fmt="csv")
     if failures:
-        with atomic_path(out / "failures.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-            wr = csv.DictWriter(fh, fieldnames=["wearer", "error"])
-            wr.writeheader()
-            wr.writerows(failures)
+        write_table(out / "failures.csv", failures, columns=("wearer", "error"), fmt="csv")
     atomic_write_text(out / "ATTRIBUTION.md", ATTRIBUTION)
     atomic_write_text(out / "synth_config.json", json.dumps(asdict(cfg), indent=2) + "\n")
     return out / "manifest.csv"
+
+
+def _choice_list(text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    items = tuple(x.strip() for x in str(text).split(",") if x.strip())
+    return allowed if items == ("all",) else items
+
+
+def select_sources(sources: list[Source], spec: str | None, *, what: str) -> list[Source]:
+    """The sources whose file stem is listed in ``spec`` (comma list or ``@FILE``, one stem per line),
+    in the order of ``sources``; None keeps all. An unknown stem is a :class:`UsageError`."""
+    if spec is None:
+        return sources
+    text = str(spec).strip()
+    if text.startswith("@"):
+        f = Path(text[1:])
+        if not f.is_file():
+            raise UsageError(f"{what}: list file not found: {f}")
+        stems = [ln.strip() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+    else:
+        stems = [x.strip() for x in text.split(",") if x.strip()]
+    have = {s.path.stem for s in sources}
+    missing = [x for x in stems if x not in have]
+    if missing:
+        raise UsageError(f"{what}: no photo named {missing[:5]} in the folder (give file stems, e.g. "
+                         f"{sorted(have)[:2]})")
+    want = set(stems)
+    return [s for s in sources if s.path.stem in want]
 
 
 def main(argv=None) -> int:
@@ -608,9 +764,14 @@ def main(argv=None) -> int:
                     "X.tem beside the image or ../landmarks/X.tem, else detected)")
     ap.add_argument("--faces", required=True, help="folder of printed-face photos (e.g. FRLL neutral/)")
     ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--species", default=",".join(SPECIES), help=f"comma list from {list(SPECIES)}")
-    ap.add_argument("--bona-fide", default=",".join(BONA_FIDE_CAPTURES),
-                    help=f"bona fide captures per wearer, comma list from {list(BONA_FIDE_CAPTURES)} (empty for none)")
+    ap.add_argument("--species", default=",".join(DEFAULT_SPECIES),
+                    help=f"comma list from {list(SPECIES)}, or 'all' (default: the first four)")
+    ap.add_argument("--bona-fide", default=",".join(DEFAULT_BONA_FIDE),
+                    help=f"bona fide captures per wearer, comma list from {list(BONA_FIDE_CAPTURES)}, 'all', or "
+                         "empty for none (default: extended,portrait)")
+    ap.add_argument("--wearers", default=None, help="only these wearer photos: comma list of file stems (e.g. "
+                    "003f,008f) or @FILE with one stem per line (a subject-disjoint split)")
+    ap.add_argument("--printed", default=None, help="only these printed-face photos (file stems or @FILE, as --wearers)")
     ap.add_argument("--width", type=int, default=600, help="output width in pixels")
     ap.add_argument("--pad-x", type=float, default=0.25, help="canvas added left and right, share of the photo width")
     ap.add_argument("--ext-y", type=float, default=0.7,
@@ -627,11 +788,13 @@ def main(argv=None) -> int:
         if args.pad_x < 0 or args.ext_y < 0:
             raise UsageError(f"--pad-x and --ext-y must be >= 0; got {args.pad_x}, {args.ext_y}")
         cfg = SynthConfig(width=args.width, seed=args.seed, pad_x=args.pad_x, ext_y=args.ext_y,
-                          species=tuple(s for s in args.species.split(",") if s.strip()),
-                          bona_fide=tuple(s for s in args.bona_fide.split(",") if s.strip()))
+                          species=_choice_list(args.species, SPECIES),
+                          bona_fide=_choice_list(args.bona_fide, BONA_FIDE_CAPTURES))
         src, fcs = Path(args.source), Path(args.faces)
         wearers = list_sources(src, tag=args.source_tag if args.source_tag is not None else src.resolve().name)
         faces = list_sources(fcs, tag=args.faces_tag if args.faces_tag is not None else fcs.resolve().parent.name)
+        wearers = select_sources(wearers, args.wearers, what="--wearers")
+        faces = select_sources(faces, args.printed, what="--printed")
         manifest = generate_set(wearers=wearers, faces=faces, out_dir=args.out, cfg=cfg, limit=args.limit,
                                 progress=not args.no_progress)
         with open(manifest, encoding="utf-8") as fh:

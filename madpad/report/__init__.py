@@ -1,13 +1,16 @@
 """PAD and morphing-vulnerability reports (JSON, Markdown, self-contained HTML).
 
-Command line: ``python -m madpad.report pad|vulnerability ...`` (see ``docs/reports.md``).
+Command line: ``python -m madpad.report pad|vulnerability|compare ...`` (see ``docs/reports.md``).
 
 Library API (imported lazily, so ``import madpad.report`` stays cheap):
 
-* :func:`pad_report` -- every ISO/IEC 30107-3 figure of a score set as a JSON-ready dict;
+* :func:`pad_report` -- every ISO/IEC 30107-3 figure of a score set as a JSON-ready dict
+  (failures to acquire, dev -> eval thresholds, ISO/IEC 20059 MAD vocabulary);
 * :func:`write_pad_report` -- ``report.json``, ``report.md`` and ``report.html`` in a folder;
 * :func:`vulnerability_report` / :func:`write_vulnerability_report` -- MMPMR,
   ProdAvg-MMPMR, RMMR and the MAP matrix from comparison scores;
+* :func:`compare_report` / :func:`write_compare_report` -- several detectors on the same
+  samples, with paired bootstrap intervals of their differences;
 * :mod:`madpad.report.html` and :mod:`madpad.report.plots` -- the building blocks that
   every madpad HTML report uses.
 """
@@ -18,6 +21,9 @@ import importlib
 
 _LAZY = {
     "pad_report": "madpad.report.pad",
+    "pad_report_table": "madpad.report.pad",
+    "compare_report": "madpad.report.compare",
+    "write_compare_report": "madpad.report.compare",
     "write_pad_report": "madpad.report.pad",
     "pad_report_markdown": "madpad.report.pad",
     "pad_report_html": "madpad.report.pad",
@@ -30,9 +36,9 @@ _LAZY = {
 }
 
 __all__ = [
-    "ComparisonTable", "PadScoreTable", "html", "pad_report", "pad_report_html", "pad_report_markdown", "plots",
-    "read_comparison_scores", "read_pad_scores", "vulnerability_report", "write_pad_report",
-    "write_vulnerability_report",
+    "ComparisonTable", "PadScoreTable", "compare_report", "html", "pad_report", "pad_report_html",
+    "pad_report_markdown", "pad_report_table", "plots", "read_comparison_scores", "read_pad_scores",
+    "vulnerability_report", "write_compare_report", "write_pad_report", "write_vulnerability_report",
 ]
 
 

@@ -1,6 +1,7 @@
 """Background segmentation of portraits and background replacement.
 
-Every segmenter has one method, ``segment(image, *, face=None) -> matte``: ``image`` is RGB
+Every segmenter (interface :class:`Segmenter`, registry :data:`SEGMENTERS`) has one method,
+``segment(image, *, face=None) -> matte``: ``image`` is RGB
 uint8 (H, W, 3), the matte float32 (H, W) in [0, 1] with **1 = person (foreground)**.
 ``face`` is an optional face hint (a :class:`FaceHint`, a :class:`madpad.face.FaceAnalysis`
 or ``{"box": ..., "landmarks": ...}``) used by the segmenters that need one; without it they
@@ -23,40 +24,30 @@ run :func:`madpad.face.analyze_face` themselves. Build segmenters by name:
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from typing import Any
 
 from madpad.registry import Registry
 from madpad.segment.background import ICAO_LIGHT_GREY, WHITE, replace_background
-from madpad.segment.base import FaceHint, ModelFileNotFoundError, check_matte
+from madpad.segment.base import FaceHint, ModelFileNotFoundError, Segmenter, check_matte
 
-SEGMENTERS = Registry("segmenter")
+SEGMENTERS = Registry("segmenter", Segmenter)
 
-__all__ = ["ICAO_LIGHT_GREY", "SEGMENTERS", "WHITE", "FaceHint", "ModelFileNotFoundError", "check_matte",
-           "get_segmenter", "list_segmenters", "replace_background", "segmenter_spec"]
+__all__ = ["ICAO_LIGHT_GREY", "SEGMENTERS", "WHITE", "FaceHint", "ModelFileNotFoundError", "Segmenter",
+           "check_matte", "get_segmenter", "list_segmenters", "replace_background", "segmenter_spec"]
 
-
-def _lazy(module: str, attr: str, **fixed: Any) -> Callable[..., Any]:
-    def build(**params):
-        return getattr(importlib.import_module(module), attr)(**{**fixed, **params})
-
-    build.__name__ = f"{module}.{attr}"
-    return build
-
-
-SEGMENTERS.register("rembg", _lazy("madpad.segment.rembg_seg", "RembgSegmenter"), extra="segment",
+# name -> "module:Class" (imported on first use); a new segmenter is one file plus one line here
+SEGMENTERS.register("rembg", "madpad.segment.rembg_seg:RembgSegmenter", extra="segment",
                     description="rembg session by model name (model=..., model_dir= or $U2NET_HOME)")
 for _alias, _model in (("rembg_isnet", "isnet-general-use"), ("rembg_u2net", "u2net"),
                        ("rembg_u2net_human_seg", "u2net_human_seg"),
                        ("rembg_birefnet_portrait", "birefnet-portrait")):
-    SEGMENTERS.register(_alias, _lazy("madpad.segment.rembg_seg", "RembgSegmenter"), extra="segment",
+    SEGMENTERS.register(_alias, "madpad.segment.rembg_seg:RembgSegmenter", extra="segment",
                         defaults={"model": _model}, description=f"rembg session '{_model}'")
-SEGMENTERS.register("mediapipe_selfie", _lazy("madpad.segment.mediapipe_seg", "MediapipeSelfieSegmenter"),
+SEGMENTERS.register("mediapipe_selfie", "madpad.segment.mediapipe_seg:MediapipeSelfieSegmenter",
                     extra="mediapipe", description="MediaPipe selfie (person) segmentation")
-SEGMENTERS.register("grabcut", _lazy("madpad.segment.grabcut", "GrabCutSegmenter"), extra="face",
+SEGMENTERS.register("grabcut", "madpad.segment.grabcut:GrabCutSegmenter", extra="face",
                     description="OpenCV GrabCut seeded from the face box (head-and-shoulders prior)")
-SEGMENTERS.register("landmark_hull", _lazy("madpad.segment.landmark_hull", "LandmarkHullSegmenter"), extra="face",
+SEGMENTERS.register("landmark_hull", "madpad.segment.landmark_hull:LandmarkHullSegmenter", extra="face",
                     description="baseline: hull of the 68 landmarks + crown ellipse, neck and shoulders")
 
 

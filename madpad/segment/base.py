@@ -1,4 +1,4 @@
-"""Shared pieces of the segmenters: face hints, matte validation, resizing helpers.
+"""The segmenter interface and shared pieces: face hints, matte validation, resizing helpers.
 
 A *matte* is float32 (H, W) in [0, 1] with **1 = person (foreground)** and 0 = background,
 at the resolution of the input image. Segmenters that need to know where the face is
@@ -8,12 +8,35 @@ at the resolution of the input image. Segmenters that need to know where the fac
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from madpad.errors import FaceNotFoundError, MadpadError
+from madpad.io import downscale  # noqa: F401  (segmenters and the segmentation study use it from here)
+from madpad.registry import Component
+
+
+class Segmenter(Component, abc.ABC):
+    """Interface of the segmenters (registry :data:`madpad.segment.SEGMENTERS`).
+
+    Constructor parameters are keyword-only settings (models load on first use, and are not
+    pickled: workers build their own). ``segment(image, *, face=None)`` returns the matte of an
+    RGB uint8 image (H, W, 3): float32 (H, W) in [0, 1], 1 = person. ``needs_face``: the segmenter
+    uses the ``face`` hint (a :class:`FaceHint`, a FaceAnalysis or a dict) and finds the face
+    itself when none is given. ``params()`` returns the settings recorded in study outputs.
+    """
+
+    needs_face: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def segment(self, image, *, face: Any = None) -> np.ndarray:
+        """Float32 matte (H, W) in [0, 1], 1 = person (foreground)."""
+
+    def params(self) -> dict:
+        return {}
 
 
 class ModelFileNotFoundError(MadpadError, FileNotFoundError):
@@ -133,18 +156,6 @@ def check_matte(matte: Any, shape: tuple[int, int] | None = None, *, name: str =
     if m.size and (float(m.min()) < -1e-6 or float(m.max()) > 1.0 + 1e-6):
         raise ValueError(f"{name} values must lie in [0, 1]; got [{float(m.min()):.3g}, {float(m.max()):.3g}]")
     return np.clip(m, 0.0, 1.0)
-
-
-def downscale(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
-    """Image resized so its longer side is at most ``max_side`` and the factor used (<= 1)."""
-    import cv2
-
-    h, w = image.shape[:2]
-    if not max_side or max(h, w) <= max_side:
-        return image, 1.0
-    f = float(max_side) / float(max(h, w))
-    out = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    return out, f
 
 
 def feather(mask: np.ndarray, sigma: float) -> np.ndarray:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from madpad.segment.base import (
+    Segmenter,
     check_image,
     downscale,
     feather,
@@ -32,7 +33,7 @@ from madpad.segment.base import (
 )
 
 
-class GrabCutSegmenter:
+class GrabCutSegmenter(Segmenter):
     """GrabCut person matte seeded from the face box (see the module docstring)."""
 
     needs_face = True

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from madpad.segment.base import check_image, feather, resolve_face
+from madpad.segment.base import Segmenter, check_image, feather, resolve_face
 
 
-class LandmarkHullSegmenter:
+class LandmarkHullSegmenter(Segmenter):
     """Person matte from the 68 landmarks (see the module docstring for the geometry)."""
 
     needs_face = True

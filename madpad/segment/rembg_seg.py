@@ -18,6 +18,7 @@ from madpad.errors import UnknownComponentError, UsageError
 from madpad.io import optional_import
 from madpad.segment.base import (
     ModelFileNotFoundError,
+    Segmenter,
     check_image,
     clean_matte,
     finish_matte,
@@ -62,7 +63,7 @@ def resolve_model_file(model: str, model_dir: str | os.PathLike | None = None) -
     return path
 
 
-class RembgSegmenter:
+class RembgSegmenter(Segmenter):
     """Background removal with a rembg session; the matte is the model's own soft output.
 
     ``model``: rembg model name (``isnet-general-use``, ``u2net``, ``u2net_human_seg``,
@@ -76,6 +77,7 @@ class RembgSegmenter:
     """
 
     needs_face = False
+    required_files = ("model_dir",)  # or $U2NET_HOME
 
     def __init__(self, *, model: str = DEFAULT_MODEL, model_dir: str | os.PathLike | None = None,
                  threads: int | None = None, clean: bool = False):

@@ -1,11 +1,11 @@
-"""Command-line hooks of the ``dcmorph`` method for ``python -m madpad.generate``."""
+"""Command-line options of the ``dcmorph`` method for ``python -m madpad.generate`` (used by the
+classmethods ``DCMorph.add_cli_arguments`` / ``DCMorph.from_cli``, :mod:`.method`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from madpad.cli import size_arg
-from madpad.errors import UsageError
 
 from .generator import (
     ALIGN_CHOICES,
@@ -14,14 +14,19 @@ from .generator import (
     DTYPES,
     IDENTITY_MIXING,
     INVERSION_CONDITIONING,
+    INVERSION_ID_SCALES,
+    PRESETS,
     REALIGN_CHOICES,
+    REALIGN_TO,
+    SCHEDULE_CHOICES,
+    SLERP_CHOICES,
     STREAMS,
 )
 
 _size_pair = size_arg(1)
 
 
-def add_cli_arguments_dcmorph(group) -> None:
+def add_arguments(group) -> None:
     """Options of the dcmorph method (reference defaults)."""
     g = group
     g.add_argument("--base-model", default=None,
@@ -64,18 +69,41 @@ def add_cli_arguments_dcmorph(group) -> None:
     g.add_argument("--cpu-offload", action="store_true",
                    help="keep models on the CPU and move each to the GPU only while it runs (small GPUs)")
     g.add_argument("--source-align", default="auto", choices=list(ALIGN_CHOICES),
-                   help="face-align the sources to a square crop before VAE encoding (auto: on for real models, "
-                        "off for --tiny-random)")
+                   help="source preparation before VAE encoding: on = face-aligned square crop, off = centre square "
+                        "crop, stretch = whole image resized to the model size (the reference) (auto: the preset's; "
+                        "madpad: on for real models, off for --tiny-random)")
     g.add_argument("--realign", default="auto", choices=list(REALIGN_CHOICES),
-                   help="re-detect and align the morph like a probe (auto: on for real models, off for --tiny-random;"
-                        " on: keep an unaligned morph when no face is found; required: fail the item)")
+                   help="re-detect and align the morph like a probe (auto: off for --tiny-random, else on (madpad) "
+                        "or required (reference); on: keep an unaligned morph when no face is found; required: fail "
+                        "the item)")
     g.add_argument("--realign-size", type=_size_pair, default=(600, 800), metavar="WxH",
                    help="size of the re-aligned morph (default 600x800)")
     g.add_argument("--detector", default="dlib_hog", help="face detector for alignment (default dlib_hog)")
-    g.add_argument("--landmarker", default="dlib68", help="landmarker for alignment (default dlib68)")
+    g.add_argument("--landmarker", default="dlib68",
+                   help="landmarker for alignment (default dlib68; none: the detector's own five points, e.g. with "
+                        "--detector mtcnn)")
     g.add_argument("--tiny-random", nargs="?", const="tiny_sd15", default=None, metavar="CONFIG",
                    help="use tiny RANDOM-INIT models from a shipped config (tiny_sd15 or tiny_sdxl; default "
                         "tiny_sd15): for tests, CI and GPU smoke tests only -- the images are meaningless")
+    g.add_argument("--preset", default="madpad", choices=list(PRESETS),
+                   help="madpad (default) or reference: the authors' released pipeline step for step (schedule, "
+                        "inversion identity scale, row-wise slerp, stretched sources, 112x112 ArcFace output); "
+                        "options below left at auto take the preset's value")
+    g.add_argument("--schedule", default="auto", choices=list(SCHEDULE_CHOICES),
+                   help="paired: invert --inversion-steps, sample the matching steps (madpad); reference: invert "
+                        "steps-1 (t=1..925 for 30), sample all steps from t=958")
+    g.add_argument("--inversion-id-scale", default="auto", choices=list(INVERSION_ID_SCALES),
+                   help="identity scale of the inversion passes: id_scale (= --id-scale, madpad) or weight_a "
+                        "(= 1 - alpha, the reference)")
+    g.add_argument("--slerp", default="auto", choices=list(SLERP_CHOICES),
+                   help="latent slerp: flat (one angle for the whole latent, madpad) or rows (one angle per row "
+                        "of the last dimension, the reference)")
+    g.add_argument("--realign-to", default="auto", choices=list(REALIGN_TO),
+                   help="re-alignment target: portrait (--realign-size, madpad) or arcface112 (the 112x112 "
+                        "ArcFace crop, the reference)")
+    g.add_argument("--faceid-strict", default="on", choices=["on", "off"],
+                   help="on (default): every key of the FaceID checkpoint must fit the base UNet, else an error "
+                        "naming the keys; off: load what fits and log each skipped key")
 
 
 _ARG_TO_SETTING = {
@@ -86,21 +114,16 @@ _ARG_TO_SETTING = {
     "size": "size", "dtype": "dtype", "device": "device", "attention_slicing": "attention_slicing",
     "cpu_offload": "cpu_offload", "source_align": "source_align", "realign": "realign",
     "realign_size": "realign_size", "detector": "detector", "landmarker": "landmarker", "tiny_random": "tiny_random",
+    "preset": "preset", "schedule": "schedule", "inversion_id_scale": "inversion_id_scale", "slerp": "slerp",
+    "realign_to": "realign_to", "faceid_strict": "faceid_strict",
 }
 
 
 def settings_from_args(args) -> dict[str, Any]:
-    return {setting: getattr(args, name) for name, setting in _ARG_TO_SETTING.items() if hasattr(args, name)}
+    out = {setting: getattr(args, name) for name, setting in _ARG_TO_SETTING.items() if hasattr(args, name)}
+    if isinstance(out.get("faceid_strict"), str):
+        out["faceid_strict"] = out["faceid_strict"] == "on"
+    return out
 
 
-def from_cli_dcmorph(args):
-    """Build the generator from the parsed namespace (UsageError for bad combinations)."""
-    from .generator import make_dcmorph
-
-    params = settings_from_args(args)
-    if not params:
-        raise UsageError("dcmorph options missing from the parsed arguments (add_cli_arguments_dcmorph not called?)")
-    return make_dcmorph(**params)
-
-
-__all__ = ["add_cli_arguments_dcmorph", "from_cli_dcmorph", "settings_from_args"]
+__all__ = ["add_arguments", "settings_from_args"]

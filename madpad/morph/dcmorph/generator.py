@@ -4,19 +4,28 @@
 convention) runs:
 
 1. **sources**: each image is face-aligned to a square crop at the model resolution
-   (``source_align``; on for real models, off for ``--tiny-random``) or centre-cropped;
+   (``source_align``; on for real models, off for ``--tiny-random``), centre-cropped (``off``) or
+   stretched whole to the model size (``stretch``, the released pipeline);
 2. **identity stream** (``stream`` dual/identity): identity embeddings of both originals from
    the identity encoder -> FaceID projection -> identity tokens; every cross-attention layer
    mixes ``(1 - alpha) * attn(A) + alpha * attn(B)`` (``identity_mixing="decoupled"``) or
    attends to the tokens of the re-normalised averaged embedding (``"average"``, ablation);
 3. **latent stream** (``stream`` dual/latent): VAE latents of both sources -> DDIM inversion
    without guidance (``inversion_conditioning``: ``null`` = negative prompt + null identity, as in
-   the reference; ``own`` = prompt + the source's own identity) -> ``slerp(zA, zB, alpha)``;
+   the reference; ``own`` = prompt + the source's own identity) at identity scale ``--id-scale``
+   or the weight of A (``inversion_id_scale``) over the schedule's inversion depth
+   (``schedule``) -> ``slerp(zA, zB, alpha)`` of the flattened latent or row by row (``slerp``);
    ``stream="identity"`` starts from seeded Gaussian noise instead (ablation);
 4. DDIM sampling with classifier-free guidance (conditional: prompt + dual identity;
    unconditional: negative prompt + null identity), VAE decoding (float32);
 5. **re-alignment** (``realign``): the morph is re-detected and aligned like any probe
-   (``madpad.face.analyze_face`` + ``align_portrait``).
+   (``madpad.face.analyze_face`` + ``align_portrait``), or onto the 112x112 ArcFace crop
+   (``realign_to="arcface112"``).
+
+``preset``: ``madpad`` (default) or ``reference`` (the authors' released pipeline step for step:
+``schedule=reference``, ``inversion_id_scale=weight_a``, ``slerp=rows``, ``source_align=stretch``,
+``realign_to=arcface112``, ``realign=required``). Each of those settings left at ``auto`` takes
+the preset's value; an explicit value wins. See docs/dcmorph.md.
 
 Inverted latents and identity embeddings are cached per source image (LRU) so a source used in
 several pairs is inverted once.
@@ -36,6 +45,7 @@ import numpy as np
 
 from madpad.errors import FaceNotFoundError, UsageError
 from madpad.io import array_sha256, as_rgb_uint8, optional_import
+from madpad.morph.base import MorphGenerator
 
 log = logging.getLogger("madpad.morph.dcmorph")
 
@@ -44,9 +54,25 @@ DEFAULT_NEGATIVE_PROMPT = "monochrome, lowres, bad anatomy, worst quality, low q
 STREAMS = ("dual", "identity", "latent")
 IDENTITY_MIXING = ("decoupled", "average")
 INVERSION_CONDITIONING = ("null", "own")
-ALIGN_CHOICES = ("auto", "on", "off")
+ALIGN_CHOICES = ("auto", "on", "off", "stretch")
 REALIGN_CHOICES = ("auto", "on", "off", "required")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
+PRESETS = ("madpad", "reference")
+SCHEDULE_CHOICES = ("auto", "paired", "reference")
+INVERSION_ID_SCALES = ("auto", "id_scale", "weight_a")
+SLERP_CHOICES = ("auto", "flat", "rows")
+REALIGN_TO = ("auto", "portrait", "arcface112")
+
+#: What each preset puts in the settings left at "auto" (``real``/``tiny``: real models / --tiny-random).
+PRESET_VALUES = {
+    "madpad": {"schedule": "paired", "inversion_id_scale": "id_scale", "slerp": "flat",
+               "source_align": {"real": "on", "tiny": "off"}, "realign": {"real": "on", "tiny": "off"},
+               "realign_to": "portrait"},
+    "reference": {"schedule": "reference", "inversion_id_scale": "weight_a", "slerp": "rows",
+                  "source_align": {"real": "stretch", "tiny": "stretch"},
+                  "realign": {"real": "required", "tiny": "off"},
+                  "realign_to": "arcface112"},
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +106,26 @@ class DCMorphSettings:
     landmarker: str = "dlib68"
     cache_size: int = 32                   # inverted latents / embeddings kept per generator
     variant: str | None = None             # e.g. fp16 weights variant of the base model
+    preset: str = "madpad"                 # madpad | reference (the authors' released pipeline)
+    schedule: str = "auto"                 # paired | reference (invert steps-1, sample all steps)
+    inversion_id_scale: str = "auto"       # id_scale (= --id-scale) | weight_a (= 1 - alpha, the reference)
+    slerp: str = "auto"                    # flat (one angle) | rows (one angle per latent row, the reference)
+    realign_to: str = "auto"               # portrait (align_portrait, realign_size) | arcface112
+    faceid_strict: bool = True             # every FaceID checkpoint key consumed, or an error naming it
+
+    def resolved(self) -> dict[str, str]:
+        """The concrete value of every preset-controlled setting (``auto`` replaced by the preset's)."""
+        if self.preset not in PRESETS:
+            raise UsageError(f"dcmorph preset must be one of {list(PRESETS)}; got {self.preset!r}")
+        table = PRESET_VALUES[self.preset]
+        kind = "tiny" if self.tiny_random else "real"
+        out = {}
+        for name in ("schedule", "inversion_id_scale", "slerp", "source_align", "realign", "realign_to"):
+            value = getattr(self, name)
+            if value == "auto":
+                value = table[name][kind] if isinstance(table[name], dict) else table[name]
+            out[name] = value
+        return out
 
     def validate(self) -> "DCMorphSettings":
         def choice(name, value, options):
@@ -93,10 +139,19 @@ class DCMorphSettings:
         choice("realign", self.realign, REALIGN_CHOICES)
         choice("dtype", self.dtype, DTYPES)
         choice("arch", self.arch, ("auto", "sd15", "sdxl"))
+        choice("preset", self.preset, PRESETS)
+        choice("schedule", self.schedule, SCHEDULE_CHOICES)
+        choice("inversion_id_scale", self.inversion_id_scale, INVERSION_ID_SCALES)
+        choice("slerp", self.slerp, SLERP_CHOICES)
+        choice("realign_to", self.realign_to, REALIGN_TO)
         if int(self.steps) < 1:
             raise UsageError(f"dcmorph steps must be >= 1; got {self.steps}")
         if self.inversion_steps is not None and not 1 <= int(self.inversion_steps) <= int(self.steps):
             raise UsageError(f"dcmorph inversion_steps must be in 1..steps ({self.steps}); got {self.inversion_steps}")
+        if self.resolved()["schedule"] == "reference" and self.inversion_steps is not None:
+            raise UsageError(f"dcmorph inversion_steps={self.inversion_steps} contradicts the reference schedule, "
+                             f"which inverts steps - 1 = {int(self.steps) - 1} steps and samples all {self.steps}; "
+                             f"leave it unset or use --schedule paired")
         if float(self.guidance) < 0:
             raise UsageError(f"dcmorph guidance must be >= 0; got {self.guidance}")
         if self.size is not None and (int(self.size) < 8 or int(self.size) % 8):
@@ -155,10 +210,11 @@ class _Prepared:
     image: np.ndarray
     key: str
     aligned: bool
+    resize: str = "crop"
 
 
 @dataclass
-class DCMorphGenerator:
+class DCMorphGenerator(MorphGenerator):
     """Builds the pipeline once; ``morph`` makes one morph. ``last_info`` describes the last call."""
 
     settings: DCMorphSettings
@@ -188,7 +244,8 @@ class DCMorphGenerator:
             else:
                 self.pipeline = DCMorphPipeline.from_pretrained(
                     s.base_model, ip_adapter=s.ip_adapter if needs_identity else None, face_encoder=encoder,
-                    arch=s.arch, torch_dtype=self.dtype, lora_scale=s.lora_scale, variant=s.variant)
+                    arch=s.arch, torch_dtype=self.dtype, lora_scale=s.lora_scale, variant=s.variant,
+                    faceid_strict=s.faceid_strict)
         pipe = self.pipeline
         self.encoder = encoder if encoder is not None else pipe.face_encoder
         if needs_identity:
@@ -203,10 +260,18 @@ class DCMorphGenerator:
         self.size = int(s.size or pipe.default_size)
         if self.size % pipe.vae_scale_factor:
             raise UsageError(f"dcmorph size {self.size} must be a multiple of the VAE factor {pipe.vae_scale_factor}")
-        real = not s.tiny_random
-        self.source_align = s.source_align == "on" or (s.source_align == "auto" and real)
-        self.realign = "on" if (s.realign == "auto" and real) else ("off" if s.realign == "auto" else s.realign)
-        self.depth = int(s.inversion_steps or s.steps)
+        from .pipeline import schedule_depths
+
+        r = s.resolved()
+        self.resolved = r
+        self.source_align = r["source_align"] == "on"
+        self.source_resize = "stretch" if r["source_align"] == "stretch" else "crop"
+        self.realign = r["realign"]
+        self.realign_to = r["realign_to"]
+        self.schedule = r["schedule"]
+        self.slerp_mode = r["slerp"]
+        self.inversion_id_scale = r["inversion_id_scale"]
+        self.depth, self.sampling_depth = schedule_depths(self.schedule, s.steps, s.inversion_steps)
         self._latents = _LRU(s.cache_size)
         self._embeddings = _LRU(s.cache_size)
         self._text: dict[str, Any] = {}
@@ -217,10 +282,13 @@ class DCMorphGenerator:
         s = self.settings
         d = dataclasses.asdict(s)
         d["realign_size"] = list(s.realign_size)
+        dtypes = self.pipeline.component_dtypes()
+        d.update(self.resolved)
         d.update({
-            "size": self.size, "inversion_steps": self.depth, "dtype": str(self.dtype).replace("torch.", ""),
-            "vae_dtype": "float32", "device": self.device.type, "source_align": "on" if self.source_align else "off",
-            "realign": self.realign, "arch": self.pipeline.arch, "alpha_convention": "weight of b",
+            "size": self.size, "inversion_steps": self.depth, "sampling_steps": self.sampling_depth,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "unet_dtype": dtypes.get("unet"), "vae_dtype": dtypes.get("vae"), "device": self.device.type,
+            "arch": self.pipeline.arch, "alpha_convention": "weight of b",
         })
         if s.tiny_random:
             d["note"] = "tiny random-init models: the images are meaningless (code-path check only)"
@@ -244,15 +312,20 @@ class DCMorphGenerator:
 
     def _prepare(self, image: np.ndarray, role: str) -> _Prepared:
         if not self.source_align:
-            return _Prepared(image, array_sha256(image), False)
+            return _Prepared(image, array_sha256(image), False, self.source_resize)
         face = optional_import("madpad.face", extra="face", purpose="aligning dcmorph sources")
-        analysis = face.analyze_face(image, detector=self.settings.detector, landmarker=self.settings.landmarker)
+        analysis = face.analyze_face(image, detector=self.settings.detector, landmarker=self._landmarker())
         if analysis.status != "ok":
             raise FaceNotFoundError(f"source {role}: {analysis.status}: {analysis.error} (source alignment; "
                                     f"use --source-align off to feed the whole image)")
         lm = analysis.landmarks if analysis.landmarks is not None else analysis.landmarks5
         aligned, _ = face.align_portrait(image, lm, size=(self.size, self.size), eye_y=0.42, eye_dist=0.28)
         return _Prepared(aligned, array_sha256(aligned), True)
+
+    def _landmarker(self):
+        """The landmarker for both alignments; ``none``/``null`` keeps the detector's own five points."""
+        lm = self.settings.landmarker
+        return None if lm is None or str(lm).strip().lower() in ("", "none", "null") else lm
 
     def _embedding(self, image: np.ndarray, key: str, role: str) -> np.ndarray:
         from .identity import embed_one
@@ -263,25 +336,34 @@ class DCMorphGenerator:
             self._embeddings.put(key, e)
         return e
 
-    def _single(self, tokens):
+    def _single(self, tokens, scale: float | None = None):
         from .attention import IdentityCondition
 
-        return IdentityCondition(tokens=(tokens,), weights=(1.0,), scale=float(self.settings.id_scale))
+        scale = float(self.settings.id_scale) if scale is None else float(scale)
+        return IdentityCondition(tokens=(tokens,), weights=(1.0,), scale=scale)
 
-    def _inverted(self, src: _Prepared, own_tokens, emb_key: str | None):
+    def inversion_scale(self, alpha: float) -> float:
+        """Identity scale of the inversion passes: ``--id-scale`` (madpad), or the weight of A,
+        ``1 - alpha`` (the released pipeline sets the adapter scale to its alpha, the weight of A)."""
+        if self.inversion_id_scale == "weight_a":
+            return 1.0 - float(alpha)
+        return float(self.settings.id_scale)
+
+    def _inverted(self, src: _Prepared, own_tokens, emb_key: str | None, alpha: float = 0.5):
         s = self.settings
-        key = (src.key, s.inversion_conditioning, emb_key if s.inversion_conditioning == "own" else None,
-               s.stream != "latent", self.depth, s.steps, self.size)
+        inv_scale = self.inversion_scale(alpha)
+        key = (src.key, src.resize, s.inversion_conditioning, emb_key if s.inversion_conditioning == "own" else None,
+               s.stream != "latent", self.depth, s.steps, self.size, inv_scale)
         z = self._latents.get(key)
         if z is not None:
             return z, True
         if s.inversion_conditioning == "null":
             text = self._text_cond(s.negative_prompt)
-            identity = self._single(self._null()) if s.stream != "latent" else None
+            identity = self._single(self._null(), inv_scale) if s.stream != "latent" else None
         else:
             text = self._text_cond(s.prompt)
-            identity = self._single(own_tokens) if s.stream != "latent" else None
-        lat = self.pipeline.encode_image(src.image, self.size)
+            identity = self._single(own_tokens, inv_scale) if s.stream != "latent" else None
+        lat = self.pipeline.encode_image(src.image, self.size, resize=src.resize)
         z = self.pipeline.invert(lat, steps=s.steps, depth=self.depth, text=text, identity=identity, size=self.size)
         self._latents.put(key, z)
         return z, False
@@ -290,7 +372,7 @@ class DCMorphGenerator:
     def morph(self, image_a, image_b, *, alpha: float = 0.5, seed: int = 0) -> np.ndarray:
         """Morph of A and B (alpha = weight of B) as RGB uint8. Deterministic for a given seed."""
         from .attention import IdentityCondition, morph_condition
-        from .slerp import slerp
+        from .slerp import mix_latents
 
         torch = self._torch
         s = self.settings
@@ -303,7 +385,7 @@ class DCMorphGenerator:
         b = as_rgb_uint8(image_b, name="image_b")
         info: dict[str, Any] = {"stream": s.stream}
         src_a, src_b = self._prepare(a, "a"), self._prepare(b, "b")
-        info["source_align"] = "on" if self.source_align else "off"
+        info["source_align"] = "on" if self.source_align else ("stretch" if self.source_resize == "stretch" else "off")
 
         tok_a = tok_b = None
         cond_id = uncond_id = None
@@ -337,11 +419,12 @@ class DCMorphGenerator:
             depth = int(s.steps)
             info["inverted_from_cache"] = None
         else:
-            za, hit_a = self._inverted(src_a, tok_a, ka)
-            zb, hit_b = self._inverted(src_b, tok_b, kb)
-            z = slerp(za, zb, alpha)
-            depth = self.depth
+            za, hit_a = self._inverted(src_a, tok_a, ka, alpha)
+            zb, hit_b = self._inverted(src_b, tok_b, kb, alpha)
+            z = mix_latents(za, zb, alpha, mode=self.slerp_mode)
+            depth = self.sampling_depth
             info["inverted_from_cache"] = [hit_a, hit_b]
+            info["inversion_id_scale"] = self.inversion_scale(alpha) if s.stream != "latent" else None
         out = self.pipeline.sample(z, steps=s.steps, depth=depth, cond=self._text_cond(s.prompt),
                                    cond_identity=cond_id, guidance=s.guidance,
                                    uncond=self._text_cond(s.negative_prompt),
@@ -359,13 +442,18 @@ class DCMorphGenerator:
             info["realign"] = "off"
             return img
         face = optional_import("madpad.face", extra="face", purpose="re-aligning dcmorph outputs")
-        analysis = face.analyze_face(img, detector=self.settings.detector, landmarker=self.settings.landmarker)
+        analysis = face.analyze_face(img, detector=self.settings.detector, landmarker=self._landmarker())
         if analysis.status != "ok":
             if self.realign == "required":
                 raise FaceNotFoundError(f"no face found in the generated morph ({analysis.status}: {analysis.error})")
             log.warning("dcmorph: no face found in the generated morph (%s); kept unaligned", analysis.status)
             info["realign"] = f"not aligned: {analysis.status}"
             return img
+        if self.realign_to == "arcface112":
+            lm5 = analysis.landmarks5 if analysis.landmarks5 is not None else analysis.landmarks
+            aligned = face.align_arcface(img, lm5, size=112)
+            info["realign"] = "aligned (arcface112)"
+            return aligned
         lm = analysis.landmarks if analysis.landmarks is not None else analysis.landmarks5
         aligned, _ = face.align_portrait(img, lm, size=tuple(self.settings.realign_size))
         info["realign"] = "aligned"
@@ -379,4 +467,5 @@ def make_dcmorph(**params: Any) -> DCMorphGenerator:
 
 
 __all__ = ["DCMorphSettings", "DCMorphGenerator", "make_dcmorph", "make_settings", "DEFAULT_PROMPT",
-           "DEFAULT_NEGATIVE_PROMPT", "STREAMS", "IDENTITY_MIXING", "INVERSION_CONDITIONING"]
+           "DEFAULT_NEGATIVE_PROMPT", "STREAMS", "IDENTITY_MIXING", "INVERSION_CONDITIONING", "PRESETS",
+           "PRESET_VALUES", "SCHEDULE_CHOICES", "INVERSION_ID_SCALES", "SLERP_CHOICES", "REALIGN_TO"]

@@ -14,18 +14,37 @@ input, with a message saying which encoder fits.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import numpy as np
 
 from madpad.cli import parse_component_spec
 from madpad.errors import FaceNotFoundError, UsageError
-from madpad.registry import Registry
-
-IDENTITY_ENCODERS = Registry("dcmorph identity encoder")
+from madpad.registry import Component, Registry
 
 
-class DummyIdentityEncoder:
+class IdentityEncoder(Component, abc.ABC):
+    """Interface of the dcmorph identity encoders (registry :data:`IDENTITY_ENCODERS`).
+
+    ``embed(images) -> (N, D)`` float32 identity embeddings of RGB uint8 images (L2-normalised by
+    the caller); ``dim`` is D (the FaceID projection expects 512); ``id`` identifies the model and
+    settings (cache keys). ``madpad.face`` embedders (e.g. ``arcface_onnx``) serve as identity
+    encoders too, through :func:`resolve_identity_encoder`.
+    """
+
+    dim: int = 0
+    id: str = ""
+
+    @abc.abstractmethod
+    def embed(self, images) -> np.ndarray:
+        """(N, D) float32 identity embeddings; FaceNotFoundError when an image has none."""
+
+
+IDENTITY_ENCODERS = Registry("dcmorph identity encoder", IdentityEncoder)
+
+
+class DummyIdentityEncoder(IdentityEncoder):
     """Deterministic stand-in identity encoder (tests only; not a face recogniser).
 
     The image is resized to 16x16 RGB, centred, multiplied by a fixed random matrix (seeded)
@@ -61,7 +80,8 @@ class DummyIdentityEncoder:
 
 
 IDENTITY_ENCODERS.register("dummy", DummyIdentityEncoder,
-                           description="deterministic test encoder (not a face recogniser)")
+                           description="deterministic test encoder (not a face recogniser)",
+                           test_params={"dim": 16})
 
 
 def parse_encoder_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -126,5 +146,5 @@ def embed_one(encoder, image: np.ndarray, *, expected_dim: int, role: str) -> np
     return (v / n).astype(np.float32)
 
 
-__all__ = ["IDENTITY_ENCODERS", "DummyIdentityEncoder", "parse_encoder_spec", "resolve_identity_encoder",
+__all__ = ["IDENTITY_ENCODERS", "DummyIdentityEncoder", "IdentityEncoder", "parse_encoder_spec", "resolve_identity_encoder",
            "check_identity_dim", "embed_one", "encoder_dim"]

@@ -18,7 +18,10 @@ by default) and the VAE always in float32 (the SDXL VAE produces NaNs in fp16).
 Schedules: ``invert(..., steps=S, depth=k)`` runs the first ``k`` transitions of the S-step
 inverse DDIM grid (``DDIMInverseScheduler``: from the clean level up to timestep ``t_k``);
 ``sample(..., steps=S, depth=k)`` runs the last ``k`` steps of the S-step DDIM grid, starting at
-that same timestep, so inversion and sampling pair up step by step (k = S by default).
+that same timestep, so inversion and sampling pair up step by step (k = S by default). The
+authors' released pipeline instead inverts ``S - 1`` steps (t = 1 ... 925 for S = 30) and then
+samples all ``S`` steps from t = 958: ``invert(depth=S - 1)`` followed by ``sample(depth=S)``
+(:data:`SCHEDULES`, chosen by the generator).
 """
 
 from __future__ import annotations
@@ -50,6 +53,27 @@ REFERENCE_SCHEDULER = {
 }
 
 CONFIG_DIR_PACKAGE = ("configs", "dcmorph")
+
+#: ``paired``: invert k steps, sample the matching last k (madpad); ``reference``: invert S - 1
+#: steps, then sample all S steps (the authors' released pipeline).
+SCHEDULES = ("paired", "reference")
+#: Source resizing before VAE encoding: ``crop`` = centre square crop, ``stretch`` = whole image
+#: resized to the square model size (aspect ratio not kept; the released pipeline).
+RESIZE_MODES = ("crop", "stretch")
+
+
+def schedule_depths(schedule: str, steps: int, inversion_steps: int | None = None) -> tuple[int, int]:
+    """(inversion depth, sampling depth) on the ``steps``-step grid for a schedule (see :data:`SCHEDULES`)."""
+    steps = int(steps)
+    if schedule == "paired":
+        d = steps if inversion_steps is None else int(inversion_steps)
+        return d, d
+    if schedule == "reference":
+        if inversion_steps is not None and int(inversion_steps) != steps - 1:
+            raise UsageError(f"the reference schedule inverts steps - 1 = {steps - 1} steps; inversion_steps="
+                             f"{inversion_steps} contradicts it (leave it unset)")
+        return steps - 1, steps
+    raise UsageError(f"schedule must be one of {list(SCHEDULES)}; got {schedule!r}")
 
 
 def tiny_config_path(name_or_path: str | Path) -> Path:
@@ -205,12 +229,14 @@ class DCMorphPipeline:
     @classmethod
     def from_pretrained(cls, base_model: str | Path, *, ip_adapter: str | Path | None, face_encoder=None,
                         arch: str = "auto", torch_dtype=None, lora_scale: float = 1.0, variant: str | None = None,
-                        local_files_only: bool | None = None) -> "DCMorphPipeline":
+                        local_files_only: bool | None = None, faceid_strict: bool = True) -> "DCMorphPipeline":
         """Load a base model (hub id, diffusers folder, or single checkpoint file) + a FaceID checkpoint.
 
         ``arch``: ``sd15``, ``sdxl`` or ``auto`` (from the folder's ``model_index.json`` /
         the hub config, else from the checkpoint's UNet). ``ip_adapter`` None loads no identity
-        weights (latent-stream-only use). The FaceID LoRA is fused once (``lora_scale``).
+        weights (latent-stream-only use). The FaceID LoRA is fused once (``lora_scale``). Every key of
+        the FaceID checkpoint must be consumed (``faceid_strict``, default True; see
+        :func:`~madpad.morph.dcmorph.faceid.load_faceid`); ``self.source["faceid_keys"]`` records the account.
         """
         diffusers = _diffusers()
         torch = _torch()
@@ -240,7 +266,7 @@ class DCMorphPipeline:
         image_proj = None
         info = {"base_model": base, "arch": chosen, "ip_adapter": None, "lora_layers_fused": 0}
         if ip_adapter is not None:
-            from .faceid import build_faceid_projection, fuse_faceid_lora, load_faceid_state_dict, load_identity_weights
+            from .faceid import build_faceid_projection, load_faceid, load_faceid_state_dict
 
             sd = load_faceid_state_dict(ip_adapter)
             image_proj = build_faceid_projection(sd["image_proj"], source=str(ip_adapter)).to(dtype=dtype)
@@ -248,9 +274,10 @@ class DCMorphPipeline:
                 raise UsageError(f"{ip_adapter}: FaceID projection makes {image_proj.cross_attention_dim}-D tokens but "
                                  f"the base UNet's cross-attention dim is {unet.config.cross_attention_dim} "
                                  f"(SD1.5 FaceID needs an SD1.5-class base, SDXL FaceID an SDXL-class base)")
-            load_identity_weights(unet, sd["ip_adapter"], source=str(ip_adapter))
-            info["lora_layers_fused"] = fuse_faceid_lora(unet, sd["ip_adapter"], lora_scale=lora_scale,
-                                                         source=str(ip_adapter))
+            keys = load_faceid(unet, sd, lora_scale=lora_scale, strict=faceid_strict, source=str(ip_adapter))
+            info["lora_layers_fused"] = keys["lora_layers_fused"]
+            info["faceid_keys"] = {k: keys[k] for k in ("consumed", "missing", "unexpected", "mismatched",
+                                                        "identity_layers", "lora_rank")}
             info["ip_adapter"] = str(ip_adapter)
         pipe = cls(unet=unet, vae=base_pipe.vae, text_encoder=base_pipe.text_encoder, tokenizer=base_pipe.tokenizer,
                    text_encoder_2=getattr(base_pipe, "text_encoder_2", None),
@@ -278,6 +305,18 @@ class DCMorphPipeline:
             _move(m, target, self.dtype)
         _move(self.vae, target, torch.float32)
         return self
+
+    def component_dtypes(self) -> dict[str, str]:
+        """The dtype of each component's parameters, read from the parameters themselves
+        (``"mixed: float16, float32"`` when a module holds several)."""
+        out = {}
+        for name in ("unet", "vae", "text_encoder", "text_encoder_2", "image_proj"):
+            module = getattr(self, name)
+            if module is None:
+                continue
+            kinds = sorted({str(p.dtype).replace("torch.", "") for p in module.parameters()})
+            out[name] = kinds[0] if len(kinds) == 1 else "mixed: " + ", ".join(kinds)
+        return out
 
     def enable_model_cpu_offload(self, device="cuda") -> "DCMorphPipeline":
         """Keep components on the CPU and move each to ``device`` only while it runs."""
@@ -375,12 +414,22 @@ class DCMorphPipeline:
         return tokens.to(self.device)
 
     # ----------------------------------------------------------------- images <-> latents
-    def preprocess(self, image: np.ndarray, size: int):
-        """RGB uint8 -> (1, 3, size, size) float32 in [-1, 1]: centre square crop, bicubic resize."""
+    def preprocess(self, image: np.ndarray, size: int, resize: str = "crop"):
+        """RGB uint8 -> (1, 3, size, size) float32 in [-1, 1]: ``crop`` = centre square crop then
+        bicubic resize; ``stretch`` = the whole image bicubic-resized to size x size (aspect ratio
+        not kept, as the released pipeline does)."""
         from PIL import Image
 
         torch = _torch()
+        if resize not in RESIZE_MODES:
+            raise UsageError(f"resize must be one of {list(RESIZE_MODES)}; got {resize!r}")
         h, w = image.shape[:2]
+        if resize == "stretch":
+            crop = image
+            if (h, w) != (size, size):
+                crop = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((size, size), Image.BICUBIC))
+            x = torch.from_numpy(np.array(crop, dtype=np.uint8, copy=True)).float().permute(2, 0, 1)[None]
+            return x / 127.5 - 1.0
         s = min(h, w)
         y0, x0 = (h - s) // 2, (w - s) // 2
         crop = image[y0:y0 + s, x0:x0 + s]
@@ -389,11 +438,12 @@ class DCMorphPipeline:
         x = torch.from_numpy(np.array(crop, dtype=np.uint8, copy=True)).float().permute(2, 0, 1)[None] / 127.5 - 1.0
         return x
 
-    def encode_image(self, image: np.ndarray, size: int | None = None):
-        """VAE latent (posterior mean x scaling factor), float32 on the execution device."""
+    def encode_image(self, image: np.ndarray, size: int | None = None, resize: str = "crop"):
+        """VAE latent (posterior mean x scaling factor), float32 on the execution device (the VAE runs
+        in float32). ``resize``: see :meth:`preprocess`."""
         torch = _torch()
         size = int(size or self.default_size)
-        x = self.preprocess(image, size)
+        x = self.preprocess(image, size, resize)
         with torch.no_grad(), self._use(self.vae) as vae:
             lat = vae.encode(x.to(device=self.device, dtype=torch.float32)).latent_dist.mean
         return (lat * self.vae.config.scaling_factor).float().to(self.device)
@@ -427,19 +477,23 @@ class DCMorphPipeline:
                        cross_attention_kwargs={"identity": identity}, return_dict=False, **kwargs)[0]
         return out.float()
 
-    def _check_depth(self, steps: int, depth: int | None) -> int:
+    def _check_depth(self, steps: int, depth: int | None, minimum: int = 1) -> int:
         steps = int(steps)
         if steps < 1:
             raise UsageError(f"steps must be >= 1; got {steps}")
         depth = steps if depth is None else int(depth)
-        if not 1 <= depth <= steps:
-            raise UsageError(f"inversion depth must be in 1..{steps} (the number of steps); got {depth}")
+        if not minimum <= depth <= steps:
+            raise UsageError(f"inversion depth must be in {minimum}..{steps} (the number of steps); got {depth}")
         return depth
 
     def invert(self, latents, *, steps: int, depth: int | None = None, text: TextConditioning,
                identity: IdentityCondition | None, size: int, callback=None):
-        """DDIM inversion without guidance: clean latent -> noise latent at the grid's ``depth``-th timestep."""
-        depth = self._check_depth(steps, depth)
+        """DDIM inversion without guidance: clean latent -> noise latent at the grid's ``depth``-th timestep.
+
+        Step ``i`` evaluates the UNet at ``t_i`` (the inverse grid ``t_0 < t_1 < ...``) and moves the
+        latent up to that level (``DDIMInverseScheduler.step``). ``depth`` 0 returns the latents unchanged.
+        """
+        depth = self._check_depth(steps, depth, minimum=0)
         self.inverse_scheduler.set_timesteps(int(steps))
         x = latents.float()
         for i, t in enumerate(self.inverse_scheduler.timesteps[:depth]):
@@ -535,4 +589,5 @@ def _detect_arch(base: str, *, is_file: bool) -> str:
                      f"pipeline; dcmorph supports those two")
 
 
-__all__ = ["DCMorphPipeline", "TextConditioning", "REFERENCE_SCHEDULER", "make_schedulers", "tiny_config_path"]
+__all__ = ["DCMorphPipeline", "TextConditioning", "REFERENCE_SCHEDULER", "make_schedulers", "tiny_config_path",
+           "SCHEDULES", "RESIZE_MODES", "schedule_depths"]

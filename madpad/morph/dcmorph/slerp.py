@@ -15,6 +15,17 @@ no unique great circle: that raises ``ValueError`` instead of returning an arbit
 
 Computed in float64 and cast back to the input dtype. Each item along ``batch_dim`` (default:
 none, the whole tensor is one vector) is interpolated on its own.
+
+Two granularities (``mix_latents(a, b, t, mode=...)``):
+
+* ``"flat"`` (madpad's default, :func:`slerp`): the whole latent is one vector, one angle.
+* ``"rows"`` (the authors' released pipeline, :func:`slerp_rows`): the latent is normalised
+  along its **last dimension**, so every row of a (1, 4, H, W) latent (4 x H rows of W values)
+  gets its own angle; rows whose |cosine| exceeds ``ROWS_LERP_THRESHOLD`` (0.9995), or that are
+  zero, are mixed linearly. The two differ by a few per cent (relative L2 at t = 0.5): measured
+  4.3-4.5 % for independent Gaussian 4x128x128 latents, 3.2 / 1.8 / 0.5 % when their correlation
+  is 0.3 / 0.6 / 0.9, and more for shorter rows (6 % at 64x64, 11-15 % at 16x16); the review of
+  the released pipeline reports 1.7-4.3 % on DDIM-inverted 128x128 SDXL latents.
 """
 
 from __future__ import annotations
@@ -73,4 +84,52 @@ def slerp(a: Any, b: Any, t: float, *, batch_dim: int | None = None, parallel_ep
     return out.to(out_dtype)
 
 
-__all__ = ["slerp", "lerp", "PARALLEL_EPS"]
+ROWS_LERP_THRESHOLD = 0.9995  # |cosine| of a row above this -> lerp (the released pipeline's threshold)
+SLERP_MODES = ("flat", "rows")
+
+
+def slerp_rows(a: Any, b: Any, t: float, *, threshold: float = ROWS_LERP_THRESHOLD):
+    """Row-wise spherical interpolation along the last dimension (the released pipeline's rule).
+
+    Every 1-D slice ``a[..., :]`` is slerped with ``b[..., :]`` using its own angle. A row pair
+    with ``|cos| > threshold`` (nearly parallel **or** nearly opposite) or with a zero row is
+    mixed linearly instead. The weights are ``sin((1 - t) w) / sin w`` and ``sin(t w) / sin w``
+    applied to the un-normalised rows, as in :func:`slerp`. Computed in float64, returned in the
+    input dtype.
+    """
+    import torch
+
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        raise TypeError(f"slerp_rows expects torch tensors; got {type(a).__name__} and {type(b).__name__}")
+    if a.shape != b.shape:
+        raise ValueError(f"slerp_rows: shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+    if a.ndim < 1:
+        raise ValueError("slerp_rows needs at least one dimension")
+    t = float(t)
+    out_dtype = a.dtype
+    a64, b64 = a.to(torch.float64), b.to(torch.float64)
+    if not (torch.isfinite(a64).all() and torch.isfinite(b64).all()):
+        raise ValueError("slerp_rows: inputs contain NaN or infinity")
+    na, nb = a64.norm(dim=-1, keepdim=True), b64.norm(dim=-1, keepdim=True)
+    zero = (na == 0) | (nb == 0)
+    one = torch.ones_like(na)
+    cos = ((a64 / torch.where(zero, one, na)) * (b64 / torch.where(zero, one, nb))).sum(dim=-1, keepdim=True)
+    cos = cos.clamp(-1.0, 1.0)
+    linear = zero | (cos.abs() > float(threshold))
+    omega = torch.arccos(cos)
+    sin_omega = torch.where(linear, one, torch.sin(omega))
+    wa = torch.where(linear, torch.full_like(cos, 1.0 - t), torch.sin((1.0 - t) * omega) / sin_omega)
+    wb = torch.where(linear, torch.full_like(cos, t), torch.sin(t * omega) / sin_omega)
+    return (wa * a64 + wb * b64).to(out_dtype)
+
+
+def mix_latents(a: Any, b: Any, t: float, *, mode: str = "flat"):
+    """Mix two noise latents: ``"flat"`` -> :func:`slerp` (one angle), ``"rows"`` -> :func:`slerp_rows`."""
+    if mode == "flat":
+        return slerp(a, b, t)
+    if mode == "rows":
+        return slerp_rows(a, b, t)
+    raise ValueError(f"slerp mode must be one of {list(SLERP_MODES)}; got {mode!r}")
+
+
+__all__ = ["slerp", "slerp_rows", "mix_latents", "lerp", "PARALLEL_EPS", "ROWS_LERP_THRESHOLD", "SLERP_MODES"]

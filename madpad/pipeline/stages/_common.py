@@ -1,19 +1,17 @@
-"""Helpers shared by the stage functions: tables, per-process component caches, failures."""
+"""Helpers shared by the stage functions: tables, per-process component caches, published
+files, failures."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from madpad.io import atomic_write_text
 
 # Components (segmenters, embedders, morph generators) built once per worker process.
 _COMPONENTS: dict = {}
@@ -31,41 +29,56 @@ def spec_hash(spec: Any, n: int = 12) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:n]
 
 
-def write_csv(path: str | Path, rows: Sequence[Mapping], columns: Sequence[str] | None = None) -> Path:
-    """Atomic CSV with a fixed column order (extra keys appended); floats written with repr."""
-    cols = list(columns or [])
-    for r in rows:
-        for k in r:
-            if k not in cols:
-                cols.append(k)
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    for r in rows:
-        w.writerow([_cell(r.get(c, "")) for c in cols])
-    return atomic_write_text(path, buf.getvalue())
-
-
-def _cell(v: Any) -> str:
-    if v is None:
+def _plain(v: Any) -> Any:
+    """A table cell value: numpy scalars as Python numbers, NaN and None as an empty cell."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
-    if isinstance(v, float):
-        return "" if math.isnan(v) else repr(v)
-    if isinstance(v, (np.floating,)):
-        return _cell(float(v))
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, sort_keys=True)
-    return str(v)
+    return v
+
+
+def write_csv(path: str | Path, rows: Sequence[Mapping], columns: Sequence[str] | None = None) -> Path:
+    """Atomic CSV (:func:`madpad.data.write_table`) with a fixed column order (extra keys
+    appended); floats written with repr, NaN and None as empty cells."""
+    from madpad.data import write_table
+
+    return write_table(path, [{k: _plain(v) for k, v in r.items()} for r in rows], columns=columns, fmt="csv")
 
 
 def read_csv(path: str | Path) -> list[dict]:
-    p = Path(path)
-    if not p.is_file():
-        from madpad.errors import ManifestError
+    """The rows (dicts of stripped strings) of a CSV table (:func:`madpad.data.read_table`);
+    a missing or malformed file raises :class:`madpad.errors.ManifestError` naming it."""
+    from madpad.data import read_table
 
-        raise ManifestError("table not found", path=p)
-    with open(p, newline="", encoding="utf-8-sig") as fh:
-        return list(csv.DictReader(fh))
+    return read_table(path, fmt="csv").rows
+
+
+def publish_file(src: str | Path, dst: Path) -> bool:
+    """Copy ``src`` (a per-item file in the stage cache folder) to the output path ``dst``;
+    False when ``src`` is missing."""
+    src = Path(src)
+    if not src.is_file():
+        return False
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    return True
+
+
+def publish_folder(scratch: Path, out: Path) -> None:
+    """Replace the output folder ``out`` by a copy of ``scratch`` (a job folder in the stage
+    cache directory, where an interrupted job resumes)."""
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(scratch, out)
+
+
+def scratch_dir(ctx, *parts: str) -> Path:
+    """A folder for per-item files that must survive an interrupted run (the stage cache dir)."""
+    base = Path(ctx.cache_dir) if getattr(ctx, "cache_dir", None) else Path(ctx.outputs[next(iter(ctx.outputs))]).parent
+    d = base.joinpath("files", *parts)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
 
 
 def is_failure(result: Any) -> bool:

@@ -1,21 +1,20 @@
 """Stage functions of ``pipelines/dmad_train_eval.yaml``: build subject-disjoint D-MAD pairs
 (bona fide + morph attacks) -> train a detector -> score the test split -> PAD report.
 
-Pair building calls :func:`madpad.mad.pairs.build_dmad_pairs`; training, scoring and the
-report call ``python -m madpad.detect train|score`` and ``python -m madpad.report pad``
-through their ``main(argv)`` functions (same files as the command lines). The image
-manifest, pair selection and morph generation stages are those of the morph-generation
-pipeline (:mod:`madpad.pipeline.stages.morph_generation`).
+The stages call the library functions behind ``python -m madpad.detect train|score`` and
+``python -m madpad.report pad``, so they write the same files: pair building
+(:func:`madpad.mad.pairs.build_dmad_pairs`), training (:func:`madpad.mad.training.train_from_config`),
+scoring (:func:`madpad.mad.scoring.score_pairs_file`) and the report
+(:func:`madpad.report.pad.write_pad_report`). The image manifest, pair selection and morph
+generation stages are those of the morph-generation pipeline
+(:mod:`madpad.pipeline.stages.morph_generation`).
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
-from madpad.pipeline.stages._common import as_list, log
-from madpad.pipeline.stages.morph_generation import run_cli
+from madpad.pipeline.stages._common import as_list, log, publish_folder, read_csv
 
 
 def build_pairs(ctx) -> dict:
@@ -34,50 +33,40 @@ def build_pairs(ctx) -> dict:
                       attack_live=str(p.get("attack_live", "both")))
     scratch = Path(ctx.cache_dir) / "pairs"
     built = build_dmad_pairs(images, morphs, scratch, config=cfg, progress=False)
-    out = Path(ctx.outputs["pairs"])
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(scratch, out)
+    publish_folder(scratch, Path(ctx.outputs["pairs"]))
     log(ctx, "pairs: %s; %d morphs dropped (contributors in different splits)", built.counts, built.dropped_morphs)
     return {"counts": built.counts, "dropped_morphs": built.dropped_morphs, "failures": len(built.failures)}
 
 
 def train(ctx) -> dict:
-    """``python -m madpad.detect train --config CONFIG`` on ``pairs_train.csv`` (model selection
-    on ``pairs_dev.csv``). params: ``config`` (a YAML in madpad/configs/detect or a path),
-    ``set`` (extra ``key=value`` overrides). output ``model`` (checkpoint folder)."""
-    from madpad.detect import main
+    """Train a detector (:func:`madpad.mad.training.train_from_config`, as ``python -m
+    madpad.detect train --config CONFIG``) on ``pairs_train.csv``, with model selection on
+    ``pairs_dev.csv`` when it has bona fide and attack pairs. params: ``config`` (a YAML in
+    madpad/configs/detect or a path), ``set`` (extra ``key=value`` overrides). output ``model``
+    (checkpoint folder)."""
+    from madpad.mad.training import load_train_config, train_from_config
 
     p = ctx.params
     pairs = Path(ctx.inputs["pairs"])
     scratch = Path(ctx.cache_dir) / "model"
-    argv = ["train", "--config", _config_path(p.get("config", "dlib_diff_logreg")),
-            "--set", f"data.train={pairs / 'pairs_train.csv'}", "--set", f"out={scratch}",
-            "--set", f"cache={Path(ctx.cache_dir) / 'features'}"]
+    items = [f"data.train={pairs / 'pairs_train.csv'}", f"out={scratch}", f"cache={Path(ctx.cache_dir) / 'features'}"]
     dev = pairs / "pairs_dev.csv"
     if _has_both_labels(dev):
-        argv += ["--set", f"data.dev={dev}"]
+        items.append(f"data.dev={dev}")
     else:
         log(ctx, "no dev set used: %s lacks bona fide or attack pairs (too few subjects/morphs)", dev)
-    for item in as_list(p.get("set")):
-        argv += ["--set", str(item)]
-    run_cli(main, argv, what="python -m madpad.detect train", ctx=ctx)
-    out = Path(ctx.outputs["model"])
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(scratch, out)
-    summary = out / "train_summary.json"
-    return {"dev": json.loads(summary.read_text()).get("dev")} if summary.is_file() else None
+    items += [str(item) for item in as_list(p.get("set"))]
+    cfg = load_train_config(_config_path(p.get("config", "dlib_diff_logreg")), items)
+    summary = train_from_config(cfg, echo=lambda msg: log(ctx, "%s", msg),
+                                warn=lambda msg: log(ctx, "warning: %s", msg))
+    publish_folder(scratch, Path(ctx.outputs["model"]))
+    return {"dev": summary.get("dev")}
 
 
 def _has_both_labels(path: Path) -> bool:
-    import csv
-
     if not path.is_file():
         return False
-    with open(path, newline="", encoding="utf-8") as fh:
-        labels = {r.get("label") for r in csv.DictReader(fh)}
-    return {"bona_fide", "attack"} <= labels
+    return {"bona_fide", "attack"} <= {r.get("label") for r in read_csv(path)}
 
 
 def _config_path(name: str) -> str:
@@ -93,24 +82,34 @@ def _config_path(name: str) -> str:
 
 
 def score(ctx) -> dict:
-    """``python -m madpad.detect score`` on the test split. output ``scores`` (PAD scores CSV)."""
-    from madpad.detect import main
+    """Score the ``split`` pairs (default ``test``) with the trained model
+    (:func:`madpad.mad.scoring.score_pairs_file`, as ``python -m madpad.detect score``).
+    output ``scores`` (PAD scores CSV)."""
+    from madpad.mad.scoring import runtime_overrides, score_pairs_file
 
     split = ctx.params.get("split", "test")
-    argv = ["score", "--model", ctx.inputs["model"], "--pairs", Path(ctx.inputs["pairs"]) / f"pairs_{split}.csv",
-            "--out", ctx.outputs["scores"], "--cache", Path(ctx.cache_dir) / "features", "--no-progress"]
-    run_cli(main, argv, what="python -m madpad.detect score", ctx=ctx)
+    model = ctx.inputs["model"]
+    r = score_pairs_file(model=model, pairs_path=Path(ctx.inputs["pairs"]) / f"pairs_{split}.csv",
+                         out=ctx.outputs["scores"], cache_dir=Path(ctx.cache_dir) / "features", progress=False,
+                         overrides=runtime_overrides(model))
+    log(ctx, "scored %d of %d pairs -> %s", r["ok"], r["n"], ctx.outputs["scores"])
+    for pid, rr in r["failed"][:5]:
+        log(ctx, "  failed %s: %s: %s", pid, rr["status"], rr["error"])
     return None
 
 
 def pad_report(ctx) -> dict:
-    """``python -m madpad.report pad``: ISO/IEC 30107-3 figures (json, md, html)."""
-    from madpad.report.__main__ import main
+    """ISO/IEC 30107-3 figures (:func:`madpad.report.pad.write_pad_report`, as ``python -m
+    madpad.report pad``; json, md, html). params: ``bootstrap`` (resamples), ``title``.
+    output ``report`` (folder)."""
+    from madpad.report.pad import write_pad_report
 
     p = ctx.params
-    argv = ["pad", "--scores", ctx.inputs["scores"], "--out", ctx.outputs["report"],
-            "--bootstrap", int(p.get("bootstrap", 200))]
-    if p.get("title"):
-        argv += ["--title", p["title"]]
-    run_cli(main, argv, what="python -m madpad.report pad", ctx=ctx)
+    n_bootstrap = int(p.get("bootstrap", 200))
+    if n_bootstrap < 0:
+        raise ValueError(f"params.bootstrap must be >= 0; got {n_bootstrap}")
+    rep = write_pad_report(ctx.inputs["scores"], ctx.outputs["report"], title=p.get("title") or None,
+                           n_bootstrap=n_bootstrap)
+    log(ctx, "PAD report: %d bona fide, %d attacks in %d species; D-EER %.2f%%", rep["n_bona_fide"],
+        rep["n_attack"], len(rep["species"]), 100 * rep["d_eer"])
     return None

@@ -1,8 +1,14 @@
 """T-shirt presentation attack detector: face detector + person detector + spatial scorer.
 
->>> pad = TshirtDetector.from_names(person="mediapipe_pose", face="dlib_hog")   # doctest: +SKIP
+>>> pad = TshirtDetector.from_names()     # nanodet persons (+ pose, mask) and the union face finder  # doctest: +SKIP
 >>> result = pad.analyze(image)          # SpatialResult: score (higher = attack), status, fired rules
 >>> result.score >= 0.5                  # attack when score >= threshold                 # doctest: +SKIP
+
+Default detector set (:data:`DEFAULT_PERSON_DETECTOR`, :data:`DEFAULT_FACE_DETECTOR`): ``nanodet``
+(every person in the scene, BlazePose per person box, selfie mask; its ONNX model comes from
+``model_path=`` or ``$MADPAD_SHARED/models/person``) and ``union`` (dlib HOG + BlazeFace + MTCNN
+upright, BlazeFace + MTCNN at ±15 and ±30 degrees; :mod:`madpad.face.finder`). The lighter
+single-person set of earlier versions is ``person="mediapipe_pose", face="dlib_hog"``.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ from madpad.errors import UsageError
 from madpad.io import as_rgb_uint8
 from madpad.pad.spatial import RuleConfig, SpatialResult, assess
 
-DEFAULT_PERSON_DETECTOR = "mediapipe_pose"
-DEFAULT_FACE_DETECTOR = "dlib_hog"
+DEFAULT_PERSON_DETECTOR = "nanodet"
+DEFAULT_FACE_DETECTOR = "union"
 
 
 def parse_component(spec: str, *, what: str) -> tuple[str, dict]:
@@ -66,7 +72,15 @@ class TshirtDetector:
             res.score = float(self.scorer.score(res.features[None, :])[0])
         return res
 
+    def close(self) -> None:
+        """Release the detectors' models (they reload on next use)."""
+        for d in (self.person_detector, self.face_detector):
+            c = getattr(d, "close", None)
+            if c is not None:
+                c()
+
     def score(self, images) -> np.ndarray:
-        """PAD scores (float64, (n,)), higher = attack; NaN for an image without a face when
+        """PAD scores (float64, (n,)), higher = attack; NaN for a failure to acquire (a person but
+        no face, ``rules.person_no_face_score``) and for an image without face and person when
         ``rules.no_face_score`` is NaN."""
         return np.array([self.analyze(im).score for im in images], dtype=np.float64)

@@ -1,141 +1,20 @@
-"""The demo's single self-contained HTML report and its ``report.json`` (used by :mod:`madpad.demo`).
+"""The demo's self-contained ``report.html`` (stage ``report`` of ``pipelines/demo.yaml``).
 
-Everything shown is read back from the step records (``DIR/steps/<step>.json``) and the files the
-steps wrote into ``DIR`` (scores, PAD reports with their DET curves, morphs, synthetic attacks,
-segmentation mattes), so a report rebuilt after a resumed run shows the same figures.
-Built only from :mod:`madpad.report.html` blocks: inline CSS, every image a base64 ``data:`` URI.
+:func:`render_report` turns the ``report.json`` document (:mod:`.report`) into one page built
+from :mod:`madpad.report.html` blocks: inline CSS, every image a base64 ``data:`` URI. Figures
+and thumbnails are read from the files the steps wrote into the run folder ``out``.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import math
-import os
-import platform
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import madpad
-
-FRLL_CREDIT = ("Face Research Lab London Set. Lisa DeBruine and Benedict Jones (2017). figshare. "
-               "doi:10.6084/m9.figshare.5047666.v5. Licensed under CC BY 4.0 "
-               "(https://creativecommons.org/licenses/by/4.0/).")
-CHANGES = [
-    ("the bundled sample: 24 subjects, neutral and smiling frontal photos resized from 1350x1350 to 600x600 and "
-     "re-encoded as JPEG (madpad/sample_data/frll24/ATTRIBUTION.md);"),
-    ("morphs: two subjects' neutral photos warped to averaged landmarks and blended (full), or the morphed face "
-     "pasted into contributor A's photo with colour correction and blending (spliced);"),
-    ("D-MAD pairs: suspect images resized/re-encoded; live captures simulated from the smiling photos (crop, "
-     "rotation, colour, blur, noise, JPEG);"),
-    ("T-shirt attacks: photos placed on a larger canvas with a synthesised torso/shirt, another subject's face "
-     "printed on the chest, the wearer's face occluded, cropped or replaced per attack species;"),
-    "segmentation: backgrounds segmented and replaced with white; mattes shown as grey images.",
-]
-
-
-# =========================================================================== report.json
-def build_report_json(ctx, records: Mapping[str, dict | None], *, seconds: float) -> dict:
-    """All figures of the run as one JSON-ready dict (keys documented in docs/demo.md)."""
-    from madpad.demo import STEP_TITLES, STEPS
-
-    o = ctx.opts
-    steps = {}
-    for name in STEPS:
-        rec = records.get(name)
-        if rec is None:
-            steps[name] = {"status": "not run", "title": STEP_TITLES[name]}
-            continue
-        steps[name] = {"status": rec.get("status"), "title": STEP_TITLES[name], "seconds": rec.get("seconds"),
-                       "started": rec.get("started"), "reason": rec.get("reason"), "error": rec.get("error")}
-    results = {name: (rec or {}).get("result") for name, rec in records.items() if rec and rec.get("result")}
-    return {
-        "report": "madpad-demo",
-        "madpad_version": madpad.__version__,
-        "generated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "seconds": round(float(seconds), 1),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
-        "data": {"description": ctx.data.description, "source": ctx.data.source, "subjects": len(ctx.data.subjects),
-                 "root": None if ctx.data.root is None else str(ctx.data.root), "notes": ctx.data.notes,
-                 "frll": ctx.data.is_frll},
-        "options": o.as_dict(),
-        "command": command_line(o),
-        "conventions": {
-            "scores": "higher = more likely attack (morph / presentation attack); attack when score >= threshold",
-            "fr_scores": "cosine similarity of L2-normalised dlib embeddings; higher = more similar; match when "
-                         "score >= threshold",
-            "apcer": "maximum over attack species (ISO/IEC 30107-3)",
-            "thresholds": "FR thresholds at FMR targets set on the bona fide impostor comparisons (realised FMR <= "
-                          "target); PAD figures from madpad.report.pad_report",
-        },
-        "steps": steps,
-        "results": results,
-        "figures": key_figures(results),
-        "attribution": {"frll": FRLL_CREDIT if ctx.data.is_frll else None, "changes": CHANGES},
-    }
-
-
-def key_figures(results: Mapping[str, Any]) -> dict:
-    """The headline numbers of each step (a flat view of ``results``)."""
-    out: dict[str, Any] = {}
-    gen = results.get("generate")
-    if gen:
-        out["generate"] = {m: {"made": v["made"] + v["reused"], "failed": v["failed"]} for m, v in gen["methods"].items()}
-    vul = results.get("vulnerability")
-    if vul:
-        out["vulnerability"] = {
-            m: {fmr: {k: a[k] for k in ("mmpmr", "prodavg_mmpmr", "rmmr", "fnmr", "threshold")}
-                for fmr, a in v["at_fmr"].items()} for m, v in vul["methods"].items() if v.get("status") == "ok"}
-    for step in ("detect", "tshirt"):
-        r = results.get(step)
-        if r:
-            out[step] = {d: {"d_eer": v["d_eer"], "bpcer_at_apcer": v["bpcer_at_apcer"], "n_bona_fide": v["n_bona_fide"],
-                             "n_attack": v["n_attack"]} for d, v in r["detectors"].items() if v.get("status") == "ok"}
-    seg = results.get("segmentation")
-    if seg:
-        rec = {}
-        for r in seg.get("recognition", []):
-            rec[r.get("condition", "?")] = {k: _num(r.get(k)) for k in ("EER", "FNMR@FMR1%", "FNMR@FMR0.1%",
-                                                                        "genuine_shift", "impostor_shift")}
-        out["segmentation"] = {"segmenters": seg.get("segmenters"), "recognition": rec}
-    return out
-
-
-def command_line(o) -> str:
-    parts = ["python -m madpad.demo", f"--out {o.out}"]
-    if o.data != "sample":
-        parts.append(f"--data {o.data}")
-    if o.root:
-        parts.append(f"--root {o.root}")
-    if o.pairs != 24:
-        parts.append(f"--pairs {o.pairs}")
-    from madpad.demo import STEPS
-
-    if tuple(o.steps) != STEPS:
-        parts.append(f"--steps {','.join(o.steps)}")
-    if o.seed:
-        parts.append(f"--seed {o.seed}")
-    for flag, val in (("--dcmorph-base-model", o.dcmorph_base_model), ("--dcmorph-ip-adapter", o.dcmorph_ip_adapter),
-                      ("--dcmorph-face-encoder", o.dcmorph_face_encoder), ("--clip-checkpoint", o.clip_checkpoint),
-                      ("--yolo-weights", o.yolo_weights), ("--rembg-models", o.rembg_models)):
-        if val:
-            parts.append(f"{flag} {val}")
-    if o.clip_checkpoint:
-        parts.append(f"--clip-model {o.clip_model}")
-    return " ".join(parts)
-
-
-def _num(v: Any) -> float | None:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
+from madpad.pipeline.stages.demo.report import num as _num
 
 
 def _pct(v: Any, digits: int = 1) -> str:
@@ -144,10 +23,11 @@ def _pct(v: Any, digits: int = 1) -> str:
 
 
 # =========================================================================== HTML
-def render_report(ctx, doc: Mapping) -> str:
+def render_report(out: Path, doc: Mapping) -> str:
+    """The HTML page of ``doc`` (figures read from the run folder ``out``)."""
     from madpad.report import html as H
 
-    sections = [_overview(ctx, doc, H)]
+    sections = [_overview(doc, H)]
     renderers = {"generate": _generate_section, "vulnerability": _vulnerability_section, "detect": _detect_section,
                  "tshirt": _tshirt_section, "segmentation": _segmentation_section}
     for name, fn in renderers.items():
@@ -156,15 +36,15 @@ def render_report(ctx, doc: Mapping) -> str:
         if st["status"] != "ok":
             msg = {"not run": "Not run (not in --steps and no finished output in this folder).",
                    "skipped": f"Skipped: {st.get('reason')}",
-                   "failed": f"Failed: {st.get('error')} (traceback in steps/{name}.json)"}.get(st["status"], st["status"])
+                   "failed": f"Failed: {st.get('error')}" + (f" (details in {st['log']})" if st.get("log") else "")}.get(st["status"], st["status"])
             sections.append(H.section(title, H.note(msg), anchor=name))
             continue
         try:
-            body = fn(ctx, doc["results"][name], H)
+            body = fn(out, doc["results"][name], H)
         except Exception as exc:  # noqa: BLE001 - a broken figure must not lose the rest of the report
             body = [H.note(f"This section could not be rendered: {type(exc).__name__}: {exc}")]
         sections.append(H.section(title, body, anchor=name))
-    sections.append(_attribution_section(ctx, doc, H))
+    sections.append(_attribution_section(doc, H))
     return H.page("madpad demo report", sections,
                   subtitle=f"{doc['data']['description']} - {doc['data']['subjects']} subjects - madpad "
                            f"{doc['madpad_version']}",
@@ -181,7 +61,7 @@ _SECTION_TITLES = {
 }
 
 
-def _overview(ctx, doc, H) -> str:
+def _overview(doc, H) -> str:
     rows = []
     for name, st in doc["steps"].items():
         rows.append({"step": f"{_NUMBERS[name]}. {name}", "what": st["title"], "status": st["status"],
@@ -222,7 +102,7 @@ def _overview(ctx, doc, H) -> str:
 
 
 # --------------------------------------------------------------------------- 1. generate
-def _generate_section(ctx, res, H) -> list[str]:
+def _generate_section(out: Path, res, H) -> list[str]:
     from madpad.io import read_image
 
     rows = [{"method": m, "requested": v["requested"], "made": v["made"], "reused (resume)": v["reused"],
@@ -242,7 +122,7 @@ def _generate_section(ctx, res, H) -> list[str]:
     per_method = {}
     for m, v in res["methods"].items():
         try:
-            per_method[m] = {r.id: r for r in load_morphs(ctx.out / v["manifest"]) if r.ok}
+            per_method[m] = {r.id: r for r in load_morphs(out / v["manifest"]) if r.ok}
         except Exception:  # noqa: BLE001
             per_method[m] = {}
     first = next(iter(per_method.values()), {})
@@ -266,7 +146,7 @@ def _generate_section(ctx, res, H) -> list[str]:
 
 
 # --------------------------------------------------------------------------- 2. vulnerability
-def _vulnerability_section(ctx, res, H) -> list[str]:
+def _vulnerability_section(out: Path, res, H) -> list[str]:
     from madpad.report.plots import score_histogram
     from madpad.report.scores import read_comparison_scores
 
@@ -292,7 +172,7 @@ def _vulnerability_section(ctx, res, H) -> list[str]:
     for m, v in res["methods"].items():
         if v.get("status") != "ok":
             continue
-        t = read_comparison_scores(ctx.out / v["comparisons"])
+        t = read_comparison_scores(out / v["comparisons"])
         groups = {k: t.score[t.kind == k] for k in ("genuine", "impostor", "morph")}
         thr = {f"FMR {float(k):.1%}": a["threshold"] for k, a in v["at_fmr"].items() if _num(a["threshold"]) is not None}
         fig = score_histogram(groups, thresholds=thr, xlabel="dlib comparison score (higher = more similar)",
@@ -304,14 +184,14 @@ def _vulnerability_section(ctx, res, H) -> list[str]:
 
 
 # --------------------------------------------------------------------------- 3. detect / 4. tshirt (PAD)
-def _det_figure(ctx, detectors: Mapping, title: str, H):
+def _det_figure(out: Path, detectors: Mapping, title: str, H):
     from madpad.report.plots import det_plot
 
     curves, points, n_min = {}, {}, 10 ** 9
     for label, v in detectors.items():
         if v.get("status") != "ok":
             continue
-        rep = json.loads((ctx.out / v["report"]).read_text(encoding="utf-8"))
+        rep = json.loads((out / v["report"]).read_text(encoding="utf-8"))
         c = rep["det_curve"]
         curves[label] = (np.asarray(c["apcer"], float), np.asarray(c["bpcer"], float))
         d = _num(rep.get("d_eer"))
@@ -353,7 +233,7 @@ def _species_rows(detectors: Mapping) -> list[dict]:
     return rows
 
 
-def _detect_section(ctx, res, H) -> list[str]:
+def _detect_section(out: Path, res, H) -> list[str]:
     counts = res["counts"]
     body = [H.paragraph(
         "Differential MAD: each pair is a suspect image (an enrolment photo or a morph) and a trusted live capture "
@@ -365,24 +245,25 @@ def _detect_section(ctx, res, H) -> list[str]:
         H.table(_pad_rows(res["detectors"]))]
     if res.get("dropped_morphs"):
         body.append(H.note(f"{res['dropped_morphs']} morph(s) left out: contributors in different splits."))
-    body += _det_and_species(ctx, res["detectors"], "D-MAD on the test subjects",
+    body += _det_and_species(out, res["detectors"], "D-MAD on the test subjects",
                              "Per attack species (morph method)", H)
     return body
 
 
-def _det_and_species(ctx, detectors, title: str, species_caption: str, H) -> list[str]:
+def _det_and_species(out: Path, detectors, title: str, species_caption: str, H) -> list[str]:
     """The DET figure of ``detectors`` and their per-species table (each only when there is one)."""
-    out = []
-    fig = _det_figure(ctx, detectors, title, H)
+    blocks = []
+    fig = _det_figure(out, detectors, title, H)
     if fig:
-        out.append(fig)
+        blocks.append(fig)
     sp = _species_rows(detectors)
     if sp:
-        out.append(H.table(sp, caption=species_caption))
-    return out
+        blocks.append(H.table(sp, caption=species_caption))
+    return blocks
 
 
-def _tshirt_section(ctx, res, H) -> list[str]:
+def _tshirt_section(out: Path, res, H) -> list[str]:
+    from madpad.data import read_table
     from madpad.io import read_image
 
     body = [H.paragraph(
@@ -392,12 +273,11 @@ def _tshirt_section(ctx, res, H) -> list[str]:
         "face sits in a person's head region). An image without a detected face scores 0 (counted as bona fide)."),
         H.table([{"class": k, "images": v} for k, v in res["counts"].items()]),
         H.table(_pad_rows(res["detectors"]))]
-    body += _det_and_species(ctx, res["detectors"], "T-shirt PAD", "Per attack species", H)
+    body += _det_and_species(out, res["detectors"], "T-shirt PAD", "Per attack species", H)
     # one example per class
-    synth = ctx.out / res["synth_manifest"]
+    synth = out / res["synth_manifest"]
     try:
-        with open(synth, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = read_table(synth).rows
         seen, items = set(), []
         for r in rows:
             key = r["species"] or f"bona fide ({r['capture']})"
@@ -413,11 +293,12 @@ def _tshirt_section(ctx, res, H) -> list[str]:
 
 
 # --------------------------------------------------------------------------- 5. segmentation
-def _segmentation_section(ctx, res, H) -> list[str]:
+def _segmentation_section(out: Path, res, H) -> list[str]:
     from madpad.io import read_image
 
     body = [H.paragraph(
-        f"{res['subjects']} subjects through the segmentation-study pipeline ({Path(res['pipeline']).name}, local "
+        f"{res['subjects']} subjects through the stages of the segmentation-study pipeline ({res['pipeline']}, run "
+        "as the seg_* stages of demo.yaml: local "
         f"executor, content-addressed stage cache): segmenters {', '.join(res['segmenters'])}; backgrounds replaced "
         "with white; effect on dlib face recognition and on the untrained D-MAD distance. Full study report: "
         f"{res['study_report']}.")]
@@ -439,8 +320,8 @@ def _segmentation_section(ctx, res, H) -> list[str]:
     for n in res.get("notes", []):
         body.append(H.note(n))
     # mattes: original + matte + composite of the first two images for each segmenter
-    seg_dir = ctx.out / res["workdir"] / "segment" / "segmented"
-    img_dir = ctx.out / res["workdir"] / "images" / "images"
+    seg_dir = out / res["segmented_dir"]
+    img_dir = out / res["images_dir"]
     items = []
     try:
         originals = sorted(p for p in img_dir.iterdir() if p.is_file())[:2]
@@ -461,7 +342,7 @@ def _segmentation_section(ctx, res, H) -> list[str]:
 
 
 # --------------------------------------------------------------------------- attribution
-def _attribution_section(ctx, doc, H) -> str:
+def _attribution_section(doc, H) -> str:
     body = []
     if doc["attribution"]["frll"]:
         body.append(H.paragraph("Images in this report are derived from: " + doc["attribution"]["frll"]

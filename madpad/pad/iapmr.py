@@ -13,17 +13,23 @@
 * IAPMR = share of attack comparisons with ``score >= threshold``; an attack image in which no face
   is found cannot match and counts as a non-match (the denominator is every attack image).
 
-Writes ``comparisons.csv`` (system,kind,reference,probe,reference_subjects,probe_subject,score,
-selection,species: the CONTRACTS comparison-score columns plus two; ``kind`` is genuine, impostor or
-``attack``, so the file is not input for ``report vulnerability``, which knows morphs only; a
-no-face attack has an empty score) and ``iapmr.json``.
+Writes
+
+* ``comparisons.csv``: the licit comparisons in the standard comparison-scores format
+  (``docs/CONTRACTS.md``, "Score files": ``system,kind,reference,probe,reference_subjects,
+  probe_subject,score``; ``kind`` genuine or impostor; ``reference`` a ``--references`` image,
+  ``probe`` an ``--enrol`` image), which ``python -m madpad.report vulnerability`` reads;
+* ``attack_comparisons.csv``: ``system,selection,attack,species,reference,printed_subject,
+  wearer_subject,score``, one row per attack image and face selection (``score`` empty when no
+  face was found);
+* ``iapmr.json``: thresholds, realised FMR/FNMR and IAPMR per selection and species.
+
 FR scores are cosine similarities (higher = same person).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -31,7 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from madpad.errors import ManifestError, UsageError
-from madpad.io import atomic_path, atomic_write_json, read_image, resolve_relative_to
+from madpad.face.comparisons import COMPARISON_COLUMNS, genuine_impostor_scores
+from madpad.io import atomic_write_json, read_image
+
+ATTACK_COLUMNS = ("system", "selection", "attack", "species", "reference", "printed_subject", "wearer_subject",
+                  "score")
 
 
 def _subject_map(folder: Path, tag: str) -> dict[str, Path]:
@@ -56,24 +66,17 @@ def face_crops(image: np.ndarray, detector, *, margin: float = 0.6) -> list[np.n
 
 def run_iapmr(*, manifest, references, enrol, out_dir, tag: str = "frll", embedder: str = "dlib",
               fmr_targets=(0.001, 0.01), progress: bool = True) -> dict:
-    from madpad.face import (
-        cosine_similarity,
-        embed_batch,
-        get_detector,
-        get_embedder,
-        similarity_matrix,
-    )
+    from madpad.data import load_images, write_table
+    from madpad.face import cosine_similarity, embed_batch, get_detector, get_embedder
     from madpad.metrics import fmr as fmr_at
     from madpad.metrics import iapmr, threshold_at_fmr
 
-    man = Path(manifest)
-    if not man.is_file():
-        raise ManifestError("manifest not found", path=man)
-    with open(man, newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("label") == "attack"]
+    images = load_images(manifest)
+    man = images.path
+    rows = [r for r in images if r.label == "attack"]
     if not rows:
         raise UsageError(f"{man}: no attack rows")
-    if "printed_subject" not in rows[0]:
+    if "printed_subject" not in images.extra_columns:
         raise ManifestError("missing column 'printed_subject'", path=man)
     refs = _subject_map(Path(references), tag)
     enr = _subject_map(Path(enrol), tag)
@@ -82,17 +85,13 @@ def run_iapmr(*, manifest, references, enrol, out_dir, tag: str = "frll", embedd
     enr_ids = sorted(enr)
     R = embed_batch([refs[s] for s in ref_ids], emb, progress=progress, desc="references")
     E = embed_batch([enr[s] for s in enr_ids], emb, progress=progress, desc="enrolment")
-    S = similarity_matrix(E.embeddings, R.embeddings)
-    same = np.array(enr_ids)[:, None] == np.array(ref_ids)[None, :]
-    ok = np.isfinite(S)
-    genuine, impostor = S[same & ok], S[~same & ok]
-    comps = []
-    for i, a in enumerate(enr_ids):
-        for j, b in enumerate(ref_ids):
-            if ok[i, j]:
-                comps.append({"system": embedder, "kind": "genuine" if a == b else "impostor",
-                              "reference": str(refs[b]), "probe": str(enr[a]), "reference_subjects": b,
-                              "probe_subject": a, "score": float(S[i, j]), "selection": "largest", "species": ""})
+    # licit comparisons: each reference (enrolled) against each enrolment-set image (probe)
+    licit = genuine_impostor_scores(R.embeddings, E.embeddings, ref_ids, enr_ids)
+    genuine, impostor = licit.genuine, licit.impostor
+    comps = [{"system": embedder, "kind": kind, "reference": str(refs[ref_ids[i]]), "probe": str(enr[enr_ids[j]]),
+              "reference_subjects": ref_ids[i], "probe_subject": enr_ids[j], "score": f"{score:.6f}"}
+             for i, j, kind, score in licit.pairs()]
+    attack_rows = []
     ref_index = {s: k for k, s in enumerate(ref_ids)}
     det = get_detector("dlib_hog")
     attack = {"largest": [], "any": []}
@@ -103,11 +102,11 @@ def run_iapmr(*, manifest, references, enrol, out_dir, tag: str = "frll", embedd
 
         it = tqdm(rows, desc="attacks", unit="img")
     for r in it:
-        ps = r["printed_subject"]
+        ps = r.extra.get("printed_subject", "")
         if ps not in ref_index or not np.isfinite(R.embeddings[ref_index[ps]]).all():
-            raise UsageError(f"{man}: printed subject {ps!r} (row id {r['id']}) has no usable reference in {references}")
+            raise UsageError(f"{man}: printed subject {ps!r} (row id {r.id}) has no usable reference in {references}")
         ref = R.embeddings[ref_index[ps]][None, :]
-        img = read_image(resolve_relative_to(man.parent, r["path"]))
+        img = read_image(r.path)
         b = embed_batch([img], emb)
         s_largest = float(cosine_similarity(b.embeddings, ref)[0]) if np.isfinite(b.embeddings).all() else float("-inf")
         crops = face_crops(img, det)
@@ -119,11 +118,11 @@ def run_iapmr(*, manifest, references, enrol, out_dir, tag: str = "frll", embedd
                 s_any = max(s_any, float(np.max(cosine_similarity(cb.embeddings[good], np.repeat(ref, good.sum(), 0)))))
         attack["largest"].append(s_largest)
         attack["any"].append(s_any)
-        species.append(r["species"])
+        species.append(r.species)
         for sel, v in (("largest", s_largest), ("any", s_any)):
-            comps.append({"system": embedder, "kind": "attack", "reference": str(refs[ps]), "probe": r["id"],
-                          "reference_subjects": ps, "probe_subject": r.get("subject", ""),
-                          "score": v, "selection": sel, "species": r["species"]})
+            attack_rows.append({"system": embedder, "selection": sel, "attack": r.id, "species": r.species,
+                                "reference": str(refs[ps]), "printed_subject": ps, "wearer_subject": r.subject,
+                                "score": f"{v:.6f}" if np.isfinite(v) else ""})
     species = np.array(species)
     result = {"system": embedder, "n_genuine": int(genuine.size), "n_impostor": int(impostor.size),
               "n_attack": len(rows), "match_rule": ">=", "no_face_counts_as": "non-match", "operating_points": []}
@@ -144,14 +143,8 @@ def run_iapmr(*, manifest, references, enrol, out_dir, tag: str = "frll", embedd
         result["operating_points"].append(op)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "comparisons.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        wr = csv.DictWriter(fh, fieldnames=["system", "kind", "reference", "probe", "reference_subjects",
-                                            "probe_subject", "score", "selection", "species"])
-        wr.writeheader()
-        for c in comps:
-            c = dict(c)
-            c["score"] = "" if not np.isfinite(c["score"]) else f"{c['score']:.6f}"
-            wr.writerow(c)
+    write_table(out / "comparisons.csv", comps, columns=COMPARISON_COLUMNS, fmt="csv")
+    write_table(out / "attack_comparisons.csv", attack_rows, columns=ATTACK_COLUMNS, fmt="csv")
     atomic_write_json(out / "iapmr.json", result)
     return result
 

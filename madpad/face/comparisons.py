@@ -1,4 +1,9 @@
-"""Comparison scores for morphing-vulnerability evaluation (``python -m madpad.generate compare``).
+"""FR comparison scores: genuine/impostor score sets and morphing-vulnerability comparisons.
+
+:func:`genuine_impostor_scores` is the one place where reference x probe embeddings become
+genuine (same subject) and impostor (other subject) comparison scores; the morph comparisons
+below (``python -m madpad.generate compare``), the T-shirt IAPMR job (:mod:`madpad.pad.iapmr`)
+and the segmentation study all use it.
 
 Given a morph manifest, bona fide probe images and bona fide reference (enrolment) images, and
 one or more face-recognition systems (:mod:`madpad.face` embedders), this module computes:
@@ -22,10 +27,8 @@ in a failures CSV beside the output, with the reason.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,77 @@ log = logging.getLogger(__name__)
 
 COMPARISON_COLUMNS = ("system", "kind", "reference", "probe", "reference_subjects", "probe_subject", "score")
 FAILURE_COLUMNS = ("system", "role", "id", "path", "status", "error")
+
+
+@dataclass(frozen=True)
+class GenuineImpostorScores:
+    """Reference x probe comparison scores split into genuine and impostor comparisons.
+
+    ``scores`` (n_ref, n_probe) cosine similarities (NaN where an embedding failed);
+    ``same_subject`` marks genuine pairs; ``compared`` marks the pairs that count (both
+    embeddings finite and the pair not excluded, e.g. an image against itself);
+    ``excluded`` the pairs left out on purpose.
+    """
+
+    scores: np.ndarray
+    same_subject: np.ndarray
+    compared: np.ndarray
+    excluded: np.ndarray
+
+    @property
+    def genuine(self) -> np.ndarray:
+        """Genuine scores, reference-major order."""
+        return self.scores[self.compared & self.same_subject]
+
+    @property
+    def impostor(self) -> np.ndarray:
+        """Zero-effort impostor scores, reference-major order."""
+        return self.scores[self.compared & ~self.same_subject]
+
+    @property
+    def genuine_missing(self) -> int:
+        """Genuine pairs not compared because an embedding failed."""
+        return int((~self.compared & ~self.excluded & self.same_subject).sum())
+
+    @property
+    def impostor_missing(self) -> int:
+        """Impostor pairs not compared because an embedding failed."""
+        return int((~self.compared & ~self.excluded & ~self.same_subject).sum())
+
+    def pairs(self) -> Iterator[tuple[int, int, str, float]]:
+        """``(reference index, probe index, "genuine" | "impostor", score)`` of every compared
+        pair, reference-major."""
+        for i, j in zip(*np.nonzero(self.compared)):
+            yield int(i), int(j), ("genuine" if self.same_subject[i, j] else "impostor"), float(self.scores[i, j])
+
+
+def genuine_impostor_scores(references, probes, reference_subjects: Sequence[str], probe_subjects: Sequence[str],
+                            *, exclude=None) -> GenuineImpostorScores:
+    """Compare every reference embedding with every probe embedding.
+
+    ``references`` (N, D) and ``probes`` (M, D) embeddings (NaN rows: failed images, never
+    compared); ``reference_subjects`` (N) and ``probe_subjects`` (M) subject ids: equal ids
+    make a genuine pair, different ids an impostor pair. ``exclude`` (N, M) bool marks pairs
+    that must not be compared (the same file as reference and probe).
+    """
+    from madpad.face.similarity import similarity_matrix
+
+    rs = np.asarray([str(s) for s in reference_subjects], dtype=object)
+    ps = np.asarray([str(s) for s in probe_subjects], dtype=object)
+    R, P = np.asarray(references, dtype=np.float64), np.asarray(probes, dtype=np.float64)
+    if len(R) != len(rs) or len(P) != len(ps):
+        raise ValueError(f"{len(R)} reference and {len(P)} probe embeddings for {len(rs)} reference and "
+                         f"{len(ps)} probe subjects")
+    if len(rs) and len(ps):
+        S = similarity_matrix(R, P)
+    else:
+        S = np.zeros((len(rs), len(ps)), dtype=np.float64)
+    same = (rs[:, None] == ps[None, :]).astype(bool) if S.size else np.zeros(S.shape, dtype=bool)
+    excluded = np.zeros(S.shape, dtype=bool) if exclude is None else np.asarray(exclude, dtype=bool)
+    if excluded.shape != S.shape:
+        raise ValueError(f"exclude must have shape {S.shape}; got {excluded.shape}")
+    compared = np.isfinite(S) & ~excluded
+    return GenuineImpostorScores(S, same, compared, excluded)
 
 
 @dataclass(frozen=True)
@@ -110,7 +184,8 @@ def compute_comparisons(*, morphs: Sequence[Any], probes: Sequence[Any], referen
     for :func:`parse_system`. ``cache``: an :class:`madpad.face.EmbeddingCache`, a directory or
     None. ``embedders`` maps a system label to a ready embedder object (tests, reuse).
     """
-    from madpad.face import embed_batch, get_embedder, similarity_matrix
+    from madpad.face.embed import embed_batch, get_embedder
+    from madpad.face.similarity import similarity_matrix
 
     specs = [s if isinstance(s, SystemSpec) else parse_system(s) for s in systems]
     if not specs:
@@ -125,8 +200,8 @@ def compute_comparisons(*, morphs: Sequence[Any], probes: Sequence[Any], referen
     references = _bona_fide(references, "reference")
     warnings: list[str] = []
 
-    probe_subj = np.array([str(p.subject) for p in probes], dtype=object)
-    ref_subj = np.array([str(r.subject) for r in references], dtype=object)
+    probe_subj = [str(p.subject) for p in probes]
+    ref_subj = [str(r.subject) for r in references]
     probe_by_subject: dict[str, list[int]] = {}
     for j, s in enumerate(probe_subj):
         probe_by_subject.setdefault(s, []).append(j)
@@ -137,7 +212,7 @@ def compute_comparisons(*, morphs: Sequence[Any], probes: Sequence[Any], referen
     ref_paths = [Path(r.path).resolve() for r in references]
     probe_paths = [Path(p.path).resolve() for p in probes]
     same_file = np.array([[rp == pp for pp in probe_paths] for rp in ref_paths], dtype=bool) \
-        if references and probes else np.zeros((0, 0), bool)
+        if references and probes else np.zeros((len(references), len(probes)), bool)
 
     # one embedding pass per system over the distinct files
     files: list[Path] = []
@@ -169,19 +244,12 @@ def compute_comparisons(*, morphs: Sequence[Any], probes: Sequence[Any], referen
                 failures.append({"system": spec.label, "role": role, "id": rid, "path": str(files[i]),
                                  "status": st, "error": err})
         good = np.isfinite(E).all(axis=1)
-        # genuine / impostor: references x probes
-        S = similarity_matrix(E[r_idx], E[p_idx]) if len(r_idx) and len(p_idx) else np.zeros((0, 0))
-        for i, ref in enumerate(references):
-            if not good[r_idx[i]]:
-                continue
-            for j, pr in enumerate(probes):
-                if not good[p_idx[j]] or same_file[i, j]:
-                    continue
-                kind = "genuine" if ref_subj[i] == probe_subj[j] else "impostor"
-                rows.append({"system": spec.label, "kind": kind, "reference": ref.id, "probe": pr.id,
-                             "reference_subjects": ref_subj[i], "probe_subject": probe_subj[j],
-                             "score": float(S[i, j])})
-                counts[(spec.label, kind)] = counts.get((spec.label, kind), 0) + 1
+        # genuine / impostor: references x probes (never an image against itself)
+        licit = genuine_impostor_scores(E[r_idx], E[p_idx], ref_subj, probe_subj, exclude=same_file)
+        for i, j, kind, score in licit.pairs():
+            rows.append({"system": spec.label, "kind": kind, "reference": references[i].id, "probe": probes[j].id,
+                         "reference_subjects": ref_subj[i], "probe_subject": probe_subj[j], "score": score})
+            counts[(spec.label, kind)] = counts.get((spec.label, kind), 0) + 1
         # morphs x probes of each contributor
         if len(m_idx) and len(p_idx):
             SM = similarity_matrix(E[m_idx], E[p_idx])
@@ -206,24 +274,13 @@ def compute_comparisons(*, morphs: Sequence[Any], probes: Sequence[Any], referen
 
 def write_comparisons(path: str | Path, result: ComparisonResult) -> tuple[Path, Path | None]:
     """Write the comparison CSV atomically (and ``<stem>.failures.csv`` when images failed)."""
-    from madpad.io import atomic_write_text
+    from madpad.data import write_table
 
     p = Path(path)
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COMPARISON_COLUMNS)
-    for r in result.rows:
-        w.writerow([r["system"], r["kind"], r["reference"], r["probe"], r["reference_subjects"],
-                    r["probe_subject"], f"{r['score']:.6f}"])
-    atomic_write_text(p, buf.getvalue())
+    write_table(p, [{**r, "score": f"{r['score']:.6f}"} for r in result.rows], columns=COMPARISON_COLUMNS, fmt="csv")
     fail_path = p.with_name(p.stem + ".failures.csv")
     if result.failures:
-        buf = io.StringIO(newline="")
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(FAILURE_COLUMNS)
-        for f in result.failures:
-            w.writerow([f[c] for c in FAILURE_COLUMNS])
-        atomic_write_text(fail_path, buf.getvalue())
+        write_table(fail_path, result.failures, columns=FAILURE_COLUMNS, fmt="csv")
         return p, fail_path
     if fail_path.exists():
         fail_path.unlink()  # stale list from an earlier run
@@ -233,8 +290,10 @@ def write_comparisons(path: str | Path, result: ComparisonResult) -> tuple[Path,
 __all__ = [
     "COMPARISON_COLUMNS",
     "ComparisonResult",
+    "GenuineImpostorScores",
     "SystemSpec",
     "compute_comparisons",
+    "genuine_impostor_scores",
     "parse_system",
     "write_comparisons",
 ]

@@ -1,4 +1,5 @@
-"""HTML report of the segmentation study (built from the stage outputs with madpad.report.html)."""
+"""Stage 9 of the segmentation study: one self-contained HTML report (tables, DET plots, example
+masks) built from the stage outputs with madpad.report.html."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import numpy as np
 from madpad.pipeline.stages._common import read_csv
 
 ATTRIBUTION = ("Images: Face Research Lab London Set, Lisa DeBruine and Benedict Jones (2017), figshare, "
-               "doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0 (when the study runs on FRLL). Changes: resized, "
-               "backgrounds segmented and replaced, morphs made from pairs of subjects.")
+               "doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0 (when the study runs on FRLL); with the extra data "
+               "sets also Young Adult White Faces with Manipulated Versions, Lisa DeBruine and Benedict Jones (2017), "
+               "figshare, doi:10.6084/m9.figshare.4220517.v1, CC BY 4.0, and the selfie images of the same authors' "
+               "stimulus collection (webmorphR.stim), CC BY 4.0. Changes: resized, backgrounds segmented and "
+               "replaced, simulated live captures made from photos, morphs made from pairs of subjects.")
 
 
 def _f(v):
@@ -23,7 +27,8 @@ def _f(v):
 
 
 def _numeric_rows(rows: list[dict]) -> list[dict]:
-    return [{k: _f(v) if k not in ("model", "condition", "segmenter", "variant", "detector") else v
+    return [{k: _f(v) if k not in ("model", "condition", "segmenter", "variant", "detector", "dataset", "kind",
+                                    "unit") else v
              for k, v in r.items()} for r in rows]
 
 
@@ -80,6 +85,66 @@ def _mad_det_figures(path, H, det_plot) -> list[str]:
     return out
 
 
+def fr_notes(ctx) -> list[str]:
+    """Notes on the FR models: those skipped by the embed stage, and that faceapi_resnet128 is a
+    port of dlib's ResNet (not an independent system) when both ran."""
+    notes = []
+    if "embeddings" in ctx.inputs:
+        f = Path(ctx.inputs["embeddings"]) / "notes.json"
+        if f.is_file():
+            data = json.loads(f.read_text(encoding="utf-8"))
+            notes += list(data.get("notes", []))
+            models = data.get("models", [])
+            if "faceapi_resnet128" in models and "dlib" in models:
+                notes.append("faceapi_resnet128 is face-api.js's port of dlib's ResNet (cosine 0.9997 with dlib on "
+                             "the same crops): its rows repeat dlib's and are not evidence from an independent system.")
+    return notes
+
+
+def shift_section(shifts: list[dict], H) -> list:
+    """The paired score shifts with intervals and decision changes, and per data set a
+    segmenter x FR model matrix of the genuine shift (segmented enrolment vs original probe)."""
+    body = [H.paragraph(
+        "Paired shift = mean over the comparisons made in both conditions of (score in the condition - score "
+        "with original images), per data set (reference subject's) and kind; [low, high] = 95 % percentile "
+        "bootstrap interval resampling whole reference subjects (single comparisons where a data set has fewer "
+        "than 5 subjects, e.g. the one selfie subject). lost / gained at t(x): comparisons whose decision at the "
+        "original-vs-original threshold at FMR x changes: genuine matches lost (new false non-matches) and "
+        "gained; impostor false matches removed (lost) and added (gained).")]
+    tags = sorted({k.split("@t", 1)[1] for k in shifts[0] if k.startswith("lost@t")})
+    rows = []
+    for r in shifts:
+        row = {"model": r["model"], "condition": r["condition"], "data set": r["dataset"], "kind": r["kind"],
+               "n": r["n"], "shift [95% CI]": _ci(r)}
+        for t in tags:
+            row[f"lost / gained @t{t}"] = f"{int(_f(r.get(f'lost@t{t}')) or 0)} / {int(_f(r.get(f'gained@t{t}')) or 0)}"
+        rows.append(row)
+    body.append(H.table(rows))
+    models = sorted({r["model"] for r in shifts})
+    segs = sorted({r["segmenter"] for r in shifts})
+    for ds in sorted({r["dataset"] for r in shifts}):
+        m = []
+        for seg in segs:
+            row = {"segmenter (enrolment segmented)": seg}
+            for model in models:
+                r = next((x for x in shifts if x["model"] == model and x["segmenter"] == seg and x["dataset"] == ds
+                          and x["kind"] == "genuine" and x["condition"] == f"{seg}_vs_original"), None)
+                row[model] = "" if r is None else _ci(r, star=True)
+            m.append(row)
+        body.append(H.paragraph(f"Genuine score shift, data set {ds}: segmented enrolment vs original probe "
+                                "(* = the 95 % interval excludes 0)."))
+        body.append(H.table(m))
+    return body
+
+
+def _ci(r: dict, *, star: bool = False) -> str:
+    s, lo, hi = _f(r.get("shift")), _f(r.get("ci_low")), _f(r.get("ci_high"))
+    if not isinstance(s, float) or s != s:
+        return "n/a"
+    mark = "*" if star and isinstance(lo, float) and (lo > 0 or hi < 0) else ""
+    return f"{s:+.4f} [{lo:+.4f}, {hi:+.4f}]{mark}"
+
+
 def build_report(ctx) -> tuple[str, dict]:
     from madpad.report import html as H
     from madpad.report.plots import det_plot
@@ -98,7 +163,7 @@ def build_report(ctx) -> tuple[str, dict]:
     n_subj = len({r["subject"] for r in images})
     seg_labels = sorted({r["segmenter"] for r in seg})
     intro = [H.paragraph(
-        f"{n_subj} subjects, one reference (enrolment) and one probe image each. Every image was segmented with "
+        f"{n_subj} subjects, one reference (enrolment) and one or more probe images each. Every image was segmented with "
         f"{', '.join(seg_labels)} and its background replaced ({p.get('background', 'white')}). "
         "FR scores are cosine similarities of L2-normalised embeddings (higher = same person; match when "
         "score >= threshold). MAD scores: higher = more likely attack; attack when score >= threshold."),
@@ -111,6 +176,12 @@ def build_report(ctx) -> tuple[str, dict]:
             "they serve as FR probes and as the trusted live capture of the D-MAD pairs."))
     if p.get("note"):
         intro.append(H.note(str(p["note"])))
+    intro += [H.note(n) for n in fr_notes(ctx)]
+    datasets = sorted({r.get("dataset", "") for r in images} - {""})
+    if len(datasets) > 1:
+        per = {d: len({r["subject"] for r in images if r.get("dataset") == d}) for d in datasets}
+        intro.append(H.paragraph("Data sets: " + ", ".join(f"{d} ({n} subjects)" for d, n in per.items())
+                                 + ". The morphs (and the D-MAD pairs) come from the first one only."))
     sections.append(H.section("Study", intro))
 
     # segmentation summary
@@ -144,7 +215,9 @@ def build_report(ctx) -> tuple[str, dict]:
             "genuine_mean", "genuine_shift", "impostor_mean", "impostor_shift"]
     cols = [c for c in cols if rec and c in rec[0]]
     body.append(H.paragraph(
-        "FNMR@FMR x: threshold set on the condition's own impostor scores (FMR <= x, conservative). "
+        "Conditions: <segmenter>_vs_original = segmented enrolment photo against the original probe (a live "
+        "capture on its real background); original_vs_<segmenter> = the reverse; <segmenter>_vs_<segmenter> = "
+        "both segmented. FNMR@FMR x: threshold set on the condition's own impostor scores (FMR <= x, conservative). "
         "FNMR/FMR@baseline_t x: at the threshold of the original-vs-original condition (the deployed system's "
         "threshold does not change when the enrolment images are segmented). Shifts are differences of the "
         "mean scores against original-vs-original. With n genuine comparisons, one FNMR step is 1/n."))
@@ -156,6 +229,11 @@ def build_report(ctx) -> tuple[str, dict]:
                            limits=(0.0005, 0.6), figsize=(6.5, 6.0))
             body.append(H.image(H.figure_to_data_uri(fig), alt=f"DET {model}"))
     sections.append(H.section("Face recognition effect", body))
+
+    # paired score shifts, decision changes, and which segmenter moves which system
+    shifts = _numeric_rows(read_csv(ctx.inputs["shifts"])) if "shifts" in ctx.inputs else []
+    if shifts:
+        sections.append(H.section("Score shifts and decision changes", shift_section(shifts, H)))
 
     # quality
     qcols = ["variant", "n", "no_face_or_failed", "sharpness", "delta_sharpness", "exposure_mean",
@@ -195,6 +273,18 @@ def build_report(ctx) -> tuple[str, dict]:
         body += _mad_det_figures(ctx.inputs["pad_scores"], H, det_plot)
     sections.append(H.section("Morphing attack detection effect", body))
     summary = {"subjects": n_subj, "segmenters": seg_labels, "recognition": rec, "quality": qsum,
-               "detection": dtab, "detection_notes": dnotes}
+               "detection": dtab, "detection_notes": dnotes, "shifts": shifts, "fr_notes": fr_notes(ctx)}
     return H.page("Background segmentation study", sections,
                   subtitle="Effect of background replacement on face recognition, quality and MAD"), summary
+
+
+def report(ctx) -> dict:
+    """One self-contained HTML report (tables, DET plots, example masks). outputs ``html`` and,
+    when declared, ``summary`` (the report's figures as JSON)."""
+    from madpad.io import atomic_write_json, atomic_write_text
+
+    html, summary = build_report(ctx)
+    atomic_write_text(ctx.outputs["html"], html)
+    if "summary" in ctx.outputs:
+        atomic_write_json(ctx.outputs["summary"], summary)
+    return {"bytes": len(html)}

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from madpad.errors import UsageError
-from madpad.vulnerability import (
+from madpad.face.comparisons import (
     COMPARISON_COLUMNS,
     compute_comparisons,
+    genuine_impostor_scores,
     parse_system,
     write_comparisons,
 )
@@ -115,6 +116,22 @@ def test_genuine_never_compares_an_image_with_itself(tmp_path):
     pairs = {(r["reference"], r["probe"]) for r in res.rows if r["kind"] == "genuine"}
     assert pairs == {("a1", "a2"), ("a2", "a1")}
     assert any("no morph comparisons" in w for w in res.warnings)
+
+
+def test_genuine_impostor_scores_by_hand():
+    """Subjects a, a, b as references; a, b, c as probes; the second reference failed (NaN)."""
+    refs = np.array([[1, 0], [np.nan, np.nan], [0, 2]], dtype=np.float32)
+    probes = np.array([[3, 4], [0, 1], [-1, 0]], dtype=np.float32)
+    exclude = np.zeros((3, 3), bool)
+    exclude[2, 1] = True  # b's reference is b's probe file: never compared with itself
+    gi = genuine_impostor_scores(refs, probes, ["a", "a", "b"], ["a", "b", "c"], exclude=exclude)
+    assert gi.genuine.tolist() == pytest.approx([0.6])
+    assert gi.impostor.tolist() == pytest.approx([0.0, -1.0, 0.8, 0.0])  # reference-major, NaN and excluded out
+    assert (gi.genuine_missing, gi.impostor_missing) == (1, 2)
+    assert [(i, j, k) for i, j, k, _ in gi.pairs()] == [(0, 0, "genuine"), (0, 1, "impostor"), (0, 2, "impostor"),
+                                                       (2, 0, "impostor"), (2, 2, "impostor")]
+    empty = genuine_impostor_scores(np.zeros((0, 2)), probes, [], ["a", "b", "c"])
+    assert empty.genuine.size == 0 and empty.impostor.size == 0 and list(empty.pairs()) == []
 
 
 def test_duplicate_system_labels_are_refused(tmp_path):
