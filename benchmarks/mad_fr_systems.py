@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -162,7 +163,7 @@ def run(entries: Sequence[DetectorEntry], splits: dict, methods: Sequence[str], 
 def markdown_table(results: Sequence[dict], reference: str | None = None) -> str:
     """The leave-one-morph-method-out table (rates in %)."""
     def f(v):
-        return "n/a" if v is None or v != v else f"{100 * v:.2f}"
+        return "n/a" if v is None or math.isnan(v) else f"{100 * v:.2f}"
 
     head = ("| detector | train | test (unseen) | C | dev D-EER | test D-EER [95% CI] | BPCER@APCER=1% [CI] "
             "| BPCER@APCER=5% [CI] | test D-EER minus reference [95% CI], P(better) | pairs bf+attack |")

@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["demo", "metrics", "report_cli", "data", "pipeline", "face", "morph", "dcmorph", "mad", "tshirt", "segmentation"]
+ORDER = ["demo", "metrics", "report_cli", "data", "pipeline", "face", "morph", "dcmorph", "mad", "tshirt", "segmentation",
+         "bad_inputs"]
 
 HEADER = """# Benchmark and evidence results
 

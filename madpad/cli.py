@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from madpad.errors import (
+    CheckpointError,
     ImageReadError,
     ManifestError,
     MissingDependencyError,
@@ -200,16 +201,27 @@ def dump_config(config: Mapping) -> str:
 
 
 USAGE_ERRORS = (UsageError, ManifestError, UnknownComponentError, MissingDependencyError, ImageReadError,
-                FileNotFoundError)
+                CheckpointError, FileNotFoundError)
+#: OS errors of output locations (read-only folder, a file where a folder is expected or the
+#: reverse, a path under a file): one line naming the path, exit 2 (the CLI contract).
+PATH_ERRORS = (PermissionError, FileExistsError, IsADirectoryError, NotADirectoryError)
 
 
 def run_main(fn: Callable[[], int | None], *, prog: str) -> int:
-    """Run a CLI body; input errors become one line on stderr and exit code 2."""
+    """Run a CLI body; input errors, and OS errors of file operations (permission denied, a
+    file where a folder is expected or the reverse, ...), become one line on stderr and exit
+    code 2."""
     try:
         rc = fn()
     except USAGE_ERRORS as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        # read-only folders, file-vs-folder clashes, full disks...: one line naming the path
+        if not isinstance(exc, PATH_ERRORS) and exc.filename is None:
+            raise
+        print(f"{prog}: error: {os_error_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; finished outputs are kept, rerun the same command to resume", file=sys.stderr)
@@ -282,3 +294,71 @@ def apply_runtime_options(*, threads: int | None = None, seed: int | None = None
         np.random.seed(seed % (2**32))
         if "torch" in sys.modules:
             sys.modules["torch"].manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- output locations
+def _first_existing(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _writable_folder_problem(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (which may not exist yet), or None."""
+    import os
+
+    anc = _first_existing(folder)
+    if not anc.is_dir():
+        return f"{anc} is a file, not a folder"
+    if not os.access(anc, os.W_OK | os.X_OK):
+        return f"{anc} is not writable"
+    # a real test (a hidden empty file, removed at once): root passes os.access everywhere,
+    # read-only mounts and pseudo file systems do not take files
+    import tempfile
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".madpad-write-test.", dir=anc)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return f"{anc} is not writable ({exc.strerror or type(exc).__name__})"
+    return None
+
+
+def check_output_dir(path: str | Path | None, *, option: str = "--out") -> Path | None:
+    """Check, before any work starts, that ``path`` can be an output folder: it is a folder or
+    does not exist yet, no part of it is a file, and it (or its nearest existing parent) is
+    writable. Raises :class:`UsageError` (one line, exit 2) naming ``option`` and the path.
+    None passes through."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{option} {p} exists and is not a folder (it is a file); give a folder path")
+    why = _writable_folder_problem(p)
+    if why:
+        raise UsageError(f"{option} {p}: cannot write there: {why}")
+    return p
+
+
+def check_output_file(path: str | Path | None, *, option: str = "--out") -> Path | None:
+    """Check, before any work starts, that ``path`` can be written as a file: it is not a
+    folder, no part of its parent is a file, and the parent folder is writable. Raises
+    :class:`UsageError` (one line, exit 2) naming ``option`` and the path. None passes through."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{option} {p} is a directory; give a file path")
+    why = _writable_folder_problem(p.parent if str(p.parent) else Path("."))
+    if why:
+        raise UsageError(f"{option} {p}: cannot write there: {why}")
+    return p
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OS error of a file operation, naming the file(s)."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {what}" if names else f"{type(exc).__name__}: {what}"

@@ -221,8 +221,9 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
 def validate_options(o: DemoOptions) -> None:
     """Checks that need no heavy import: the real-weight options name existing files, come in
     complete groups, and the output folder is usable."""
-    if o.out.exists() and not o.out.is_dir():
-        raise UsageError(f"--out {o.out} exists and is not a folder")
+    from madpad.cli import check_output_dir
+
+    check_output_dir(o.out, option="--out")  # a file, a path under a file, or a read-only folder
     dc = {"--dcmorph-base-model": o.dcmorph_base_model, "--dcmorph-ip-adapter": o.dcmorph_ip_adapter,
           "--dcmorph-face-encoder": o.dcmorph_face_encoder}
     given = [k for k, v in dc.items() if v]
@@ -497,6 +498,8 @@ def _run_steps(runs: _Runs, opts: DemoOptions, echo: Callable[[str], None], t_st
     # so the later stages still find their cache keys
     data_run = runs.run([DATA_STAGE], force=True)
     if not data_run.ok:
+        if data_run.bad_input:  # a bad manifest / option: the CLI's one-line error and exit 2
+            raise UsageError(f"the data stage failed: {data_run.stages[0].error}")
         raise StageFailed(f"the data stage failed: {data_run.stages[0].error} (log: {data_run.stages[0].log})")
     for name, dep in NEEDS.items():
         if name in opts.steps and dep not in opts.steps and not runs.up_to_date(STEP_STAGES[dep]):
@@ -519,7 +522,7 @@ def _run_steps(runs: _Runs, opts: DemoOptions, echo: Callable[[str], None], t_st
             s = bad[0]
             error = (s.error or s.reason or s.status).strip().splitlines()[0]
             log = os.path.relpath(s.log, out) if s.log else ""
-            this_run[name] = {"status": "failed", "error": error, "log": log,
+            this_run[name] = {"status": "failed", "error": error, "log": log, "bad_input": bool(s.bad_input),
                               "seconds": round(time.perf_counter() - t0, 1)}
             echo(f"      FAILED: {error}" + (f" (details in {out / log})" if log else ""))
             continue
@@ -588,6 +591,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{PROG}: step {name} failed: {res.steps[name].get('error', '')}", file=sys.stderr)
         print(f"finished in {res.seconds:.0f} s; report: {res.report_html.resolve()}", file=sys.stderr)
         print(str(res.report_html.resolve()))
+        if any(res.steps[name].get("bad_input") for name in res.failed):
+            return 2  # a step failed on bad input (a manifest or option), not on its own
         return 1 if res.failed else 0
 
     return run_main(body, prog=PROG)

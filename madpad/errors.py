@@ -49,6 +49,11 @@ class MissingDependencyError(MadpadError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 
 
+class CheckpointError(MadpadError, ValueError):
+    """A saved model (checkpoint, weights, detector JSON) is truncated, corrupt or not the
+    expected kind; the message names the file. CLIs exit with code 2."""
+
+
 class ImageReadError(MadpadError, OSError):
     """An image file could not be read or decoded."""
 

@@ -3,7 +3,7 @@
 Generate (method-specific options appear with ``--method NAME --help``)::
 
     python -m madpad.generate --method landmark --pairs PAIRS.csv --out DIR [--alpha 0.5] [--seed 0]
-        [--limit N] [--format png|jpg]
+        [--limit N] [--format png|jpg] [--max-side 2048]
     python -m madpad.generate --method landmark_spliced --manifest IMAGES.csv [--root ROOT]
         --strategy random|same_gender|most_similar --n-pairs N [--capture enrolment] --out DIR
     python -m madpad.generate --list-methods
@@ -32,7 +32,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from madpad.cli import apply_runtime_options, run_main, setup_logging
+from madpad.cli import (
+    apply_runtime_options,
+    check_output_dir,
+    check_output_file,
+    run_main,
+    setup_logging,
+)
 from madpad.errors import UsageError
 
 PROG = "python -m madpad.generate"
@@ -79,6 +85,9 @@ def _base_parser(add_help: bool) -> argparse.ArgumentParser:
     out.add_argument("--limit", type=int, default=None, help="make only the first N requested morphs")
     out.add_argument("--format", default="png", choices=["png", "jpg"], help="image format (default png)")
     out.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    out.add_argument("--max-side", type=int, default=None, metavar="PIXELS",
+                     help="cap on the working and output size: source images whose longer side exceeds it are "
+                          "shrunk on reading, which bounds memory (default 2048; 0 = no cap)")
     run = p.add_argument_group("run")
     run.add_argument("--threads", type=int, default=None, help="OpenCV/torch threads (default: library default)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -160,11 +169,12 @@ def _generate(argv: Sequence[str]) -> int:
         raise UsageError(f"--alpha must be in [0, 1]; got {args.alpha}")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be >= 1; got {args.limit}")
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out} exists and is not a folder")
+    check_output_dir(args.out, option="--out")
+    if args.max_side is not None and args.max_side < 64:
+        raise UsageError(f"--max-side must be 0 (no cap) or at least 64 pixels; got {args.max_side}")
     apply_runtime_options(threads=args.threads)
 
-    from madpad.morph.batch import read_pairs_csv, run_morph_job
+    from madpad.morph.batch import DEFAULT_MAX_SIDE, read_pairs_csv, run_morph_job
 
     if args.pairs is not None:
         requests = read_pairs_csv(args.pairs, default_alpha=args.alpha, subject_pattern=args.subject_pattern)
@@ -176,7 +186,8 @@ def _generate(argv: Sequence[str]) -> int:
         raise UsageError("no morphs to make (no pairs selected)")
     generator = MORPH_METHODS.load(args.method).from_cli(args)
     summary = run_morph_job(requests, generator, args.out, method=args.method, seed=args.seed, fmt=args.format,
-                            quality=args.quality, progress=False if args.no_progress else None)
+                            quality=args.quality, progress=False if args.no_progress else None,
+                            max_side=DEFAULT_MAX_SIDE if args.max_side is None else args.max_side)
     for line in summary.lines():
         print(line, file=sys.stderr)
     return 0
@@ -246,9 +257,10 @@ def split_system_args(values: Sequence[str]) -> list[str]:
             found, notes = available_fr_systems()
             for n in notes:
                 log.warning("%s", n)
-            expanded += [n for n in found if n not in expanded]
+            expanded += found
         else:
             expanded.append(spec)
+    expanded = list(dict.fromkeys(expanded))  # "offline,dlib" names dlib once
     if not expanded:
         raise UsageError("--systems: no FR system given (e.g. --systems dlib,mobileface)")
     return expanded
@@ -256,15 +268,18 @@ def split_system_args(values: Sequence[str]) -> list[str]:
 
 def _compare(argv: Sequence[str]) -> int:
     from madpad.data import load_images, load_morphs
-    from madpad.io import env_path
     from madpad.face.comparisons import (
         compute_comparisons,
         parse_system,
         write_comparisons,
     )
+    from madpad.io import env_path
 
     args = _compare_parser().parse_args(argv)
     setup_logging(args.verbose)
+    check_output_file(args.out, option="--out")
+    if args.cache_dir is not None:
+        check_output_dir(args.cache_dir, option="--cache-dir")
     apply_runtime_options(threads=args.threads)
     specs = [parse_system(s) for s in split_system_args(args.systems)]
     morphs = load_morphs(args.morphs, root=args.morph_root)

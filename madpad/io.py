@@ -17,6 +17,7 @@ import importlib
 import io as _io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,8 +30,14 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 # --------------------------------------------------------------------------- images
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, max_side: int | None = None) -> np.ndarray:
     """Read an image file as RGB uint8 (H, W, 3). EXIF orientation is applied.
+
+    16-bit data (greyscale ``I;16``/``I`` PNG and TIFF, 16-bit RGB) is scaled to 8 bits
+    (``round(v / 257)``), not clipped; 32-bit float images in [0, 1] are scaled by 255.
+    ``max_side``: when given, the image is shrunk (area interpolation, and the decoder's own
+    reduction for JPEG) so its longer side is at most ``max_side`` pixels, which bounds the
+    memory of everything done with it afterwards. Pillow's decompression-bomb limit applies.
 
     Raises :class:`ImageReadError` naming the file when it is missing or undecodable.
     """
@@ -41,16 +48,46 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"{p}: image file not found")
     try:
         with Image.open(p) as im:
+            if max_side and im.format == "JPEG" and max(im.size) > 2 * int(max_side):
+                im.draft("RGB", (int(max_side), int(max_side)))  # decoder-side reduction (power of 2)
             im = ImageOps.exif_transpose(im)
-            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, ImportError, Image.DecompressionBombError) as exc:
+            if max_side and max(im.size) > int(max_side):
+                f = float(max_side) / float(max(im.size))
+                im = im.resize((max(1, round(im.size[0] * f)), max(1, round(im.size[1] * f))),
+                               Image.Resampling.BOX if im.mode in ("I;16", "I;16B", "I;16L", "I", "F")
+                               else Image.Resampling.LANCZOS, reducing_gap=3.0)
+            arr = _pil_to_rgb_uint8(im)
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"{p}: refused as a possible decompression bomb ({exc})".replace("\n", " ")) from exc
+    except (UnidentifiedImageError, OSError, ValueError, ImportError, SyntaxError, EOFError) as exc:
         # ImportError: some libraries (ultralytics) patch Image.open and try to import extra codecs
-        raise ImageReadError(f"{p}: cannot decode image ({type(exc).__name__}: {exc})") from exc
+        raise ImageReadError(f"{p}: cannot decode image ({type(exc).__name__}: {exc})".replace("\n", " ")) from exc
     return np.ascontiguousarray(arr)
 
 
+def _pil_to_rgb_uint8(im) -> np.ndarray:
+    """A Pillow image of any mode as RGB uint8; high-bit-depth greyscale is scaled, not clipped."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        a = np.asarray(im).astype(np.float64) / 257.0
+    elif im.mode == "I":
+        a = np.asarray(im).astype(np.float64)
+        # 16-bit PNG/TIFF greyscale decoded as 32-bit integers: values up to 65535
+        a = a / 257.0 if a.size and a.max() > 255 else a
+    elif im.mode == "F":
+        a = np.asarray(im).astype(np.float64)
+        a = a * 255.0 if a.size and np.nanmax(a) <= 1.0 else a
+    else:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    g = np.clip(np.rint(np.nan_to_num(a)), 0, 255).astype(np.uint8)
+    return np.repeat(g[:, :, None], 3, axis=2)
+
+
 def as_rgb_uint8(image: Any, *, name: str = "image") -> np.ndarray:
-    """Validate/convert an in-memory image to RGB uint8 (H, W, 3); accepts paths too."""
+    """Validate/convert an in-memory image to RGB uint8 (H, W, 3); accepts paths too.
+
+    uint16 arrays are 16-bit data and are scaled by 1/257; float arrays with values in [0, 1]
+    are scaled by 255; other values are clipped to [0, 255].
+    """
     if isinstance(image, (str, os.PathLike)):
         return read_image(image)
     arr = np.asarray(image)
@@ -63,7 +100,9 @@ def as_rgb_uint8(image: Any, *, name: str = "image") -> np.ndarray:
     if arr.dtype != np.uint8:
         if np.issubdtype(arr.dtype, np.floating) and arr.size and float(np.nanmax(arr)) <= 1.0:
             arr = arr * 255.0
-        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        elif arr.dtype == np.uint16:
+            arr = arr.astype(np.float64) / 257.0  # 16-bit data: scale, do not clip to white
+        arr = np.clip(np.rint(np.nan_to_num(arr.astype(np.float64))), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(arr)
 
 
@@ -121,6 +160,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~_current_umask())  # mkstemp makes 0600; published files follow the umask
     try:
         yield tmp_path
+        test_kill_point(f"atomic.replace{p.suffix}")  # test-only: a kill -9 between writing and renaming
         os.replace(tmp_path, p)
     finally:
         if tmp_path.exists():
@@ -158,6 +198,63 @@ def _json_default(o: Any):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# --------------------------------------------------------------------------- stale temporaries
+#: the names :func:`atomic_path` gives its temporary files: ``.NAME.XXXXXXXX.tmp.SUFFIX``
+#: (``XXXXXXXX``: tempfile.mkstemp's 8 random characters)
+TEMP_NAME_PATTERN = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def is_madpad_temporary(path: str | os.PathLike) -> bool:
+    """True when ``path``'s name is one :func:`atomic_path` gives its temporary files."""
+    return bool(TEMP_NAME_PATTERN.match(Path(path).name))
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+    """Remove the temporary files an interrupted (e.g. ``kill -9``) atomic write left in
+    ``folder`` (and its sub-folders with ``recursive``): only regular files whose name matches
+    :data:`TEMP_NAME_PATTERN`. Call it at the start of a batch job that owns ``folder`` (one job
+    per output folder at a time). Returns the removed paths."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    removed = []
+    for p in sorted(root.rglob(".*.tmp*") if recursive else root.glob(".*.tmp*")):
+        if p.is_file() and not p.is_symlink() and is_madpad_temporary(p):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+_KILL_COUNTS: dict = {}
+
+
+def test_kill_point(event: str) -> None:
+    """Test-only fault injection (used by ``tests/test_fault_injection.py``; inert otherwise).
+
+    With the environment variable ``MADPAD_TEST_KILL_AT=EVENT:N`` the process sends itself
+    SIGKILL the N-th time it reaches ``test_kill_point(EVENT)`` - a ``kill -9`` at a
+    well-defined point, with no chance to clean up. Events: ``atomic.replace.SUFFIX`` (an
+    atomic write of a ``.SUFFIX`` file: its temporary file is complete, not yet renamed),
+    ``generate.item`` (after a morph and the manifest are written), ``pipeline.item`` (after a
+    ``ctx.map`` result is cached).
+    """
+    spec = os.environ.get("MADPAD_TEST_KILL_AT", "")
+    if not spec:
+        return
+    name, _, n = spec.rpartition(":")
+    if name != event:
+        return
+    _KILL_COUNTS[event] = _KILL_COUNTS.get(event, 0) + 1
+    if n.isdigit() and _KILL_COUNTS[event] == int(n):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+test_kill_point.__test__ = False  # not a pytest test despite its name
 
 
 # --------------------------------------------------------------------------- hashing

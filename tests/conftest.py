@@ -4,17 +4,84 @@ Tests that need files from the shared folder (real FRLL photos, the rembg IS-Net
 use :func:`shared_path`. The folder is ``$MADPAD_SHARED`` or ``<repo>/../shared``. When
 a file is absent the test is skipped with the reason, unless ``MADPAD_REQUIRE_SHARED=1``
 (set by ``.ci/run``), which turns the skip into a failure so CI really runs them.
+
+Under CI (``MADPAD_REQUIRE_SHARED=1`` or ``CI=true``) a skip for a missing import is a failure
+too: ``pytest.importorskip`` fails instead of skipping (modules that exist only on some
+platforms, such as ``fcntl``, still skip), and any other skip whose reason says a module or
+package is missing (``No module named``, ``is not installed``, ``pip install 'madpad[...]'``)
+is reported as failed. ``.ci/run`` installs every extra, so nothing may be missing there.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: modules that exist only on some platforms: their importorskip stays a skip under CI
+PLATFORM_MODULES = frozenset({"fcntl", "resource", "termios", "pwd", "grp", "msvcrt", "winreg"})
+#: skip reasons that mean "a dependency is missing"
+MISSING_IMPORT_RE = re.compile(r"No module named|could not import|cannot import|is not installed|"
+                               r"pip install ['\"]?madpad\[", re.IGNORECASE)
+
+
+def ci_requires_everything() -> bool:
+    """True under CI: ``MADPAD_REQUIRE_SHARED`` set (``.ci/run``) or ``CI`` true (CI services)."""
+    return (os.environ.get("MADPAD_REQUIRE_SHARED", "") not in ("", "0")
+            or os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"))
+
+
+_original_importorskip = pytest.importorskip
+
+
+def _importorskip(modname: str, *args, **kwargs):
+    """``pytest.importorskip`` that fails instead of skipping under CI (see the module doc)."""
+    try:
+        return _original_importorskip(modname, *args, **kwargs)
+    except pytest.skip.Exception as exc:
+        if not ci_requires_everything() or modname.split(".")[0] in PLATFORM_MODULES:
+            raise
+        pytest.fail(f"{exc.msg}; a missing or broken import fails under CI (MADPAD_REQUIRE_SHARED / CI set): "
+                    f"install madpad with its extras ('.[test]')", pytrace=False)
+
+
+pytest.importorskip = _importorskip
+
+
+def _skip_reason(longrepr) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr or "")
+
+
+def _fail_missing_import_skip(report) -> None:
+    if not (report.skipped and ci_requires_everything()) or hasattr(report, "wasxfail"):
+        return
+    reason = _skip_reason(report.longrepr)
+    named = {m.split(".")[0] for m in re.findall(r"(?:No module named|could not import) '([\w.]+)'", reason)}
+    if named and named <= PLATFORM_MODULES:
+        return
+    if MISSING_IMPORT_RE.search(reason):
+        report.outcome = "failed"
+        report.longrepr = (f"skipped for a missing dependency, which fails under CI (MADPAD_REQUIRE_SHARED / CI "
+                           f"set): {reason}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_missing_import_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_missing_import_skip(outcome.get_result())
 
 
 def shared_root() -> Path:

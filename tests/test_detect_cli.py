@@ -107,3 +107,51 @@ def test_train_unknown_detector_parameter_is_a_one_line_usage_error(pair_files, 
     assert "\n" not in err and "Traceback" not in err
     assert "morph detector 'embedding_logreg': unknown parameter 'Cc'; did you mean 'C'? valid: [" in err
     assert not out.exists()  # refused before any work
+
+
+def _sample_pairs_csv(tmp_path, rows):
+    """A pair CSV over the bundled FRLL sample (downscaled copies) and a crude blend 'morph'."""
+    import cv2
+
+    from madpad.data.sample import sample_root
+    from madpad.io import read_image, write_image
+
+    root = sample_root()
+    ims = {}
+    for name, rel in (("n1", "neutral/001_03.jpg"), ("s1", "smiling/001_08.jpg"), ("n4", "neutral/004_03.jpg")):
+        im = read_image(root / rel)
+        ims[name] = cv2.resize(im, (im.shape[1] * 300 // im.shape[0], 300), interpolation=cv2.INTER_AREA)
+        write_image(tmp_path / f"{name}.jpg", ims[name])
+    blend = ((ims["n1"].astype(float) + cv2.resize(ims["n4"], ims["n1"].shape[1::-1])) / 2).astype(np.uint8)
+    write_image(tmp_path / "m14.jpg", blend)
+    path = tmp_path / "pairs.csv"
+    path.write_text("id,suspect,live,label,species\n" + "".join(f"{r}\n" for r in rows))
+    return path
+
+
+def test_score_runs_an_untrained_detector_without_a_checkpoint(tmp_path, capsys):
+    pytest.importorskip("dlib")
+    pairs = _sample_pairs_csv(tmp_path, ["bf,n1.jpg,s1.jpg,bona_fide,", "m,m14.jpg,s1.jpg,attack,blend"])
+    out = tmp_path / "scores.csv"
+    assert main(["score", "--detector", "embedding_distance", "--pairs", str(pairs), "--out", str(out),
+                 "--no-progress"]) == 0
+    rows = {r["id"]: r for r in _read(out)}
+    assert {r["status"] for r in rows.values()} == {"ok"} and rows["m"]["species"] == "blend"
+    assert float(rows["m"]["score"]) > float(rows["bf"]["score"])  # the morph is further from the live capture
+    assert rows["bf"]["model"] == "untrained:embedding_distance"
+    capsys.readouterr()
+    assert main(["score", "--detector", "embedding_distance", "--pairs", str(pairs), "--out", str(out),
+                 "--no-progress"]) == 0
+    assert "(2 reused from a previous run)" in capsys.readouterr().out
+    # a detector that needs training is refused with a pointer to --model
+    assert main(["score", "--detector", "embedding_svm", "--pairs", str(pairs), "--out", str(out)]) == 2
+    assert "must be trained first" in capsys.readouterr().err
+
+
+def test_score_refuses_an_attack_row_without_species(tmp_path, capsys):
+    pairs = _sample_pairs_csv(tmp_path, ["bf,n1.jpg,s1.jpg,bona_fide,", "m,m14.jpg,s1.jpg,attack,"])
+    assert main(["score", "--detector", "embedding_distance", "--pairs", str(pairs), "--out",
+                 str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pairs.csv" in err and "row 3" in err and "species" in err and "\n" not in err
+    assert not (tmp_path / "o.csv").exists()

@@ -13,8 +13,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import shared_path
+
 from madpad.errors import MadpadError, MissingDependencyError, UsageError
 from madpad.face import EMBEDDERS, analyze_face, get_embedder
 
@@ -113,7 +113,7 @@ def test_faceapi_is_a_port_of_dlib_not_an_independent_system(embedders, frll_ana
 def test_embeddings_are_unit_norm_and_batched_like_single_images(embedders, frll_analyses):
     _, neutral, _ = frll_analyses
     images = [a.image for a in neutral[:3]]
-    for name, emb in embedders.items():
+    for emb in embedders.values():
         v = emb.embed(images)
         assert v.shape == (3, emb.dim) and v.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
@@ -186,8 +186,9 @@ def test_registered_lazily_with_the_face_extra():
     for name in MODELS:
         e = EMBEDDERS.get(name)
         assert e.target_name.startswith("madpad.face.fr_onnx:") and e.extra == "face"
-    out = subprocess.run([sys.executable, "-c", "import sys, madpad.face as f; f.list_embedders(); "
-                          "print('madpad.face.fr_onnx' in sys.modules, 'onnxruntime' in sys.modules)"],
+    code = ("import sys, madpad.face as f; f.list_embedders(); "
+            "print('madpad.face.fr_onnx' in sys.modules, 'onnxruntime' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False False"
 
@@ -196,3 +197,56 @@ def test_errors_are_madpad_errors():
     from madpad.face.fr_onnx import FRModelMismatchError, FRModelNotFoundError
 
     assert issubclass(FRModelNotFoundError, MadpadError) and issubclass(FRModelMismatchError, MadpadError)
+
+
+def test_split_system_args():
+    from madpad.generate import split_system_args
+
+    assert split_system_args(["dlib,mobileface", "hse_faceres"]) == ["dlib", "mobileface", "hse_faceres"]
+    assert split_system_args(["arcface_onnx:model_path=m.onnx,color=BGR@arc,dlib@d,faceapi_resnet128"]) == [
+        "arcface_onnx:model_path=m.onnx,color=BGR@arc", "dlib@d", "faceapi_resnet128"]
+    with pytest.raises(UsageError, match="no FR system"):
+        split_system_args([" , "])
+
+
+def test_split_system_args_offline_keeps_the_systems_found(monkeypatch, tmp_path, shared_env):
+    from madpad.generate import split_system_args
+
+    assert split_system_args(["offline"]) == ["dlib", "mobileface", "hse_faceres", "faceapi_resnet128"]
+    monkeypatch.setenv("MADPAD_SHARED", str(tmp_path))  # no models here: dlib alone
+    assert split_system_args(["offline", "dlib"]) == ["dlib"]
+
+
+def test_compare_cli_with_comma_separated_systems(tmp_path, sample_dir, shared_env, capsys):
+    """Two systems in one --systems value; a bundled photo stands in for a morph of 001 and 004."""
+    import csv as _csv
+
+    from madpad.generate import main
+
+    with open(tmp_path / "morphs.csv", "w", newline="") as fh:
+        w = _csv.writer(fh)
+        w.writerow(["id", "path", "subject_a", "subject_b", "method", "status"])
+        w.writerow(["m1", "neutral/001_03.jpg", "001", "004", "landmark", "ok"])
+    rows = [["id", "path", "subject", "label", "capture"]]
+    for s in ("001", "004", "007"):
+        rows += [[f"{s}_03", f"neutral/{s}_03.jpg", s, "bona_fide", "enrolment"],
+                 [f"{s}_08", f"smiling/{s}_08.jpg", s, "bona_fide", "probe"]]
+    with open(tmp_path / "images.csv", "w", newline="") as fh:
+        _csv.writer(fh).writerows(rows)
+    rc = main(["compare", "--morphs", str(tmp_path / "morphs.csv"), "--morph-root", str(sample_dir),
+               "--probes", str(tmp_path / "images.csv"), "--root", str(sample_dir), "--probe-capture", "probe",
+               "--reference-capture", "enrolment", "--systems", "dlib,mobileface", "--out", str(tmp_path / "s.csv"),
+               "--no-cache", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    with open(tmp_path / "s.csv", newline="") as fh:
+        out = list(_csv.DictReader(fh))
+    count = {}
+    for r in out:
+        count[(r["system"], r["kind"])] = count.get((r["system"], r["kind"]), 0) + 1
+    # per system: 3 genuine (reference vs own probe), 3 x 2 impostor, the morph vs the probes of 001 and 004
+    assert count == {(s, k): n for s in ("dlib", "mobileface") for k, n in
+                     (("genuine", 3), ("impostor", 6), ("morph", 2))}
+    # the "morph" is 001's own photo: it matches 001's probe better than 004's in both systems
+    for s in ("dlib", "mobileface"):
+        m = {r["probe_subject"]: float(r["score"]) for r in out if r["system"] == s and r["kind"] == "morph"}
+        assert m["001"] > m["004"]

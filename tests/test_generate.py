@@ -73,7 +73,7 @@ def test_generate_end_to_end_with_failures_and_resume(small_frll, tmp_path, caps
     rows = _read(out / "manifest.csv")
     assert [r["id"] for r in rows] == ["001_03__007_03", "m2", "with_blank"]
     assert list(rows[0]) == ["id", "path", "a", "b", "subject_a", "subject_b", "alpha", "method", "seed", "params",
-                             "status", "error"]
+                             "status", "error", "face_a_box", "faces_a", "face_b_box", "faces_b"]
     ok = rows[0]
     assert ok["status"] == "ok" and ok["error"] == "" and ok["path"] == "001_03__007_03.png"
     assert (ok["subject_a"], ok["subject_b"]) == ("001", "007")

@@ -170,8 +170,8 @@ def test_read_pairs_csv_resolves_relative_paths_and_validates(tmp_path):
     with pytest.raises(ManifestError, match=r"p2.csv.*missing required column.*live"):
         read_pairs_csv(_write(tmp_path / "p2.csv", "id,suspect\n1,img/s.png\n"))
     with pytest.raises(ManifestError, match=r"row 3: field 'label'.*'morph'"):
-        read_pairs_csv(_write(tmp_path / "p3.csv", "id,suspect,live,label\n1,img/s.png,img/l.png,attack\n"
-                                                   "2,img/s.png,img/l.png,morph\n"))
+        read_pairs_csv(_write(tmp_path / "p3.csv", "id,suspect,live,label,species\n1,img/s.png,img/l.png,attack,x\n"
+                                                   "2,img/s.png,img/l.png,morph,\n"))
     with pytest.raises(ManifestError, match=r"1 image file\(s\) not found: row 2 live=img/nope.png"):
         read_pairs_csv(_write(tmp_path / "p4.csv", "id,suspect,live\n1,img/s.png,img/nope.png\n"))
     with pytest.raises(ManifestError, match="duplicate id '1'"):

@@ -26,7 +26,9 @@ from madpad.mad.synthetic import synthetic_pairs
 
 TINY = dict(backbone="madpad-tiny-vit", model_config="madpad-tiny-vit", pretrained=None, pair_feature="diff_prod",
             head_hidden=32, head_dropout=0.0, lora_rank=2, lora_alpha=4.0, lora_dropout=0.0, batch_size=8,
-            lr_lora=1e-2, lr_head=3e-2, warmup=0.0, device="cpu", progress=False, patience=0)
+            lr_lora=1e-2, lr_head=3e-2, warmup=0.0, device="cpu", progress=False, patience=0, augment=0.0)
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +122,8 @@ def test_checkpoint_round_trip_gives_the_same_scores(trained, data, tmp_path):
     b = load_detector(tmp_path / "ck")
     sa, sb = a.score(dev), b.score(dev)
     np.testing.assert_array_equal(sa, sb)
-    # peft merges/unmerges MultiheadAttention LoRA in place at each forward: float round-off only
-    np.testing.assert_allclose(sa, trained.score(dev), atol=1e-6)
+    # the frozen weights are restored after each of peft's MultiheadAttention merges: exact
+    np.testing.assert_array_equal(sa, trained.score(dev))
 
 
 def test_resume_continues_an_interrupted_run_exactly(data, tmp_path, monkeypatch):
@@ -146,7 +148,7 @@ def test_resume_continues_an_interrupted_run_exactly(data, tmp_path, monkeypatch
     resumed = FoundationDetector(**cfg, checkpoint_dir=str(tmp_path / "b")).fit(train)
     assert [h["epoch"] for h in resumed.history_] == [0, 1, 2]
     for k, v in full.net_.lora_state().items():
-        torch.testing.assert_close(resumed.net_.lora_state()[k], v, rtol=0, atol=1e-6)
+        assert torch.equal(resumed.net_.lora_state()[k], v), k
     # another configuration must not silently resume from that state
     with pytest.raises(UsageError, match="another configuration"):
         FoundationDetector(**{**cfg, "lr_head": 5e-3}, checkpoint_dir=str(tmp_path / "b")).fit(train)
@@ -165,15 +167,6 @@ def test_class_weights_follow_class_counts():
     assert make_sampler(y, "weighted", generator=g) is None
     with pytest.raises(ValueError, match="both classes"):
         class_pos_weight(np.zeros(5))
-
-
-def test_weighted_loss_uses_the_pos_weight(data):
-    train, _ = data
-    det = FoundationDetector(**TINY, epochs=1).fit(train[:24])
-    y = np.array([p.y for p in train[:24]])
-    assert det.pos_weight_ == pytest.approx((y == 0).sum() / (y == 1).sum())
-    det2 = FoundationDetector(**{**TINY, "class_balance": "sampler"}, epochs=1).fit(train[:24])
-    assert det2.pos_weight_ == 1.0
 
 
 def test_unfitted_detector_raises_a_clear_error(data):

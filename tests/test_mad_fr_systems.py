@@ -54,7 +54,7 @@ def test_a_face_missing_in_one_system_fails_the_pair_and_names_the_system():
     a = {"s": _unit(1, 0), "l": _unit(1, 0)}
     b = {"s": np.full(2, np.nan), "l": _unit(0, 1)}
     det = _detector([a, b])
-    X, ok, status, error = det._features([Pair("p", "s", "l")], None)
+    _, ok, status, error = det._features([Pair("p", "s", "l")], None)
     assert not ok[0] and status == ["no_face"] and error[0].startswith("[sysB] suspect: s: no face")
 
 

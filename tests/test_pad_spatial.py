@@ -81,7 +81,13 @@ def test_no_person_and_no_face_outcomes_are_documented_values():
     lone = assess([HEAD_FACE], [], image_shape=SHAPE)
     assert lone.fired == ["no_person"] and lone.score == pytest.approx(0.75)
     assert lone.faces[0].person is None
-    empty = assess([], [person()], image_shape=SHAPE)
+    # a person but no face: a failure to acquire (NaN score by default), not bona fide
+    fta = assess([], [person()], image_shape=SHAPE)
+    assert fta.status == "person_no_face" and math.isnan(fta.score) and fta.fired == []
+    assert "failure to acquire" in fta.explanation and fta.row()["status"] == "person_no_face"
+    assert assess([], [person()], image_shape=SHAPE, config=RuleConfig(person_no_face_score=0.0)).score == 0.0
+    # neither face nor person: no_face, scored by no_face_score (0 = bona fide by default)
+    empty = assess([], [], image_shape=SHAPE)
     assert empty.status == "no_face" and empty.score == 0.0 and empty.fired == []
     nan_cfg = assess([], [], image_shape=SHAPE, config=RuleConfig(no_face_score=float("nan")))
     assert math.isnan(nan_cfg.score)
@@ -189,3 +195,56 @@ def test_learned_scorer_fits_and_round_trips_without_pickle(tmp_path):
         fit_scorer(X, np.ones(n))
     with pytest.raises(ValueError, match="features"):
         model.score(X[:, :3])
+
+
+def test_a_person_nested_in_another_owns_no_face():
+    """A COCO detector finds the printed photo on a shirt as a person of its own; its face goes to
+    the wearer around it and is judged there (here: low in the wearer's box)."""
+    wearer = person(box=(100, 50, 500, 1000), score=0.8)
+    printed = person(box=(220, 440, 380, 800), score=0.9)  # inside the wearer, well below its top
+    res = assess([TORSO_FACE], [wearer, printed], image_shape=SHAPE)
+    assert res.faces[0].person == 0 and "torso" in res.fired and res.score >= 0.5
+    assert dict(zip(FEATURE_NAMES, res.features))["n_nested_persons"] == 1
+    off = assess([TORSO_FACE], [wearer, printed], image_shape=SHAPE, config=RuleConfig(drop_nested=0.0))
+    assert off.faces[0].person == 1 and off.score < 0.5  # the printed "person" would vouch for its face
+
+
+def test_two_people_in_one_silhouette_mask_versus_a_mask_per_person():
+    """The reported false alarm: one person box and mask for two people puts both faces in one
+    person (multi_face); a box and a share of the mask per person judges each face on its own body."""
+    from madpad.pad.person_onnx import split_mask
+
+    m = np.zeros(SHAPE, np.float32)
+    for x0 in (40, 340):                      # two people: head 120 wide, torso 220 wide
+        m[60:260, x0 + 50:x0 + 170] = 1.0
+        m[260:300, x0 + 85:x0 + 135] = 1.0
+        m[300:, x0:x0 + 220] = 1.0
+    faces = [np.array([95, 100, 205, 230]), np.array([395, 100, 505, 230])]
+    one = PersonDetection(box=(40, 60, 560, 1000), score=0.9, mask=m)
+    merged = assess(faces, [one], image_shape=SHAPE)
+    assert "multi_face" in merged.fired and merged.score >= 0.5
+    boxes = [(40, 60, 260, 420), (340, 60, 560, 420)]  # head-and-shoulders boxes, as COCO detectors give
+    people = [PersonDetection(box=b, score=0.8, mask=mk) for b, mk in zip(boxes, split_mask(m, boxes))]
+    res = assess(faces, people, image_shape=SHAPE)
+    assert [f.person for f in res.faces] == [0, 1] and res.fired == [] and res.score < 0.5
+    assert all(f.body_width_ratio == pytest.approx(120 / 110) for f in res.faces)
+
+
+def test_face_roll_relative_to_the_shoulder_line():
+    from madpad.face import FaceDetection
+
+    def face(angle_deg):
+        t = np.radians(angle_deg)
+        c = np.array([300.0, 200.0])
+        lm = np.array([c + [-30 * np.cos(t), -30 * np.sin(t)], c + [30 * np.cos(t), 30 * np.sin(t)],
+                       c, c + [-20, 30], c + [20, 30]])
+        return FaceDetection(HEAD_FACE, 0.9, lm)
+
+    level = person(shoulders_y=380, head=(300, 210))
+    res = assess([face(20.0)], [level], image_shape=SHAPE)
+    assert res.faces[0].roll == pytest.approx(20.0)
+    assert dict(zip(FEATURE_NAMES, res.features))["max_face_roll"] == pytest.approx(20.0)
+    tilted = PersonDetection(box=(100, 50, 500, 1000), score=0.9, keypoints={
+        "left_shoulder": (450, 380 + 300 * np.tan(np.radians(20)), 0.99), "right_shoulder": (150, 380, 0.99)})
+    assert assess([face(20.0)], [tilted], image_shape=SHAPE).faces[0].roll == pytest.approx(0.0, abs=1e-9)
+    assert np.isnan(assess([HEAD_FACE], [level], image_shape=SHAPE).faces[0].roll)  # no landmarks: undefined

@@ -9,7 +9,7 @@ import pytest
 
 from madpad.errors import UsageError
 from madpad.io import read_image
-from madpad.pad.synth import SPECIES, SynthConfig, generate_set, list_sources, main
+from madpad.pad.synth import DEFAULT_SPECIES, SPECIES, SynthConfig, generate_set, list_sources, main
 
 
 def _rows(path):
@@ -34,10 +34,10 @@ def synth_set(tmp_path_factory, sample_dir):
 
 def test_manifest_rows_labels_and_species(synth_set):
     out, rows = synth_set
-    assert len(rows) == 2 * (len(SPECIES) + 2)
+    assert len(rows) == 2 * (len(DEFAULT_SPECIES) + 2)
     for subj in {r["subject"] for r in rows}:
         mine = [r for r in rows if r["subject"] == subj]
-        assert sorted(r["species"] for r in mine if r["label"] == "attack") == sorted(SPECIES)
+        assert sorted(r["species"] for r in mine if r["label"] == "attack") == sorted(DEFAULT_SPECIES)
         assert sorted(r["capture"] for r in mine if r["label"] == "bona_fide") == ["extended", "portrait"]
     for r in rows:
         assert (out / r["path"]).is_file()
@@ -134,3 +134,89 @@ def test_upper_body_photo_without_landmarks_prints_on_its_own_chest(tmp_path, sa
     y0, y1, x0, x1 = int(pb[1]) + 5, int(pb[3]) - 5, int(pb[0]) + 5, int(pb[2]) - 5
     assert np.abs(img[y0:y1, x0:x1] - orig[y0:y1, x0:x1]).mean() > 10
     assert np.abs(img[:int(pb[1]) - 5] - orig[:int(pb[1]) - 5]).mean() < 2  # above the print: untouched
+
+
+def test_defaults_keep_the_four_original_species_and_two_captures():
+    cfg = SynthConfig()
+    assert cfg.species == DEFAULT_SPECIES == SPECIES[:4] and cfg.bona_fide == ("extended", "portrait")
+
+
+@pytest.fixture(scope="module")
+def new_species_set(tmp_path_factory, sample_dir):
+    out = tmp_path_factory.mktemp("synth_new")
+    cfg = SynthConfig(width=200, seed=5, species=("tshirt_face_visible", "tshirt_large_rotated", "tshirt_small_high",
+                                                  "tshirt_multi_person"),
+                      bona_fide=("extended", "multi_person"))
+    wearers = list_sources(sample_dir / "neutral", tag="w")[:3]
+    man = generate_set(wearers=wearers, faces=list_sources(sample_dir / "neutral", tag="p"), out_dir=out, cfg=cfg,
+                       progress=False)
+    return out, {r["id"]: r for r in _rows(man)}, cfg
+
+
+def test_two_person_images_hold_the_wearer_and_another_wearer(new_species_set):
+    out, rows, cfg = new_species_set
+    for rid, r in rows.items():
+        if r["capture"] != "multi_person":
+            assert r["other_subjects"] == "" and r["other_face_boxes"] == ""
+            continue
+        img = read_image(out / r["path"])
+        # two 200 px canvases joined with an overlap of 10-20 % of a canvas
+        assert 200 * (2 - cfg.pair_overlap[1]) - 1 <= img.shape[1] <= 200 * (2 - cfg.pair_overlap[0]) + 1, rid
+        assert r["other_subjects"].startswith("w_") and r["other_subjects"] != r["subject"]
+        wearer, other = _box(r["wearer_face_box"]), _box(r["other_face_boxes"])
+        assert min(wearer[2], other[2]) <= max(wearer[0], other[0])  # side by side, not overlapping
+        for b in (wearer, other):
+            assert 0 <= b[0] and b[2] <= img.shape[1] and b[1] >= -0.1 * img.shape[0]
+        if r["label"] == "attack":
+            pb = _box(r["print_box"])
+            assert wearer[0] - 5 <= (pb[0] + pb[2]) / 2 <= wearer[2] + 5 and pb[1] > wearer[1]  # under the wearer
+            bona = read_image(out / rows[f"{r['subject']}__bona_fide_extended"]["path"]).astype(float)
+            fb = _box(rows[f"{r['subject']}__bona_fide_extended"]["wearer_face_box"]).astype(int)
+            inner = (slice(fb[1] + 8, fb[3] - 8), slice(fb[0] + 8, fb[2] - 8))
+            off = np.round(wearer - _box(rows[f"{r['subject']}__bona_fide_extended"]["wearer_face_box"])).astype(int)
+            moved = (slice(inner[0].start + off[1], inner[0].stop + off[1]),
+                     slice(inner[1].start + off[0], inner[1].stop + off[0]))
+            assert np.abs(img.astype(float)[moved] - bona[inner]).mean() > 20  # the wearer's face is covered
+
+
+def test_large_rotated_and_small_high_prints(new_species_set):
+    out, rows, cfg = new_species_set
+    for r in rows.values():
+        if r["species"] == "tshirt_large_rotated":
+            angle = float(r["print_angle"])
+            assert cfg.rotation[0] <= abs(angle) <= cfg.rotation[1] and r["capture"] == "cropped"
+            q = _box(r["print_quad"]).reshape(4, 2)  # TL, TR, BR, BL
+            top = q[1] - q[0]
+            # the top edge turns by -angle in y-down pixels (positive angle = counter-clockwise on screen);
+            # the perspective jitter moves corners by a few percent of the print width
+            assert np.degrees(np.arctan2(-top[1], top[0])) == pytest.approx(angle, abs=8)
+            assert r["wearer_face_box"] == ""  # the head is out of the frame
+        elif r["species"] == "tshirt_small_high":
+            pb, fb = _box(r["print_box"]), _box(r["wearer_face_box"])
+            visible = _box(rows[f"{r['subject']}__tshirt_face_visible"]["print_box"])
+            assert (pb[2] - pb[0]) < 0.7 * (visible[2] - visible[0])  # small
+            assert pb[1] < visible[1] and pb[1] > fb[1]               # high on the chest, below the face top
+        elif r["species"] == "tshirt_face_visible":
+            assert float(r["print_angle"]) == 0.0
+
+
+def test_wearer_and_printed_subsets_for_subject_disjoint_splits(tmp_path, sample_dir, capsys):
+    from madpad.pad.synth import select_sources
+
+    src = list_sources(sample_dir / "neutral", tag="w")
+    stems = [s.path.stem for s in src]
+    (tmp_path / "split.txt").write_text(f"# tuning half\n{stems[2]}\n{stems[0]}\n")
+    assert [s.path.stem for s in select_sources(src, f"@{tmp_path / 'split.txt'}", what="--wearers")] == \
+        [stems[0], stems[2]]
+    assert select_sources(src, None, what="--wearers") == src
+    with pytest.raises(UsageError, match="no photo named"):
+        select_sources(src, "nobody", what="--wearers")
+    assert main(["--source", str(sample_dir / "neutral"), "--faces", str(sample_dir / "neutral"),
+                 "--out", str(tmp_path / "o"), "--wearers", "@" + str(tmp_path / "missing.txt")]) == 2
+    assert "list file not found" in capsys.readouterr().err
+    rc = main(["--source", str(sample_dir / "neutral"), "--faces", str(sample_dir / "neutral"), "--out",
+               str(tmp_path / "o2"), "--wearers", stems[0], "--species", "all", "--bona-fide", "all",
+               "--width", "160", "--no-progress"])
+    assert rc == 0
+    fails = _rows(tmp_path / "o2" / "failures.csv")  # one wearer: no second person for two-person images
+    assert len(fails) == 1 and "second wearer" in fails[0]["error"]

@@ -133,8 +133,9 @@ def test_per_item_results_resume_inside_a_failed_stage(toy, tmp_path):
     assert [r.status for r in s.stages] == ["failed", "blocked"]
     assert s.stages[0].items == {"total": 6, "cached": 0, "failed": 0}
     assert not (spec.workdir / "stats").exists()
-    cached = list((spec.workdir / ".madpad" / "cache" / "stats").rglob("*.pkl"))
+    cached = list((spec.workdir / ".madpad" / "cache" / "stats").rglob("*.npz"))
     assert len(cached) == 6
+    assert not list((spec.workdir / ".madpad" / "cache").rglob("*.pkl"))  # nothing pickled
     flag.unlink()
     _, s = _run(toy, f"params.stats_flag={flag}")
     assert [r.status for r in s.stages] == ["ran", "ran"]
@@ -294,7 +295,7 @@ def test_interrupted_run_leaves_no_partial_outputs_and_a_summary(toy):
         run_pipeline(spec, executor="serial", quiet=True)
     wd = spec.workdir
     assert not (wd / "s").exists() and list((wd / ".madpad" / "tmp").iterdir()) == []
-    assert len(list((wd / ".madpad" / "cache" / "s").rglob("*.pkl"))) == 1  # finished item kept for the rerun
+    assert len(list((wd / ".madpad" / "cache" / "s").rglob("*.npz"))) == 1  # finished item kept for the rerun
     rs = json.loads((wd / "run_summary.json").read_text())
     assert [(x["stage"], x["status"]) for x in rs["stages"]] == [("s", "interrupted")]
 
@@ -333,3 +334,129 @@ def test_worker_crash_fails_stage_then_resumes(toy):
     spec = load_pipeline(y, set_items=["params.crash=false"])
     s = run_pipeline(spec, executor="local", workers=2, quiet=True)
     assert s.ok and json.loads((spec.workdir / "s" / "out.json").read_text()) == [True] * 6
+
+
+# ------------------------------------------------------------------- cache format, bad input, cleanup
+class _Planted:
+    """Unpickling this creates a marker file (what a malicious cache file could do)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_crafted_pickle_in_the_cache_folder_is_never_loaded(toy, tmp_path):
+    import pickle
+
+    flag = tmp_path / "FAIL"
+    flag.touch()
+    spec, _ = _run(toy, f"params.stats_flag={flag}")  # fails after caching its 6 items
+    cached = sorted((spec.workdir / ".madpad" / "cache" / "stats").rglob("*.npz"))
+    assert len(cached) == 6
+    marker = tmp_path / "PWNED"
+    evil = pickle.dumps(_Planted(marker))
+    for p in cached:  # the same names, pickled content; and the names an older runner used
+        p.write_bytes(evil)
+        p.with_suffix(".pkl").write_bytes(evil)
+    flag.unlink()
+    _, s = _run(toy, f"params.stats_flag={flag}")
+    assert not marker.exists()
+    assert s.ok and s.stages[0].items == {"total": 6, "cached": 0, "failed": 0}  # recomputed instead
+
+
+def test_cache_values_round_trip_without_pickle(tmp_path):
+    from madpad.pipeline.runner import decode_cached, encode_cached
+
+    value = {"a": 1, "b": [1.5, float("inf"), None, True, "x"], "t": (1, "y"), "p": Path("d") / "f.png",
+             "arr": np.arange(6, dtype=np.float32).reshape(2, 3), "keys": np.array(["k1", "k2"]),
+             "s": np.float64(0.25), "nan": float("nan")}
+    f = tmp_path / "v.npz"
+    f.write_bytes(encode_cached(value))
+    got = decode_cached(f)
+    assert set(got) == set(value) and got["a"] == 1 and got["b"] == [1.5, float("inf"), None, True, "x"]
+    assert got["t"] == (1, "y") and isinstance(got["t"], tuple) and got["p"] == Path("d/f.png")
+    assert got["arr"].dtype == np.float32 and np.array_equal(got["arr"], value["arr"])
+    assert got["keys"].tolist() == ["k1", "k2"] and type(got["s"]) is np.float64 and got["s"] == 0.25
+    assert np.isnan(got["nan"])
+    # what JSON + plain arrays cannot hold is not cached (recomputed next time)
+    for bad in ({1, 2}, {1: "int key"}, object(), np.array([object()]), {"__madpad__": "ndarray"}):
+        assert encode_cached(bad) is None
+    npy = tmp_path / "x.npy"
+    np.save(npy, np.zeros(2))
+    with pytest.raises(ValueError, match="not a madpad cache file"):
+        decode_cached(npy)
+
+
+def test_bad_manifest_inside_a_stage_exits_2_and_a_stage_failure_exits_1(toy, capsys):
+    (toy.parent / "data" / "bad.csv").write_text("id,path,subject,label,species,capture,source\n"
+                                                 "x,../../outside.png,001,bona_fide,,probe,toy\n")
+    rc = cli_main(["run", str(toy), "--executor", "serial", "--no-progress", "--set", "params.manifest=data/bad.csv"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "error: stage stats:" in err and "bad.csv" in err and "escapes the dataset root" in err
+    rs = json.loads((toy.parent / "run" / "run_summary.json").read_text())
+    assert [(x["stage"], x["status"], x["bad_input"]) for x in rs["stages"]] == [
+        ("stats", "failed", True), ("summary", "blocked", False)]
+    flag = toy.parent / "FLAG"
+    flag.touch()
+    assert cli_main(["run", str(toy), "--executor", "serial", "--no-progress", "--set",
+                     f"params.stats_flag={flag}"]) == 1
+
+
+def test_run_removes_what_a_killed_run_left_and_says_so(toy, capsys):
+    spec = load_pipeline(toy)
+    wd = spec.workdir
+    left = [wd / ".madpad" / "tmp" / "stats-abc123" / "stats.csv", wd / "stats" / ".stats.csv.a1b2c3d4.tmp.csv",
+            wd / ".madpad" / "cache" / "stats" / "k" / "map" / ".x.npz.zz99yy88.tmp.npz"]
+    for p in left:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("partial")
+    mine = [wd / "notes.tmp.csv", wd / ".notes.tmp.csv"]  # not madpad's temp names: kept
+    for p in mine:
+        p.write_text("mine")
+    s = run_pipeline(spec, executor="serial")
+    err = capsys.readouterr().err
+    assert s.ok and "cleaned up after an interrupted run: removed 3 stale temporary file(s)/folder(s)" in err
+    assert ".madpad/tmp/stats-abc123" in err
+    assert not any(p.exists() for p in left) and all(p.read_text() == "mine" for p in mine)
+
+
+def test_segmentation_images_stage_records_an_unreadable_image_and_goes_on(tmp_path, sample_dir):
+    """One undecodable file: its images.csv row is failed with the error, the other images are
+    written, and the later stages (which read the table through images_table / study_roles)
+    see only the usable images."""
+    import shutil
+    from types import SimpleNamespace
+
+    from madpad.pipeline.runner import ItemCounts
+    from madpad.pipeline.stages._common import read_csv
+    from madpad.pipeline.stages.segmentation.common import images_table, study_roles
+    from madpad.pipeline.stages.segmentation.images import select_images
+
+    data = tmp_path / "data"
+    lines = ["id,path,subject,label,species,capture,source"]
+    for sid in ("001", "004", "007"):
+        for n, cap, folder in (("03", "enrolment", "neutral"), ("08", "probe", "smiling")):
+            (data / folder).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sample_dir / folder / f"{sid}_{n}.jpg", data / folder / f"{sid}_{n}.jpg")
+            lines.append(f"{sid}_{n},{folder}/{sid}_{n}.jpg,{sid},bona_fide,,{cap},frll")
+    (data / "images.csv").write_text("\n".join(lines) + "\n")
+    (data / "smiling" / "004_08.jpg").write_bytes(b"\xff\xd8\xff not really a JPEG")
+    ctx = SimpleNamespace(inputs={"data": data}, outputs={"images": tmp_path / "im", "table": tmp_path / "t.csv"},
+                          params={"manifest": str(data / "images.csv"), "seed": 0, "max_side": 64,
+                                  "probe_variation": 0.0}, items=ItemCounts())
+    out = select_images(ctx)
+    assert out["images"] == 6 and out["failed"] == 1 and (ctx.items.total, ctx.items.failed) == (6, 1)
+    rows = {r["id"]: r for r in read_csv(tmp_path / "t.csv")}
+    bad = rows["004_08"]
+    assert bad["status"] == "failed" and bad["file"] == "" and "004_08.jpg" in bad["error"] \
+        and "cannot decode image" in bad["error"]
+    ok = [r for r in rows.values() if r["id"] != "004_08"]
+    assert all(r["status"] == "ok" and (tmp_path / "im" / r["file"]).is_file() for r in ok)
+    later = SimpleNamespace(inputs={"images": tmp_path / "im", "table": tmp_path / "t.csv"})
+    _, usable = images_table(later)
+    assert sorted(r["id"] for r in usable) == sorted(r["id"] for r in ok)
+    subjects, _, probe_ids, _ = study_roles(list(rows.values()))
+    assert subjects == ["001", "007"] and all("004_08" not in ids for ids in probe_ids.values())

@@ -39,7 +39,7 @@ RANDOM_INIT = {("face detector", "yolo"), ("person detector", "yolo"), ("face em
                ("face embedder", "arcface_onnx")}
 #: Person detectors that must find the subject of a head-and-shoulders portrait (HOG is trained on
 #: full-body pedestrians and rarely fires on portraits).
-FINDS_PORTRAIT_PERSON = {"mediapipe_pose", "mediapipe_selfie"}
+FINDS_PORTRAIT_PERSON = {"mediapipe_pose", "mediapipe_selfie", "centernet", "nanodet"}
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -103,6 +103,9 @@ def user_files(reg, name, tiny_onnx_path) -> dict:
         model = reg.get(name).defaults.get("model", "isnet-general-use")
         if model in SHARED_REMBG_MODELS:
             return {"model_dir": str(shared_path(f"models/rembg/{model}.onnx").parent)}
+    shared_model = reg.get(name).meta.get("shared_model")  # e.g. the ONNX person detectors
+    if shared_model:
+        return {"model_path": str(shared_path(f"models/person/{shared_model}"))}
     return {}
 
 

@@ -10,9 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from madpad.pipeline.stages.segmentation.detection import detection_operating_points, distance_dmad_scores
+from madpad.pipeline.stages.segmentation.detection import (
+    detection_operating_points,
+    distance_dmad_scores,
+)
 from madpad.pipeline.stages.segmentation.images import pick_reference_and_probe
-from madpad.pipeline.stages.segmentation.recognition import comparison_sets, recognition_metrics
+from madpad.pipeline.stages.segmentation.recognition import (
+    comparison_sets,
+    recognition_metrics,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,8 +92,8 @@ def test_pick_reference_and_probe():
 def test_comparison_sets_with_several_probes_per_subject():
     emb = {"original/r1": _unit([1, 0]), "original/r2": _unit([0, 1]),
            "original/p1a": _unit([1, 0]), "original/p1b": _unit([1, 1]), "original/p2": _unit([0, 1])}
-    gen, imp, info, gi = comparison_sets(emb, ["1", "2"], {"1": "r1", "2": "r2"}, {"1": ["p1a", "p1b"], "2": "p2"},
-                                         "original", "original")
+    gen, imp, _, gi = comparison_sets(emb, ["1", "2"], {"1": "r1", "2": "r2"}, {"1": ["p1a", "p1b"], "2": "p2"},
+                                      "original", "original")
     # columns: p1a, p1b (subject 1), p2 (subject 2)
     assert gi.scores.shape == (2, 3) and gi.same_subject.tolist() == [[True, True, False], [False, False, True]]
     assert sorted(np.round(gen, 6)) == sorted(np.round([1.0, 1 / np.sqrt(2), 1.0], 6))
@@ -225,7 +231,7 @@ def test_each_study_stage_is_cached_on_its_own_modules(tmp_path):
     import inspect
 
     from madpad.pipeline import load_pipeline
-    from madpad.pipeline.runner import _madpad_closure
+    from madpad.pipeline.runner import _code_label, _madpad_closure
 
     spec = load_pipeline(REPO / "pipelines" / "segmentation_study.yaml", workdir=tmp_path)
     stage_modules = {st.fn.split(":")[0].rsplit(".", 1)[1] for st in spec.stages.values()}
@@ -233,7 +239,7 @@ def test_each_study_stage_is_cached_on_its_own_modules(tmp_path):
                              "detection", "report"}
     for st in spec.stages.values():
         module = st.fn.split(":")[0]
-        files = {Path(f).as_posix().split("/madpad/", 1)[1]
+        files = {_code_label(f).removeprefix("madpad/")  # location-independent (any clone folder)
                  for f in _madpad_closure(module, inspect.getsourcefile(importlib.import_module(module)))}
         own = module.rsplit(".", 1)[1]
         assert f"pipeline/stages/segmentation/{own}.py" in files and "pipeline/stages/_common.py" in files
@@ -255,8 +261,8 @@ def test_study_pipeline_end_to_end(tmp_path):
 
     sets = ["params.n_subjects=4", "params.max_side=360", "params.segmenters=[landmark_hull, mediapipe_selfie]",
             "params.note=test run", "params.n_resamples=100",
-            f"params.fr_models=[{{name: dlib, detector: {{name: dlib_hog, upsample: 0}}}}, "
-            f"{{name: mobileface, model_path: {tmp_path / 'absent.onnx'}}}]"]
+            (f"params.fr_models=[{{name: dlib, detector: {{name: dlib_hog, upsample: 0}}}}, "
+             f"{{name: mobileface, model_path: {tmp_path / 'absent.onnx'}}}]")]
     spec = load_pipeline(REPO / "pipelines" / "segmentation_study.yaml", set_items=sets, workdir=tmp_path / "run")
     summary = run_pipeline(spec, executor="serial", progress=False, quiet=True)
     assert summary.ok, [(s.stage, s.status, s.error) for s in summary.stages]

@@ -12,10 +12,22 @@ from madpad.io import write_image
 from madpad.pad.cli import main_fit_scorer
 from madpad.pad.synth import SynthConfig, generate_set, list_sources
 
+from conftest import shared_path
+
 
 def _rows(path):
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def shared_person_models():
+    """The default person detector's model: $MADPAD_SHARED/models/person (skipped when absent)."""
+    d = shared_path("models/person/nanodet_coco.onnx").parent
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MADPAD_SHARED", str(d.parent.parent))
+    yield d
+    mp.undo()
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +51,9 @@ def images_csv(tmp_path_factory, sample_dir):
     return manifest
 
 
-def test_cli_scores_end_to_end_and_report_reads_it(images_csv, tmp_path, capsys):
+def test_cli_scores_end_to_end_and_report_reads_it(images_csv, shared_person_models, tmp_path, capsys):
+    """The default detector set: nanodet persons (+ pose, mask) and the union face finder."""
+    pytest.importorskip("facenet_pytorch")
     out = tmp_path / "scores.csv"
     rc = detect_main(["tshirt", "--images", str(images_csv), "--out", str(out), "--no-progress"])
     assert rc == 0
@@ -66,10 +80,32 @@ def test_cli_scores_end_to_end_and_report_reads_it(images_csv, tmp_path, capsys)
         "tshirt_face_visible", "tshirt_face_occluded"}
 
 
+def test_a_person_without_a_face_is_a_failure_to_acquire(images_csv, tmp_path, capsys):
+    """No face found (a cascade that only takes faces of 95 % of the image) but a person found:
+    status person_no_face with an empty score, which the PAD report counts as a failure to acquire."""
+    from madpad.report.scores import read_pad_scores
+
+    out = tmp_path / "fta.csv"
+    args = ["tshirt", "--images", str(images_csv), "--out", str(out), "--no-progress", "--limit", "3",
+            "--person-detector", "mediapipe_pose:segment=false", "--face-detector", "haar:min_size=0.95"]
+    assert detect_main(args) == 0
+    assert "person_no_face 3 (failures to acquire: empty score)" in capsys.readouterr().err
+    rows = _rows(out)
+    assert [(r["status"], r["score"]) for r in rows] == [("person_no_face", "")] * 3
+    assert all("failure to acquire" in r["explanation"] and int(r["n_persons"]) >= 1 for r in rows)
+    table = read_pad_scores(out)
+    assert table.n_failed == 3
+    assert detect_main(args[:4] + [str(tmp_path / "bf.csv")] + args[5:] + ["--person-no-face", "bona_fide"]) == 0
+    assert [float(r["score"]) for r in _rows(tmp_path / "bf.csv")] == [0.0] * 3
+    assert detect_main(args[:4] + [str(tmp_path / "ex.csv")] + args[5:] + ["--person-no-face", "exclude"]) == 0
+    assert _rows(tmp_path / "ex.csv") == [] and len(_rows(tmp_path / "ex.excluded.csv")) == 3
+
+
 def test_cli_no_face_exclude_and_learned_scorer(images_csv, tmp_path):
     out = tmp_path / "s.csv"
     assert detect_main(["tshirt", "--images", str(images_csv), "--out", str(out), "--no-progress",
-                        "--no-face", "exclude", "--person-detector", "mediapipe_pose:segment=true"]) == 0
+                        "--no-face", "exclude", "--person-detector", "mediapipe_pose:segment=true",
+                        "--face-detector", "dlib_hog"]) == 0
     assert "blank" not in {r["id"] for r in _rows(out)}
     assert [r["id"] for r in _rows(tmp_path / "s.excluded.csv")] == ["blank"]
     model = tmp_path / "m.npz"
@@ -78,7 +114,8 @@ def test_cli_no_face_exclude_and_learned_scorer(images_csv, tmp_path):
     assert len(re_rows) == len(_rows(out)) and all(0.0 <= float(r["score"]) <= 1.0 for r in re_rows)
     out2 = tmp_path / "s2.csv"
     assert detect_main(["tshirt", "--images", str(images_csv), "--out", str(out2), "--no-progress",
-                        "--scorer", str(model), "--limit", "3"]) == 0
+                        "--scorer", str(model), "--limit", "3", "--person-detector", "mediapipe_pose:segment=true",
+                        "--face-detector", "dlib_hog"]) == 0
     s2 = {r["id"]: float(r["score"]) for r in _rows(out2)}
     re_ = {r["id"]: float(r["score"]) for r in re_rows}
     for k, v in s2.items():  # rescoring stored features == scoring afresh

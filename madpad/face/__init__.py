@@ -29,7 +29,7 @@ from madpad.face.align import (
     similarity_transform,
     to_landmarks5,
 )
-from madpad.face.analyze import POLICIES, analyze_face, select_face
+from madpad.face.analyze import POLICIES, analyze_face, select_face, upright_problem
 from madpad.face.cache import EmbeddingCache, image_key
 from madpad.face.detectors import FACE_DETECTORS, FaceDetector, get_detector, list_detectors
 from madpad.face.embed import (
@@ -55,6 +55,7 @@ __all__ = [
     "ARCFACE_TEMPLATE", "DLIB_MODELS_ENV", "EMBEDDERS", "FACE_DETECTORS", "LANDMARKERS", "LANDMARKS5_NAMES",
     "POLICIES", "STATUSES", "EmbeddingBatch", "EmbeddingCache", "FaceAnalysis", "FaceDetection", "FaceDetector",
     "FaceEmbedder", "Landmarker", "MultipleFacesError", "align_arcface", "align_portrait", "analyze_face", "apply_transform",
+    "upright_problem",
     "arcface_template", "cosine_similarity", "dlib_model_path", "dlib_models_dir", "embed_batch",
     "estimate_landmarks5", "eye_centres", "get_detector", "get_embedder", "get_landmarker", "image_key",
     "invert_transform", "l2_normalize", "landmarks68_to_5", "list_detectors", "list_embedders",

@@ -43,6 +43,53 @@ def select_face(detections: list[FaceDetection], policy: str = "largest", *, ima
     return min(dets, key=lambda d: float(np.hypot(*(d.center - c))))
 
 
+#: Largest roll (angle of the inter-eye line from the horizontal, degrees) of an upright face.
+MAX_ROLL_DEGREES = 45.0
+
+
+def landmarks5_of(points) -> np.ndarray | None:
+    """The five points (:data:`~madpad.face.types.LANDMARKS5_NAMES` order) of a 5-point set or of
+    dlib's 68-point scheme (eye centres, nose tip, mouth corners); None for other schemes."""
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        return None
+    if pts.shape[0] == 5:
+        return pts
+    if pts.shape[0] == 68:
+        return np.array([pts[36:42].mean(axis=0), pts[42:48].mean(axis=0), pts[30], pts[48], pts[54]])
+    return None
+
+
+def upright_problem(points, *, max_roll: float = MAX_ROLL_DEGREES) -> str | None:
+    """Why the face with these landmarks is not an upright face, or None when it is.
+
+    ``points``: five points in :data:`~madpad.face.types.LANDMARKS5_NAMES` order or dlib's 68.
+    Upright means: the image-left eye is left of the image-right eye and the line through the eyes
+    is within ``max_roll`` degrees of the horizontal (a face turned by 90 or 180 degrees, or an
+    EXIF orientation that contradicts the pixels, fails this), and the mouth lies below the eyes,
+    at least a quarter of the inter-eye distance along the face's vertical axis. Unknown
+    landmark schemes are not judged (None).
+    """
+    lm = landmarks5_of(points)
+    if lm is None or not np.all(np.isfinite(lm)):
+        return None
+    eye_l, eye_r, _nose, mouth_l, mouth_r = lm
+    d = eye_r - eye_l
+    iod = float(np.hypot(*d))
+    if iod <= 1e-6:
+        return "face not upright: both eyes at the same point"
+    roll = float(np.degrees(np.arctan2(d[1], d[0])))
+    if abs(roll) > max_roll:
+        return (f"face not upright: the eye line is rotated by {roll:.0f} degrees (at most {max_roll:.0f} "
+                "accepted); the image is turned or its EXIF orientation is wrong")
+    down = np.array([-d[1], d[0]]) / iod  # unit vector from the eye line towards the chin
+    drop = float(((mouth_l + mouth_r) / 2.0 - (eye_l + eye_r) / 2.0) @ down) / iod
+    if drop < 0.25:
+        return (f"face not upright: the mouth is not below the eyes (mouth-to-eye distance {drop:.2f} x the "
+                "inter-eye distance); the image is upside down or the landmarks are implausible")
+    return None
+
+
 def _resolve(component, getter, kind: str):
     if component is None:
         return None
@@ -72,7 +119,7 @@ def resolve_landmarker(landmarker):
 
 
 def analyze_face(image, *, detector="dlib_hog", landmarker="dlib68", policy: str = "largest",
-                 keep_image: bool = False) -> FaceAnalysis:
+                 keep_image: bool = False, check_upright: bool = False) -> FaceAnalysis:
     """Detect the faces of ``image`` (array or path), select one, and find its landmarks.
 
     ``detector``/``landmarker``: a registered name, a ``{"name": ..., **params}`` dict or
@@ -82,7 +129,11 @@ def analyze_face(image, *, detector="dlib_hog", landmarker="dlib68", policy: str
     ``"no_face"``, ``"multiple_faces"`` (policy ``"error_if_multiple"`` only) or
     ``"failed"`` (the detector or landmarker raised), with ``error`` saying why.
     Configuration errors (unknown names, bad policy, missing package or model file) raise. ``keep_image=True`` stores the decoded RGB
-    image in ``analysis.image``.
+    image in ``analysis.image``. ``check_upright=True``: a face whose landmarks are not those of
+    an upright face (:func:`upright_problem`: turned by 90/180 degrees, mouth above the eyes)
+    gets status ``"failed"`` with the reason (off by default: FR embedding aligns any roll, and
+    T-shirt scenes hold turned printed faces on purpose; the morph generators always check). ``detection`` (its box) is the face used and
+    ``n_faces`` says whether others were present.
     """
     from madpad.io import as_rgb_uint8
 
@@ -131,5 +182,10 @@ def analyze_face(image, *, detector="dlib_hog", landmarker="dlib68", policy: str
         except Exception as exc:  # noqa: BLE001 - a per-image landmarker failure is a status, not a crash
             return FaceAnalysis("failed", detection=chosen, n_faces=len(dets), image_shape=img.shape, image=kept,
                                 error=where + f"landmarker {getattr(lmk, 'name', lmk)!s} failed: {exc}")
+    if check_upright:
+        problem = upright_problem(landmarks if landmarks is not None and len(landmarks) == 68 else lm5)
+        if problem:
+            return FaceAnalysis("failed", detection=chosen, landmarks=landmarks, landmarks5=lm5, n_faces=len(dets),
+                                image_shape=img.shape, image=kept, error=where + problem)
     return FaceAnalysis("ok", detection=chosen, landmarks=landmarks, landmarks5=lm5, n_faces=len(dets),
                         image_shape=img.shape, image=kept)

@@ -131,7 +131,7 @@ def _dlib_shape(analysis: FaceAnalysis):
 
     dlib = import_dlib()
     b = analysis.detection.box
-    rect = dlib.rectangle(int(round(b[0])), int(round(b[1])), int(round(b[2])) - 1, int(round(b[3])) - 1)
+    rect = dlib.rectangle(round(b[0]), round(b[1]), round(b[2]) - 1, round(b[3]) - 1)
     pts = dlib.points()
     for x, y in np.rint(analysis.landmarks).astype(int):
         pts.append(dlib.point(int(x), int(y)))
@@ -356,6 +356,20 @@ def available_fr_systems(names=OFFLINE_FR_SYSTEMS) -> tuple[list[str], list[str]
     return keep, notes
 
 
-__all__ = ["CROPS", "FRModelMismatchError", "FRModelNotFoundError", "FaceApiResNet128Embedder", "HseFaceResEmbedder",
-           "MobileFaceEmbedder", "OFFLINE_FR_SYSTEMS", "ONNX_FR_MODELS", "OnnxFREmbedder", "available_fr_systems",
-           "dlib_face_chip", "landmark_box_crop", "model_available", "resolve_model_file", "shared_model_path"]
+__all__ = [
+    "CROPS",
+    "OFFLINE_FR_SYSTEMS",
+    "ONNX_FR_MODELS",
+    "FRModelMismatchError",
+    "FRModelNotFoundError",
+    "FaceApiResNet128Embedder",
+    "HseFaceResEmbedder",
+    "MobileFaceEmbedder",
+    "OnnxFREmbedder",
+    "available_fr_systems",
+    "dlib_face_chip",
+    "landmark_box_crop",
+    "model_available",
+    "resolve_model_file",
+    "shared_model_path",
+]

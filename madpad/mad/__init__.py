@@ -17,6 +17,7 @@ Detectors (registry :data:`MORPH_DETECTORS`, interface :class:`MorphDetector`: `
 | ``fused_embedding`` | per-system pair features of several FR systems -> one classifier | yes |
 | ``foundation`` | DifFoundMAD-style: open_clip ViT + LoRA (peft) + head on embedding differences | yes |
 | ``foundation_smad`` | the same backbone on the suspect image alone (S-MAD) | yes |
+| ``foundation_timm`` | ``foundation`` on a timm ViT (DINOv2 by default) from a local weights file | yes |
 
 Importing this package imports nothing heavy; torch, open_clip, peft, dlib and
 scikit-learn load when a detector is built or used.
@@ -68,6 +69,13 @@ MORPH_DETECTORS.register("foundation", "madpad.mad.foundation:FoundationDetector
 MORPH_DETECTORS.register("foundation_smad", "madpad.mad.foundation:SingleImageFoundationDetector", extra="detect",
                          description="single-image MAD on the same open_clip backbone (suspect only)",
                          test_params=_TINY_FOUNDATION)
+MORPH_DETECTORS.register("foundation_timm", "madpad.mad.foundation:FoundationDetector", extra="detect",
+                         description="DifFoundMAD-style on a timm ViT (DINOv2 by default; pretrained = a local "
+                                     "weights file) + LoRA + head (D-MAD)",
+                         defaults={"backbone_library": "timm", "backbone": "vit_base_patch14_dinov2"},
+                         test_params={**_TINY_FOUNDATION, "model_config": None, "backbone": "vit_small_patch14_dinov2",
+                                      "backbone_kwargs": {"img_size": 28, "depth": 2, "embed_dim": 32,
+                                                          "num_heads": 2}})
 
 
 def get_detector(name: str, **params: Any):

@@ -190,8 +190,8 @@ def read_header(directory: str | os.PathLike) -> dict:
                             f"(train one with 'python -m madpad.detect train')", path=d)
     try:
         head = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"invalid JSON ({exc})", path=p) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"invalid JSON ({exc}); the checkpoint is truncated or corrupt", path=p) from None
     if not isinstance(head, dict) or head.get("format") != CHECKPOINT_FORMAT:
         raise ManifestError(f"'format' must be {CHECKPOINT_FORMAT!r}", path=p, field="format")
     if int(head.get("version", 0)) > CHECKPOINT_VERSION:
@@ -212,5 +212,17 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """Arrays of an ``.npz`` file (``allow_pickle=False``); a missing, truncated or corrupt file
+    raises :class:`~madpad.errors.CheckpointError` naming it."""
+    import zipfile
+
+    from madpad.errors import CheckpointError
+
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({type(exc).__name__}: {msg})") from None

@@ -13,6 +13,10 @@ given, ``out/scores_<split>.csv`` (``id,score,label,species``) and the error rat
 score::
 
     python -m madpad.detect score --model CKPT --pairs PAIRS.csv --out SCORES.csv
+    python -m madpad.detect score --detector embedding_distance --pairs PAIRS.csv --out SCORES.csv
+
+``--detector NAME`` scores with an untrained detector (no checkpoint), the baseline to compare
+trained detectors against.
 
 ``PAIRS.csv``: ``id,suspect,live`` (+ optional ``label,species,subjects,live_subject``), paths
 absolute or relative to the CSV's folder. Writes ``id,score,label,species,status,error,model``
@@ -66,6 +70,10 @@ def main_train(argv: Sequence[str] | None = None) -> int:
             print(dump_config(cfg), end="")
             return 0
         setup_logging(args.verbose)
+        if cfg.get("out"):
+            from madpad.cli import check_output_dir
+
+            check_output_dir(cfg["out"], option="out (the checkpoint directory)")  # before any training work
         train_from_config(cfg, echo=print, warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
         return 0
 
@@ -79,7 +87,10 @@ def main_score(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m madpad.detect score",
                                  description="Score suspect/live pairs with a trained detector. Writes "
                                              "id,score,label,species (+status,error,model); higher = more likely a morph.")
-    ap.add_argument("--model", required=True, help="checkpoint directory (from 'detect train')")
+    which = ap.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="checkpoint directory (from 'detect train')")
+    which.add_argument("--detector", help="an untrained detector, scored without a checkpoint "
+                                          "(e.g. embedding_distance)")
     ap.add_argument("--pairs", required=True, help="CSV with id,suspect,live[,label,species]; relative paths are "
                                                    "relative to the CSV's folder")
     ap.add_argument("--out", required=True, help="output scores CSV")
@@ -93,11 +104,16 @@ def main_score(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(list(argv) if argv is not None else None)
 
     def body() -> int:
+        from madpad.cli import check_output_dir, check_output_file
+
         setup_logging(args.verbose)
+        check_output_file(args.out, option="--out")  # before any scoring work
+        check_output_dir(args.cache, option="--cache")
         apply_runtime_options(threads=args.threads)
-        overrides = runtime_overrides(args.model, device=args.device, batch_size=args.batch_size)
+        overrides = (runtime_overrides(args.model, device=args.device, batch_size=args.batch_size)
+                     if args.model else {})
         r = score_pairs_file(model=args.model, pairs_path=args.pairs, out=args.out, cache_dir=args.cache,
-                             progress=not args.no_progress, overrides=overrides)
+                             progress=not args.no_progress, overrides=overrides, detector=args.detector)
         msg = f"scored {r['ok']} of {r['n']} pairs -> {args.out}"
         if r["reused"]:
             msg += f" ({r['reused']} reused from a previous run)"

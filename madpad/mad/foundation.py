@@ -15,24 +15,45 @@ capture is ignored. The head is a linear layer or a one-hidden-layer MLP giving 
 the score is ``sigmoid(logit)`` in [0, 1], **higher = more likely a morph** (attack when
 ``score >= threshold``).
 
-The backbone is any open_clip model: ``backbone`` is the architecture name (``ViT-B-16``,
-``ViT-L-14``, timm-backed names, or a name registered from ``model_config`` JSON),
-``pretrained`` a tag (``openai``, ``laion2b_s34b_b88k``: downloaded by open_clip) or a local
-checkpoint file; ``None`` gives random weights (tests, speed measurements). Images go
-through the model's own evaluation transform from ``open_clip.create_model_and_transforms``.
+Backbones (``backbone_library``):
 
-LoRA (peft) adapters are injected into the vision tower; ``lora_targets="auto"`` picks
-open_clip's attention and MLP layers (``attn``, ``c_fc``, ``c_proj`` for open_clip ViTs,
-whose attention is ``nn.MultiheadAttention``; ``qkv``, ``proj``, ``fc1``, ``fc2`` for timm
-ViTs). Targeting only ``out_proj`` is refused: ``nn.MultiheadAttention`` can bypass it, and
-those weights would never train.
+* ``open_clip`` (default): ``backbone`` is the architecture name (``ViT-B-16``, ``ViT-L-14``,
+  ``ViT-B-16-SigLIP``, or a name registered from ``model_config`` JSON), ``pretrained`` a tag
+  (``openai``, ``laion2b_s34b_b88k``: downloaded by open_clip) or a local checkpoint file.
+  With a local file open_clip itself would fall back to OpenAI CLIP mean/std and
+  shortest-side resizing; :func:`preprocess_config` takes them instead from
+  ``preprocess_tag`` (a pretrained tag of the architecture), the model config's
+  ``preprocess_cfg``, or the architecture's tags when they all agree, and refuses to guess
+  otherwise. ``image_mean``/``image_std``/``image_resize_mode``/``image_interpolation``
+  override everything.
+* ``timm``: ``backbone`` is a timm model name (``vit_small_patch14_dinov2``,
+  ``vit_base_patch16_siglip_224``...), ``backbone_kwargs`` its creation keywords,
+  ``pretrained`` a local ``.safetensors``/``.pth`` file of its weights (timm never
+  downloads here); images go through timm's own data config of that model.
+
+``pretrained=None`` gives random weights (tests, speed measurements).
+
+Before the backbone, ``face_crop`` (a :mod:`madpad.face` detector name) aligns suspect and
+live capture the same way: a similarity transform puts the eye centres on the ArcFace
+template's eye positions in a square crop ``crop_margin`` times the template's size
+(:func:`align_for_backbone`), so the two images differ by the face, not by roll or scale.
+An image without a usable face (or an unreadable file) gives a per-pair ``status`` when
+scoring (``score_pairs``) and is skipped, with a count, when training.
+
+LoRA (peft) adapters are injected into the transformer blocks' attention and MLP
+projections only (``lora_targets="auto"``, :func:`auto_lora_targets`): never the patch
+embedding, nor a pooling head such as SigLIP's. Targeting only ``out_proj`` is refused:
+``nn.MultiheadAttention`` can bypass it, and those weights would never train.
 
 Training: AdamW with separate learning rates for LoRA and head, linear warm-up then cosine
-decay (per step), class-balanced optimisation (``class_balance``: ``weighted`` BCE with
+decay (per step), one class balancing (``class_balance``: ``weighted`` BCE with
 ``pos_weight = n_bona_fide / n_attack``, ``sampler`` = ``WeightedRandomSampler`` drawing both
-classes equally, ``both`` or ``none``), AMP on CUDA only, early stopping on the dev D-EER,
-resumable from ``<checkpoint_dir>/last.safetensors`` (written atomically each epoch).
-Checkpoints are safetensors + JSON: loading never unpickles.
+classes equally, or ``none``), seeded augmentation that differs every epoch (``augment``:
+strength, :mod:`madpad.mad.augment`), ``precision`` (``fp32``; ``bf16``/``fp16``: the frozen
+backbone weights are stored in that type and the forward runs under autocast, LoRA and head
+stay float32), early stopping on the dev D-EER with the best epoch's weights restored,
+resumable from ``<checkpoint_dir>/last.safetensors`` (written atomically each epoch; a resumed
+run gives bit-identical weights). Checkpoints are safetensors + JSON: loading never unpickles.
 """
 
 from __future__ import annotations
@@ -42,6 +63,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -68,7 +90,11 @@ from madpad.registry import check_keywords
 log = logging.getLogger(__name__)
 
 PAIR_FEATURES = ("diff", "absdiff", "prod", "concat", "diff_prod")
-CLASS_BALANCE = ("weighted", "sampler", "both", "none")
+CLASS_BALANCE = ("weighted", "sampler", "none")
+BACKBONE_LIBRARIES = ("open_clip", "timm")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# ArcFace 112x112 template: eye centres (x, y) of the 5-point template
+_ARC_EYES = ((38.2946, 51.6963), (73.5318, 51.5014))
 
 
 @dataclass
@@ -78,6 +104,13 @@ class FoundationConfig:
     backbone: str = "ViT-B-16"
     pretrained: str | None = None
     model_config: str | None = None          # open_clip JSON config file registered before building
+    backbone_library: str = "open_clip"      # open_clip | timm
+    backbone_kwargs: dict | None = None      # timm: create_model keywords (img_size, depth, ...)
+    preprocess_tag: str | None = None        # open_clip tag whose mean/std/resize mode a local file uses
+    image_mean: list | None = None           # user-named preprocessing (overrides the above)
+    image_std: list | None = None
+    image_resize_mode: str | None = None     # open_clip: shortest | longest | squash
+    image_interpolation: str | None = None   # bicubic | bilinear | random
     single_image: bool = False               # True = S-MAD (suspect only)
     pair_feature: str = "diff"
     head_hidden: int = 256                   # 0 = linear head
@@ -93,12 +126,15 @@ class FoundationConfig:
     weight_decay: float = 0.05
     warmup: float = 0.1                      # fraction of all steps (< 1) or a step count (>= 1)
     class_balance: str = "weighted"
+    augment: float = 1.0                     # training augmentation strength (0 = off)
     patience: int = 5                        # epochs without dev D-EER improvement; 0 = off
     seed: int = 0
     device: str = "auto"                     # auto | cpu | cuda | cuda:N
-    amp: bool = True                         # mixed precision, CUDA only
+    amp: bool = True                         # precision=auto: mixed precision on CUDA
+    precision: str = "auto"                  # auto | fp32 | bf16 | fp16
     face_crop: str | None = None             # None or a madpad.face detector name (e.g. dlib_hog)
-    crop_margin: float = 1.6                 # crop side = margin x the face box side
+    face_landmarker: str | None = "dlib5"    # landmarker giving the eyes for the alignment
+    crop_margin: float = 1.6                 # aligned crop side = margin x the ArcFace template side
     checkpoint_dir: str | None = None        # where last.safetensors (resume state) goes
     resume: bool = True
     progress: bool = True
@@ -107,8 +143,32 @@ class FoundationConfig:
     def validate(self) -> FoundationConfig:
         if self.pair_feature not in PAIR_FEATURES:
             raise UsageError(f"pair_feature must be one of {list(PAIR_FEATURES)}; got {self.pair_feature!r}")
+        if self.class_balance == "both":
+            raise UsageError("class_balance 'both' applied the class balance twice (balanced sampler and "
+                             "pos_weight together); use 'weighted' or 'sampler'")
         if self.class_balance not in CLASS_BALANCE:
             raise UsageError(f"class_balance must be one of {list(CLASS_BALANCE)}; got {self.class_balance!r}")
+        if self.backbone_library not in BACKBONE_LIBRARIES:
+            raise UsageError(f"backbone_library must be one of {list(BACKBONE_LIBRARIES)}; "
+                             f"got {self.backbone_library!r}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"precision must be one of {list(PRECISIONS)}; got {self.precision!r}")
+        if self.backbone_kwargs is not None and not isinstance(self.backbone_kwargs, dict):
+            raise UsageError(f"backbone_kwargs must be a mapping; got {self.backbone_kwargs!r}")
+        for name in ("image_mean", "image_std"):
+            v = getattr(self, name)
+            if v is not None:
+                if isinstance(v, (int, float)):
+                    v = [float(v)] * 3
+                if len(v) != 3 or not all(isinstance(x, (int, float)) for x in v):
+                    raise UsageError(f"{name} must be three numbers (R, G, B); got {getattr(self, name)!r}")
+                setattr(self, name, [float(x) for x in v])
+        if self.image_std is not None and min(self.image_std) <= 0:
+            raise UsageError(f"image_std must be positive; got {self.image_std}")
+        if float(self.augment) < 0:
+            raise UsageError(f"augment (strength) must be >= 0; got {self.augment}")
+        if float(self.crop_margin) < 1.0:
+            raise UsageError(f"crop_margin must be >= 1; got {self.crop_margin}")
         for name in ("epochs", "batch_size", "lora_rank"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"{name} must be >= 1; got {getattr(self, name)}")
@@ -128,17 +188,75 @@ class FoundationConfig:
 
 
 # --------------------------------------------------------------------------- backbone
+def _is_local_file(value: str | None) -> bool:
+    return bool(value) and Path(os.path.expanduser(str(value))).is_file()
+
+
+def preprocess_config(cfg: FoundationConfig) -> dict:
+    """The image preprocessing an open_clip backbone gets: ``{mean, std, interpolation,
+    resize_mode}`` (keys absent = open_clip decides, which is right for a pretrained *tag*).
+
+    Order: user-named ``image_*`` options > ``preprocess_tag`` > (for a local ``pretrained``
+    file) the model config's ``preprocess_cfg``, else the architecture's pretrained tags when
+    they all agree. A local file whose preprocessing cannot be told is refused rather than
+    given OpenAI CLIP statistics."""
+    open_clip = _open_clip()
+    from open_clip.pretrained import get_pretrained_cfg
+
+    keys = ("mean", "std", "interpolation", "resize_mode")
+    out: dict = {}
+    source = None
+    if cfg.preprocess_tag:
+        tag_cfg = get_pretrained_cfg(cfg.backbone, cfg.preprocess_tag)
+        if not tag_cfg:
+            tags = open_clip.list_pretrained_tags_by_model(cfg.backbone)
+            raise UsageError(f"preprocess_tag {cfg.preprocess_tag!r} is not a pretrained tag of {cfg.backbone} "
+                             f"(tags: {tags})")
+        source = tag_cfg
+    elif _is_local_file(cfg.pretrained):
+        if cfg.model_config:
+            register_model_config(cfg.model_config)
+        model_cfg = open_clip.get_model_config(cfg.backbone) or {}
+        if _MODEL_PREPROCESS.get(cfg.backbone) or model_cfg.get("preprocess_cfg"):
+            source = _MODEL_PREPROCESS.get(cfg.backbone) or model_cfg["preprocess_cfg"]
+        else:
+            tags = open_clip.list_pretrained_tags_by_model(cfg.backbone)
+            seen = {json.dumps({k: get_pretrained_cfg(cfg.backbone, t).get(k) for k in keys}, sort_keys=True): t
+                    for t in tags}
+            if len(seen) == 1:
+                source = json.loads(next(iter(seen)))
+            elif cfg.image_mean is None or cfg.image_std is None:
+                hint = f"its tags use different ones: name the one your file comes from with " \
+                       f"preprocess_tag (one of {tags})" if tags else "it has no pretrained tag"
+                raise UsageError(f"pretrained={cfg.pretrained}: cannot tell the image mean/std of {cfg.backbone} "
+                                 f"from a local file ({hint}), or set image_mean and image_std "
+                                 f"(and image_resize_mode)")
+    for k in keys:
+        if source is not None and source.get(k) is not None:
+            out[k] = tuple(source[k]) if k in ("mean", "std") else source[k]
+    for k, opt in (("mean", "image_mean"), ("std", "image_std"), ("interpolation", "image_interpolation"),
+                   ("resize_mode", "image_resize_mode")):
+        v = getattr(cfg, opt)
+        if v is not None:
+            out[k] = tuple(v) if k in ("mean", "std") else v
+    return out
+
+
 def build_backbone(cfg: FoundationConfig):
-    """(vision tower, eval transform) from open_clip; the text tower is dropped."""
+    """(vision tower, eval transform); open_clip drops the text tower, timm has none."""
+    if cfg.backbone_library == "timm":
+        return build_timm_backbone(cfg)
     open_clip = _open_clip()
     if cfg.model_config:
-        open_clip.add_model_config(str(resolve_model_config(cfg.model_config)))
+        register_model_config(cfg.model_config)
     if cfg.backbone not in open_clip.list_models():
         import difflib
 
         close = difflib.get_close_matches(cfg.backbone, open_clip.list_models(), n=3)
         raise UsageError(f"open_clip has no model {cfg.backbone!r}" + (f"; did you mean {close}?" if close else "")
-                         + " (register your own with model_config=PATH.json)")
+                         + " (register your own with model_config=PATH.json, or use backbone_library=timm)")
+    pp = preprocess_config(cfg)
+    kwargs = {f"image_{k}": v for k, v in pp.items()}
     import logging as _logging
 
     oc_log = _logging.getLogger()
@@ -146,12 +264,88 @@ def build_backbone(cfg: FoundationConfig):
     if not cfg.pretrained:
         oc_log.setLevel(max(prev, _logging.ERROR))  # silence "No pretrained weights loaded" for random init
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(cfg.backbone, pretrained=cfg.pretrained or None)
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            cfg.backbone, pretrained=os.path.expanduser(cfg.pretrained) if cfg.pretrained else None, **kwargs)
     finally:
         oc_log.setLevel(prev)
     visual = model.visual
     del model
     return visual, preprocess
+
+
+def build_timm_backbone(cfg: FoundationConfig):
+    """A timm model without classifier (``num_classes=0``) and timm's own eval transform.
+
+    ``pretrained``: a local weights file (safetensors, or a ``.pth``/``.bin`` read with
+    ``weights_only=True``); the classifier keys are ignored. Mean/std/interpolation come from
+    timm's data config of the model unless ``image_*`` options name them."""
+    from madpad.io import optional_import
+
+    timm = optional_import("timm", extra="detect", purpose="timm backbones for foundation-model morph detection")
+    torch = _torch()
+    kwargs = dict(cfg.backbone_kwargs or {})
+    try:
+        model = timm.create_model(cfg.backbone, pretrained=False, num_classes=0, **kwargs)
+    except RuntimeError as exc:  # unknown model
+        raise UsageError(f"timm: {exc}") from None
+    except TypeError as exc:
+        raise UsageError(f"timm model {cfg.backbone!r}: bad backbone_kwargs {kwargs}: {exc}") from None
+    if cfg.pretrained:
+        path = Path(os.path.expanduser(cfg.pretrained))
+        if not path.is_file():
+            raise UsageError(f"pretrained={cfg.pretrained}: no such file (timm backbones load a local weights file)")
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+        state = {k: v for k, v in state.items() if not k.startswith(("head.", "fc.", "classifier."))
+                 or k.startswith("head.norm")}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise UsageError(f"pretrained={cfg.pretrained} does not fit timm model {cfg.backbone} "
+                             f"{kwargs or ''}: {len(missing)} missing, {len(unexpected)} unexpected weights "
+                             f"(e.g. {(list(missing) + list(unexpected))[:3]})")
+    data_cfg = timm.data.resolve_model_data_config(model)
+    img_size = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    if img_size is not None:
+        data_cfg["input_size"] = (3, *tuple(img_size))
+    for k, opt in (("mean", "image_mean"), ("std", "image_std"), ("interpolation", "image_interpolation")):
+        if getattr(cfg, opt) is not None:
+            data_cfg[k] = tuple(getattr(cfg, opt)) if k != "interpolation" else getattr(cfg, opt)
+    preprocess = timm.data.create_transform(**data_cfg, is_training=False)
+    model.image_size = tuple(data_cfg["input_size"][1:])
+    return model, preprocess
+
+
+_MODEL_PREPROCESS: dict[str, dict] = {}
+
+
+def register_model_config(value: str) -> str:
+    """Register an open_clip model config (a JSON file or a shipped name) under its file stem.
+
+    An optional ``preprocess_cfg`` key (``mean``, ``std``, ``interpolation``, ``resize_mode``)
+    is kept for :func:`preprocess_config` (open_clip's model classes do not take it)."""
+    import tempfile
+
+    open_clip = _open_clip()
+    path = resolve_model_config(value)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"model_config {path}: not a readable JSON file ({exc})") from None
+    pre = data.pop("preprocess_cfg", None) if isinstance(data, dict) else None
+    if pre is None:
+        open_clip.add_model_config(str(path))
+    else:
+        _MODEL_PREPROCESS[path.stem] = dict(pre)
+        with tempfile.TemporaryDirectory() as tmp:
+            stripped = Path(tmp) / path.name
+            stripped.write_text(json.dumps(data), encoding="utf-8")
+            open_clip.add_model_config(str(stripped))
+    return path.stem
 
 
 def shipped_model_configs() -> dict[str, Path]:
@@ -183,16 +377,32 @@ def _torch():
     return optional_import("torch", extra="torch", purpose="foundation-model morph detection")
 
 
+_BLOCK = re.compile(r"(^|\.)(resblocks|blocks|layers|layer)\.\d+\.")
+_ATTN_MLP = re.compile(r"(^|\.)(attn|attention|self_attn|mlp|ffn)(\.|$)")
+
+
 def auto_lora_targets(visual) -> list[str]:
-    """Attention + MLP module names of an open_clip (or timm) vision tower."""
+    """Full names of the transformer blocks' attention and MLP projections of a vision tower.
+
+    Only modules inside a numbered block (``transformer.resblocks.N``, ``blocks.N``,
+    ``trunk.blocks.N``...) under its attention or MLP: an ``nn.MultiheadAttention`` (its
+    fused q/k/v and out projection are adapted together; its ``out_proj`` is not listed
+    separately) or an ``nn.Linear``. The patch embedding, pooling heads (SigLIP's
+    ``attn_pool``, CoCa's ``attn_pool``) and output projections are never adapted."""
     torch = _torch()
-    names = [n for n, _ in visual.named_modules()]
-    if any(isinstance(m, torch.nn.MultiheadAttention) for m in visual.modules()):
-        return ["attn", "c_fc", "c_proj"]
-    if any(n.endswith(".qkv") for n in names):
-        return ["qkv", "proj", "fc1", "fc2"]
-    raise UsageError("cannot choose LoRA targets automatically for this backbone; set lora_targets to a list of "
-                     "module-name suffixes (see model.visual.named_modules())")
+    nn = torch.nn
+    mha = [n for n, m in visual.named_modules() if isinstance(m, nn.MultiheadAttention)]
+    names = []
+    for n, m in visual.named_modules():
+        if not _BLOCK.search(n) or not _ATTN_MLP.search(n[_BLOCK.search(n).end() - 1:]):
+            continue
+        if isinstance(m, nn.MultiheadAttention) or (
+                isinstance(m, nn.Linear) and not any(n.startswith(a + ".") for a in mha)):
+            names.append(n)
+    if not names:
+        raise UsageError("cannot choose LoRA targets automatically for this backbone; set lora_targets to a list of "
+                         "module-name suffixes (see model.visual.named_modules())")
+    return names
 
 
 def inject_lora(visual, cfg: FoundationConfig) -> list[str]:
@@ -215,7 +425,43 @@ def inject_lora(visual, cfg: FoundationConfig) -> list[str]:
             names.append(n)
     if not names:
         raise UsageError(f"LoRA targets {targets} produced no adapter weights in {cfg.backbone}")
+    _keep_mha_base_weights(visual)
     return names
+
+
+def lora_module_names(visual) -> list[str]:
+    """Names of the modules that carry LoRA adapters (for inspection and tests)."""
+    return sorted({n.rsplit(".lora_", 1)[0].removesuffix(".base_layer") for n, _ in visual.named_parameters()
+                   if ".lora_" in n})
+
+
+def _keep_mha_base_weights(visual) -> None:
+    """peft adapts ``nn.MultiheadAttention`` by merging the LoRA delta into the frozen weights
+    for each forward and subtracting it afterwards, which leaves float round-off in the frozen
+    weights (a resumed run would drift from an uninterrupted one) and turns bf16/fp16 weights
+    into float32. Hooks put the original frozen tensors back after every forward."""
+    torch = _torch()
+    for m in visual.modules():
+        if type(m).__name__ != "MultiheadAttention" or not hasattr(m, "lora_A"):
+            continue
+
+        def pre(mod, args, kwargs=None):
+            base = mod.get_base_layer()
+            mod._madpad_frozen = (base.in_proj_weight.data, base.out_proj.get_base_layer().weight.data)
+
+        def post(mod, args, output):
+            saved = getattr(mod, "_madpad_frozen", None)
+            if saved is None:
+                return output
+            base = mod.get_base_layer()
+            out_lin = base.out_proj.get_base_layer()
+            base.register_parameter("in_proj_weight", torch.nn.Parameter(saved[0], requires_grad=False))
+            out_lin.register_parameter("weight", torch.nn.Parameter(saved[1], requires_grad=False))
+            mod._madpad_frozen = None
+            return output
+
+        m.register_forward_pre_hook(pre)
+        m.register_forward_hook(post)
 
 
 def _make_head(in_dim: int, cfg: FoundationConfig):
@@ -251,6 +497,19 @@ def feature_dim(embed_dim: int, cfg: FoundationConfig) -> int:
     return {"diff": 1, "absdiff": 1, "prod": 1, "concat": 2, "diff_prod": 3}[cfg.pair_feature] * embed_dim
 
 
+def compute_dtype(cfg: FoundationConfig, device) -> Any:
+    """The torch dtype the frozen backbone weights are stored in and autocast runs at
+    (``float32`` = no autocast). ``auto``: bf16 on CUDA where supported, else fp16, when
+    ``amp``; float32 on CPU."""
+    torch = _torch()
+    p = cfg.precision
+    if p == "auto":
+        if device.type == "cuda" and cfg.amp:
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
+
+
 class _Net:
     """Backbone + head, built lazily (torch imported only when used)."""
 
@@ -264,10 +523,12 @@ class _Net:
         self.base_state = ({k: v.detach().clone() for k, v in self.visual.state_dict().items()}
                            if self.base_state_random else None)
         self.lora_names = inject_lora(self.visual, cfg)
-        dim = int(getattr(self.visual, "output_dim", 0) or self._probe_dim())
+        dim = int(getattr(self.visual, "output_dim", 0) or getattr(self.visual, "num_features", 0)
+                  or self._probe_dim())
         self.embed_dim = dim
         self.head = _make_head(feature_dim(dim, cfg), cfg)
         self.cfg = cfg
+        self.dtype = torch.float32
 
     def _probe_dim(self) -> int:
         torch = _torch()
@@ -279,9 +540,19 @@ class _Net:
         s = getattr(self.visual, "image_size", 224)
         return (s, s) if isinstance(s, int) else tuple(s)
 
-    def to(self, device):
+    def to(self, device, dtype=None):
+        """Move to ``device``; ``dtype``: the type of the frozen backbone weights (LoRA and head
+        stay float32: they are the trained master weights)."""
         self.visual.to(device)
         self.head.to(device)
+        if dtype is not None and dtype != self.dtype:
+            for n, p in self.visual.named_parameters():
+                if "lora_" not in n:
+                    p.data = p.data.to(dtype)
+            for n, b in self.visual.named_buffers():
+                if b.is_floating_point():
+                    b.data = b.data.to(dtype)
+            self.dtype = dtype
         return self
 
     def train(self, mode: bool = True):
@@ -290,7 +561,7 @@ class _Net:
 
     def embed(self, x):
         torch = _torch()
-        e = self.visual(x)
+        e = self.visual(x.to(self.dtype) if self.dtype != torch.float32 else x)
         if isinstance(e, (tuple, list)):
             e = e[0]
         return torch.nn.functional.normalize(e.float(), dim=-1)
@@ -325,13 +596,30 @@ class _Net:
         return lora, list(self.head.parameters())
 
 
+def align_for_backbone(image: np.ndarray, landmarks, *, size: int, margin: float = 1.6) -> np.ndarray:
+    """Square ``size`` x ``size`` face crop with the eye centres on the ArcFace template's eye
+    positions, the template scaled so that the crop is ``margin`` times its side (same
+    geometry for suspect and live: roll, scale and position differences are removed)."""
+    from madpad.face import align_portrait
+
+    side = 112.0 * float(margin)
+    (lx, ly), (rx, ry) = _ARC_EYES
+    eye_dist = (rx - lx) / side
+    eye_y = 0.5 + ((ly + ry) / 2 - 56.0) / side
+    center_x = 0.5 + ((lx + rx) / 2 - 56.0) / side
+    out, _ = align_portrait(image, landmarks, size=(int(size), int(size)), eye_y=eye_y, eye_dist=eye_dist,
+                            center_x=center_x, border="replicate")
+    return out
+
+
 # --------------------------------------------------------------------------- detector
 class FoundationDetector(MorphDetector):
-    """Differential (or single-image) morph detector on an open_clip backbone with LoRA.
+    """Differential (or single-image) morph detector on an open_clip or timm backbone with LoRA.
 
     ``score(pairs)`` returns sigmoid probabilities, float64 (n,), higher = more likely a
-    morph; a pair is classified as an attack when ``score >= threshold``. See the module
-    docstring for the options (all keyword-only; ``FoundationConfig`` lists them).
+    morph (NaN where an image has no usable face; ``score_pairs`` says why); a pair is
+    classified as an attack when ``score >= threshold``. See the module docstring for the
+    options (all keyword-only; ``FoundationConfig`` lists them).
     """
 
     name = "foundation"
@@ -349,7 +637,10 @@ class FoundationDetector(MorphDetector):
         self.net_: _Net | None = None
         self.history_: list[dict] = []
         self.model_id_: str | None = None
+        self.skipped_: dict = {}
         self._img_cache: dict[str, Any] = {}
+        self._failures: dict[str, tuple[str, str]] = {}
+        self._face_tools = None
         self.feature_cache = FeatureCache()
 
     # ------------------------------------------------------------------ device / images
@@ -362,71 +653,147 @@ class FoundationDetector(MorphDetector):
             raise UsageError(f"device={d!r} requested but CUDA is not available; use device=cpu or auto")
         return torch.device(d)
 
-    def _crop(self, img: np.ndarray) -> np.ndarray:
+    def _face_landmarks(self, img: np.ndarray) -> np.ndarray:
+        """Landmarks (5 or 68 points) of the face used for the alignment; raises
+        FaceNotFoundError (or ImageReadError) for per-image problems."""
+        from madpad.errors import FaceNotFoundError
+        from madpad.face.analyze import analyze_face, resolve_detector, resolve_landmarker
+
+        if getattr(self, "_face_tools", None) is None:  # built once (the landmark model loads from disk)
+            self._face_tools = (resolve_detector(self.config.face_crop),
+                                resolve_landmarker(self.config.face_landmarker))
+        a = analyze_face(img, detector=self._face_tools[0], landmarker=self._face_tools[1])
+        if a.status != "ok":
+            raise FaceNotFoundError(f"no usable face for the alignment ({a.status}: {a.error})")
+        lm = a.landmarks5 if getattr(a, "landmarks5", None) is not None else a.landmarks
+        if lm is None:
+            raise FaceNotFoundError("the face analysis gave no landmarks for the alignment")
+        return np.asarray(lm, dtype=np.float64)
+
+    def _prepare(self, image) -> np.ndarray:
+        """Decoded RGB uint8 image, face-aligned when ``face_crop`` is set (before augmentation
+        and the backbone's own transform)."""
+        img = load_image(image)
+        size = max(self.net_.image_size()) if self.net_ is not None else 224
         if not self.config.face_crop:
+            # no alignment: at most twice the input size (memory of the training memo; the
+            # backbone's transform resizes to its input size anyway)
+            f = 2.0 * size / max(img.shape[:2])
+            if f < 1.0:
+                import cv2
+
+                img = cv2.resize(img, (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f))),
+                                 interpolation=cv2.INTER_AREA)
             return img
-        from madpad.face import get_detector
+        return align_for_backbone(img, self._face_landmarks(img), size=size, margin=self.config.crop_margin)
 
-        if not hasattr(self, "_face_det"):
-            self._face_det = get_detector(self.config.face_crop)
-        dets = self._face_det.detect(img)
-        if not dets:
-            from madpad.errors import FaceNotFoundError
-
-            raise FaceNotFoundError("no face found for the face crop")
-        x0, y0, x1, y1 = [float(v) for v in dets[0].box]
-        side = max(x1 - x0, y1 - y0) * float(self.config.crop_margin)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        import cv2
-
-        M = np.array([[1, 0, side / 2 - cx], [0, 1, side / 2 - cy]], dtype=np.float64)
-        s = int(round(side))
-        return cv2.warpAffine(img, M, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-
-    def _tensor(self, image, *, keep: bool):
-        """Preprocessed CHW tensor of an image (memoised by content key when ``keep``)."""
+    def _to_tensor(self, img: np.ndarray):
         from PIL import Image
 
-        key = None
-        if keep:  # memo for one fit: file paths by name (cleared after fit), arrays by content
-            key = ("p:" + str(image)) if isinstance(image, (str, os.PathLike)) else image_key(image)
-        if key is not None and key in self._img_cache:
-            return self._img_cache[key]
-        img = self._crop(load_image(image))
-        t = self.net_.preprocess(Image.fromarray(img))
-        if key is not None:
-            self._img_cache[key] = t
-        return t
+        return self.net_.preprocess(Image.fromarray(img))
 
-    def _batch(self, images, *, keep: bool):
+    def _memo_key(self, image) -> str:
+        return ("p:" + str(image)) if isinstance(image, (str, os.PathLike)) else image_key(image)
+
+    def _train_tensor(self, image, *, epoch: int, item: int, role: str):
+        """Training input: the prepared image (memoised for one fit), augmented with a draw
+        that depends on (seed, epoch, pair, role) only, then the backbone's transform."""
+        key = self._memo_key(image)
+        strength = float(self.config.augment)
+        if strength <= 0:
+            t = self._img_cache.get(("t", key))
+            if t is None:
+                t = self._img_cache[("t", key)] = self._to_tensor(self._img_cache[key])
+            return t
+        from madpad.mad.augment import AugmentConfig, augment_image, augmentation_rng
+
+        rng = augmentation_rng(self.config.seed, epoch, item, role)
+        return self._to_tensor(augment_image(self._img_cache[key], rng, AugmentConfig(strength=strength)))
+
+    def _train_batch(self, images, idx, *, epoch: int, role: str):
         torch = _torch()
-        return torch.stack([self._tensor(im, keep=keep) for im in images])
+        return torch.stack([self._train_tensor(images[i], epoch=epoch, item=i, role=role) for i in idx])
 
     def _autocast(self, device):
         torch = _torch()
         import contextlib
 
-        if device.type == "cuda" and self.config.amp:
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return torch.autocast("cuda", dtype=dtype)
-        return contextlib.nullcontext()
+        dtype = self.net_.dtype if self.net_ is not None else torch.float32
+        if dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=dtype)
+
+    def _load_training_images(self, pairs: list[Pair], *, where: str) -> tuple[list[Pair], dict]:
+        """Decode (and align) every distinct training image once; pairs with an image that
+        cannot be used are dropped and counted by reason (logged, never fatal)."""
+        from madpad.errors import MadpadError
+        from madpad.mad.features import _status_of
+
+        bad: dict[str, str] = {}
+        for p in pairs:
+            for im in ((p.suspect,) if self.config.single_image else (p.suspect, p.live)):
+                key = self._memo_key(im)
+                if key in self._img_cache or key in bad:
+                    continue
+                try:
+                    self._img_cache[key] = self._prepare(im)
+                except (MadpadError, OSError, ValueError) as exc:
+                    bad[key] = _status_of(exc) if isinstance(exc, MadpadError) else "unreadable"
+                    log.warning("%s: skipping %s: %s", where, im if not isinstance(im, np.ndarray) else "image", exc)
+        keep, skipped = [], {}
+        for p in pairs:
+            ims = (p.suspect,) if self.config.single_image else (p.suspect, p.live)
+            reasons = [bad[k] for k in map(self._memo_key, ims) if k in bad]
+            if reasons:
+                skipped[reasons[0]] = skipped.get(reasons[0], 0) + 1
+            else:
+                keep.append(p)
+        if skipped:
+            log.warning("%s: %d of %d pairs skipped (%s)", where, len(pairs) - len(keep), len(pairs),
+                        ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())))
+        return keep, skipped
 
     # ------------------------------------------------------------------ training
+    def _batch_loss(self, logits, y):
+        """The training loss of one batch: BCE, with ``pos_weight`` for ``class_balance=weighted``."""
+        torch = _torch()
+        pw = torch.tensor([self.pos_weight_], device=logits.device, dtype=logits.dtype)
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=pw)
+
+    def _dev_d_eer(self, net, dev, y_dev, device) -> float:
+        from madpad.mad.evaluation import detection_eer
+
+        s = self._score_with(net, dev, device, cache=None)
+        ok = np.isfinite(s)
+        return detection_eer(s[ok], y_dev[ok])
+
+    def _after_epoch(self, epoch: int) -> None:
+        """Called after each finished epoch (its resume state written); a hook for tests."""
+
     def fit(self, pairs: Sequence[Pair], *, dev: Sequence[Pair] | None = None) -> FoundationDetector:
-        """Train LoRA + head on labelled pairs; early-stop on the D-EER of ``dev`` (if given)."""
+        """Train LoRA + head on labelled pairs; early-stop on the D-EER of ``dev`` (if given),
+        keeping the best epoch's weights. Pairs with an unusable image are skipped (counted in
+        ``skipped_``)."""
         torch = _torch()
         from tqdm.auto import tqdm
 
-        from madpad.mad.evaluation import detection_eer
-
         cfg = self.config
         pairs = as_pairs(pairs)
-        y = labels_of(pairs, where="training pairs")
+        labels_of(pairs, where="training pairs")
         dev = as_pairs(dev) if dev else None
-        y_dev = labels_of(dev, where="dev pairs") if dev else None
+        if dev is not None:
+            labels_of(dev, where="dev pairs")
         device = self._device()
         self.net_ = _Net(cfg)
-        net = self.net_.to(device)
+        self._img_cache.clear()
+        self._failures.clear()
+        pairs, self.skipped_ = self._load_training_images(pairs, where="training pairs")
+        y = labels_of(pairs, where="training pairs (after skipping unusable images)")
+        y_dev = None
+        if dev is not None:
+            y_dev = np.array([p.y for p in dev], dtype=np.int64)
+        net = self.net_.to(device, compute_dtype(cfg, device))
+        self.precision_ = str(net.dtype).replace("torch.", "")
         lora_p, head_p = net.trainable_parameters()
         opt = torch.optim.AdamW([{"params": lora_p, "lr": cfg.lr_lora, "name": "lora"},
                                  {"params": head_p, "lr": cfg.lr_head, "name": "head"}],
@@ -434,16 +801,15 @@ class FoundationDetector(MorphDetector):
         n = len(pairs)
         n_pos, n_neg = int(y.sum()), int((1 - y).sum())
         self.class_counts_ = {"bona_fide": n_neg, "attack": n_pos}
-        self.pos_weight_ = class_pos_weight(y) if cfg.class_balance in ("weighted", "both") else 1.0
+        self.pos_weight_ = class_pos_weight(y) if cfg.class_balance == "weighted" else 1.0
         steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
         total = cfg.epochs * steps_per_epoch
         warm = int(cfg.warmup if cfg.warmup >= 1 else round(cfg.warmup * total))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, warmup=warm, total=total))
         gen = torch.Generator().manual_seed(int(cfg.seed))
         sampler = make_sampler(y, cfg.class_balance, generator=gen)
-        pos_weight = torch.tensor([self.pos_weight_], device=device)
         scaler = None
-        if device.type == "cuda" and cfg.amp and not torch.cuda.is_bf16_supported():
+        if device.type == "cuda" and net.dtype == torch.float16:
             scaler = torch.amp.GradScaler("cuda")
 
         start_epoch, best = 0, {"d_eer": math.inf, "loss": math.inf, "epoch": -1}
@@ -452,7 +818,7 @@ class FoundationDetector(MorphDetector):
         ckdir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
         fingerprint = self._fingerprint(pairs, dev)
         if ckdir is not None and cfg.resume and (ckdir / "last.safetensors").is_file():
-            meta = _load_resume(ckdir / "last.safetensors", net, opt, sched, gen, fingerprint)
+            meta = _load_resume(ckdir / "last.safetensors", net, opt, sched, gen, fingerprint, scaler=scaler)
             start_epoch = meta["epoch"] + 1
             best = meta["best"]
             self.history_ = meta["history"]
@@ -461,6 +827,8 @@ class FoundationDetector(MorphDetector):
         bad_epochs = 0
         if self.history_ and dev is not None:
             bad_epochs = len(self.history_) - 1 - best["epoch"]
+        suspects = [p.suspect for p in pairs]
+        lives = [p.live for p in pairs]
         for epoch in range(start_epoch, cfg.epochs):
             if cfg.patience and dev is not None and bad_epochs >= cfg.patience:
                 break
@@ -472,18 +840,18 @@ class FoundationDetector(MorphDetector):
                        leave=False)
             for start in bar:
                 idx = order[start:start + cfg.batch_size]
-                xs = self._batch([pairs[i].suspect for i in idx], keep=True).to(device)
+                xs = self._train_batch(suspects, idx, epoch=epoch, role="suspect").to(device)
                 yt = torch.tensor(y[idx], dtype=torch.float32, device=device)
                 with self._autocast(device):
                     if cfg.single_image:
                         es = net.embed(xs)
                         el = None
                     else:
-                        xl = self._batch([pairs[i].live for i in idx], keep=True).to(device)
+                        xl = self._train_batch(lives, idx, epoch=epoch, role="live").to(device)
                         emb = net.embed(torch.cat([xs, xl]))
                         es, el = emb[:len(idx)], emb[len(idx):]
                     logits = net.logits_from_embeddings(es, el).float()
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, yt, pos_weight=pos_weight)
+                loss = self._batch_loss(logits, yt)
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -498,8 +866,7 @@ class FoundationDetector(MorphDetector):
             rec = {"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 2),
                    "lr_lora": opt.param_groups[0]["lr"], "lr_head": opt.param_groups[1]["lr"]}
             if dev is not None:
-                s_dev = self._score_with(net, dev, device, cache=None)
-                rec["dev_d_eer"] = detection_eer(s_dev, y_dev)
+                rec["dev_d_eer"] = float(self._dev_d_eer(net, dev, y_dev, device))
                 improved = rec["dev_d_eer"] < best["d_eer"] - 1e-12 or (
                     rec["dev_d_eer"] <= best["d_eer"] + 1e-12 and rec["train_loss"] < best["loss"])
             else:
@@ -514,7 +881,8 @@ class FoundationDetector(MorphDetector):
             log.info("epoch %d: %s", epoch + 1, rec)
             if ckdir is not None:
                 _save_resume(ckdir / "last.safetensors", net, opt, sched, gen, epoch=epoch, best=best,
-                             history=self.history_, best_state=best_state, fingerprint=fingerprint)
+                             history=self.history_, best_state=best_state, fingerprint=fingerprint, scaler=scaler)
+            self._after_epoch(epoch)
         if best_state is not None:
             net.load_trainable(*best_state)
         net.train(False)
@@ -542,26 +910,42 @@ class FoundationDetector(MorphDetector):
 
     # ------------------------------------------------------------------ scoring
     def embed_images(self, images: Sequence[Any], *, cache: FeatureCache | None = None) -> np.ndarray:
-        """L2-normalised embeddings (N, D) of images under the trained backbone (cached per image)."""
+        """L2-normalised embeddings (N, D) of images under the trained backbone (cached per
+        image; a row of NaNs for an image without a usable face)."""
         check_is_fitted(self, "net_")
         return self._embed_with(self.net_, images, self._device(), cache=cache if cache is not None
                                 else self.feature_cache, model_id=self.model_id_)
 
     def _embed_with(self, net, images, device, *, cache, model_id=None):
         torch = _torch()
+        from madpad.errors import MadpadError
+        from madpad.mad.features import _status_of
 
         def compute(ims):
-            out = []
+            out = np.full((len(ims), net.embed_dim), np.nan, dtype=np.float32)
+            good, tensors = [], []
+            for j, im in enumerate(ims):
+                try:
+                    tensors.append(self._to_tensor(self._prepare(im)))
+                    good.append(j)
+                except (MadpadError, OSError, ValueError) as exc:
+                    st = _status_of(exc) if isinstance(exc, MadpadError) else "unreadable"
+                    name = str(im) if not isinstance(im, np.ndarray) else "image"
+                    self._failures[self._fail_key(im)] = (st, f"{name}: {exc}")
             net.train(False)
+            bs = self.config.eval_batch_size
             with torch.no_grad():
-                for i in range(0, len(ims), self.config.eval_batch_size):
-                    x = self._batch(ims[i:i + self.config.eval_batch_size], keep=False).to(device)
+                for i in range(0, len(good), bs):
+                    x = torch.stack(tensors[i:i + bs]).to(device)
                     with self._autocast(device):
-                        out.append(net.embed(x).float().cpu().numpy())
-            return np.concatenate(out) if out else np.zeros((0, net.embed_dim), np.float32)
+                        out[good[i:i + bs]] = net.embed(x).float().cpu().numpy()
+            return out
 
         return cached_features(list(images), compute, model_id=model_id or "training", cache=cache,
                                dim=net.embed_dim)
+
+    def _fail_key(self, image) -> str:
+        return self._memo_key(image)
 
     def _score_with(self, net, pairs, device, *, cache, model_id=None) -> np.ndarray:
         torch = _torch()
@@ -578,15 +962,38 @@ class FoundationDetector(MorphDetector):
         return out.astype(np.float64)
 
     def score(self, pairs: Sequence[Pair], *, cache: FeatureCache | None = None) -> np.ndarray:
-        """Morph scores in [0, 1], float64 (n,); higher = more likely a morph (attack if >= t)."""
+        """Morph scores in [0, 1], float64 (n,); higher = more likely a morph (attack if >= t);
+        NaN for a pair with an unusable image."""
+        return self.score_pairs(pairs, cache=cache).scores
+
+    def score_pairs(self, pairs: Sequence[Pair], *, cache: FeatureCache | None = None):
+        """Scores with per-pair ``status`` (``ok``, ``no_face``, ``unreadable``...) and ``error``."""
+        from madpad.mad.baselines import ScoreResult
+
         check_is_fitted(self, "net_")
         pairs = as_pairs(pairs)
         if not pairs:
-            return np.zeros(0, dtype=np.float64)
+            return ScoreResult(np.zeros(0, dtype=np.float64), [], [])
         device = self._device()
-        self.net_.to(device)
-        return self._score_with(self.net_, pairs, device, cache=cache if cache is not None else self.feature_cache,
-                                model_id=self.model_id_)
+        self.net_.to(device, compute_dtype(self.config, device))
+        s = self._score_with(self.net_, pairs, device, cache=cache if cache is not None else self.feature_cache,
+                             model_id=self.model_id_)
+        status, error = [], []
+        for p, v in zip(pairs, s):
+            st, er = "ok", ""
+            if not np.isfinite(v):
+                for role, im in (("suspect", p.suspect), ("live", None if self.config.single_image else p.live)):
+                    if im is None:
+                        continue
+                    f = self._failures.get(self._fail_key(im))
+                    if f is not None:
+                        st, er = f[0], f"{role}: {f[1]}"
+                        break
+                else:
+                    st, er = "no_face", "no usable face (cached result)"
+            status.append(st)
+            error.append(er)
+        return ScoreResult(s, status, error)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | os.PathLike) -> Path:
@@ -610,6 +1017,7 @@ class FoundationDetector(MorphDetector):
             "weights": "weights.safetensors", "backbone_in_checkpoint": self.net_.base_state is not None,
             "model_id": self.model_id_, "history": self.history_, "best_epoch": getattr(self, "best_epoch_", None),
             "class_counts": getattr(self, "class_counts_", None), "pos_weight": getattr(self, "pos_weight_", None),
+            "skipped_pairs": self.skipped_, "training_precision": getattr(self, "precision_", None),
             "score": "sigmoid probability; higher = more likely a morph; attack when score >= threshold"})
         return d
 
@@ -628,6 +1036,7 @@ class FoundationDetector(MorphDetector):
                                 {k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
         det.net_.train(False)
         det.history_ = head.get("history", [])
+        det.skipped_ = head.get("skipped_pairs") or {}
         det._finish()
         return det
 
@@ -666,7 +1075,7 @@ def sample_weights(y) -> np.ndarray:
 
 def make_sampler(y, class_balance: str, *, generator):
     torch = _torch()
-    if class_balance in ("sampler", "both"):
+    if class_balance == "sampler":
         w = torch.as_tensor(sample_weights(y), dtype=torch.double)
         return torch.utils.data.WeightedRandomSampler(w, num_samples=len(y), replacement=True, generator=generator)
     return None
@@ -681,7 +1090,8 @@ def warmup_cosine(step: int, *, warmup: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _save_resume(path: Path, net, opt, sched, gen, *, epoch, best, history, best_state, fingerprint) -> None:
+def _save_resume(path: Path, net, opt, sched, gen, *, epoch, best, history, best_state, fingerprint,
+                 scaler=None) -> None:
     """Everything needed to continue training, in one safetensors file (JSON in its metadata)."""
     torch = _torch()
     from safetensors.torch import save_file
@@ -709,6 +1119,8 @@ def _save_resume(path: Path, net, opt, sched, gen, *, epoch, best, history, best
             "scalar_state": scalar_state, "scheduler": sched.state_dict(), "fingerprint": fingerprint,
             "has_best": best_state is not None}
     meta["scheduler"].pop("lr_lambdas", None)
+    if scaler is not None:
+        meta["grad_scaler"] = {k: (float(v) if torch.is_tensor(v) else v) for k, v in scaler.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"madpad": json.dumps(meta, default=_json_default)})
 
@@ -721,7 +1133,7 @@ def _json_default(o):
     return str(o)
 
 
-def _load_resume(path: Path, net, opt, sched, gen, fingerprint: str) -> dict:
+def _load_resume(path: Path, net, opt, sched, gen, fingerprint: str, *, scaler=None) -> dict:
     torch = _torch()
     from safetensors import safe_open
 
@@ -749,6 +1161,8 @@ def _load_resume(path: Path, net, opt, sched, gen, fingerprint: str) -> dict:
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])
     gen.set_state(tensors["rng.sampler"])
+    if scaler is not None and meta.get("grad_scaler"):
+        scaler.load_state_dict(meta["grad_scaler"])
     best = meta["best"]
     for k in ("d_eer", "loss"):
         if isinstance(best.get(k), str):

@@ -87,7 +87,8 @@ def read_pairs_csv(path: str | os.PathLike, *, require_labels: bool = False, che
             raise ManifestError(f"is empty; training needs {list(LABELS)}", path=p, row=row, field="label")
         species = str(raw.get("species", "") or "").strip()
         if label == "attack" and not species:
-            species = "attack"
+            raise ManifestError("is empty; an attack pair must name its attack species (e.g. the morph method)",
+                                path=p, row=row, field="species")
         out.append(Pair(id=pid, suspect=paths["suspect"], live=paths["live"], label=label,
                         species=species if label == "attack" else ("" if label == "bona_fide" else species),
                         subjects=split_subjects(raw.get("subjects")),

@@ -94,20 +94,64 @@ def runtime_overrides(model: str | os.PathLike, *, device: str | None = None,
     return cls.runtime_overrides(progress=False, device=device or None, batch_size=batch_size or None)
 
 
-def score_pairs_file(*, model: str | os.PathLike, pairs_path: str | os.PathLike, out: str | os.PathLike,
-                     cache_dir=None, chunk: int = 256, progress: bool = True, overrides: dict | None = None) -> dict:
-    """Library form of ``detect score``; returns counts (ok / failed / reused)."""
+def load_checkpoint(model: str | os.PathLike, **overrides):
+    """:func:`madpad.mad.load_detector`, with a truncated or corrupt checkpoint file (npz,
+    safetensors, JSON) turned into one :class:`~madpad.errors.CheckpointError` line naming it."""
+    import zipfile
+
+    from madpad.errors import CheckpointError, MadpadError
+    from madpad.mad import load_detector
+
+    try:
+        return load_detector(model, **overrides)
+    except MadpadError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, RuntimeError) as exc:
+        if isinstance(exc, FileNotFoundError) and exc.filename:
+            raise CheckpointError(f"{model}: checkpoint file {exc.filename} not found") from None
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        files = sorted(f.name for f in Path(model).glob("*") if f.suffix in (".npz", ".safetensors", ".json"))
+        raise CheckpointError(f"{model}: truncated or corrupt checkpoint (files {files}; "
+                              f"{type(exc).__name__}: {msg})") from None
+    except Exception as exc:  # safetensors' own SafetensorError and other decoder errors
+        if type(exc).__name__ not in ("SafetensorError", "HeaderTooLarge", "JSONDecodeError"):
+            raise
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"{model}: truncated or corrupt checkpoint ({type(exc).__name__}: {msg})") from None
+
+
+def untrained_detector(name: str):
+    """(detector, model id) of a registered detector that needs no training (``--detector``)."""
+    from madpad.mad import MORPH_DETECTORS, get_detector
+
+    cls = MORPH_DETECTORS.load(name)
+    if cls.trainable:
+        raise UsageError(f"--detector {name}: this detector must be trained first; score a checkpoint with "
+                         f"--model (train one with 'python -m madpad.detect train')")
+    det = get_detector(name, **cls.runtime_overrides(progress=False))
+    return det, f"untrained:{name}"
+
+
+def score_pairs_file(*, model: str | os.PathLike | None = None, pairs_path: str | os.PathLike,
+                     out: str | os.PathLike, cache_dir=None, chunk: int = 256, progress: bool = True,
+                     overrides: dict | None = None, detector: str | None = None) -> dict:
+    """Library form of ``detect score``; returns counts (ok / failed / reused). ``detector``
+    (instead of ``model``): the name of an untrained detector, scored without a checkpoint."""
     from tqdm.auto import tqdm
 
     from madpad.data import write_table
-    from madpad.mad import load_detector
     from madpad.mad.pairs import read_pairs_csv
 
-    if not Path(model).is_dir():
-        raise UsageError(f"--model {model}: not a checkpoint directory (train one with 'python -m madpad.detect train')")
-    pairs = read_pairs_csv(pairs_path)
-    det = load_detector(model, **(overrides or {}))
-    mid = model_fingerprint(model)
+    if detector is not None:
+        pairs = read_pairs_csv(pairs_path)
+        det, mid = untrained_detector(detector)
+    else:
+        if model is None or not Path(model).is_dir():
+            raise UsageError(f"--model {model}: not a checkpoint directory (train one with "
+                             f"'python -m madpad.detect train')")
+        pairs = read_pairs_csv(pairs_path)
+        det = load_checkpoint(model, **(overrides or {}))
+        mid = model_fingerprint(model)
     out = Path(out)
     done = _previous_rows(out, mid)
     todo = [p for p in pairs if p.id not in done]
@@ -151,4 +195,5 @@ def score_pairs_file(*, model: str | os.PathLike, pairs_path: str | os.PathLike,
             "cache_hits": cache.hits, "cache_misses": cache.misses}
 
 
-__all__ = ["feature_cache", "model_fingerprint", "runtime_overrides", "score_pairs_file", "score_with_status"]
+__all__ = ["feature_cache", "model_fingerprint", "runtime_overrides", "score_pairs_file", "score_with_status",
+           "untrained_detector"]

@@ -26,6 +26,10 @@ from madpad.errors import MadpadError, ManifestError
 
 log = logging.getLogger(__name__)
 
+#: Default cap on the longer side of source images (``--max-side``): larger images are shrunk on
+#: reading, so the working and output size, and the memory, stay bounded.
+DEFAULT_MAX_SIDE = 2048
+
 _ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")
 MANIFEST_NAME = "manifest.csv"
 
@@ -221,6 +225,20 @@ def attribution_text(requests: Sequence[MorphRequest], *, method: str, params: d
 
 
 # --------------------------------------------------------------------------- the job
+_FACE_COLUMNS = ("face_a_box", "faces_a", "face_b_box", "faces_b")
+
+
+def _record_faces(rec, faces) -> None:
+    """Manifest columns naming the face used of each contributor and how many were found."""
+    if not isinstance(faces, dict) or not faces:
+        return
+    for who in ("a", "b"):
+        info = faces.get(who) or {}
+        box = info.get("box")
+        rec.extra[f"face_{who}_box"] = " ".join(f"{float(v):g}" for v in box) if box is not None else ""
+        rec.extra[f"faces_{who}"] = str(info.get("n_faces", "")) if info else ""
+
+
 def _existing_rows(manifest: Path) -> dict[str, dict]:
     if not manifest.is_file():
         return {}
@@ -252,12 +270,19 @@ def _done(prev: dict | None, out_dir: Path, *, method: str, alpha: float, params
 
 
 def run_morph_job(requests: Sequence[MorphRequest], generator: Any, out_dir: str | Path, *, method: str,
-                  seed: int = 0, fmt: str = "png", quality: int = 95, progress: bool | None = None) -> JobSummary:
+                  seed: int = 0, fmt: str = "png", quality: int = 95, progress: bool | None = None,
+                  max_side: int | None = DEFAULT_MAX_SIDE) -> JobSummary:
     """Make every requested morph with ``generator`` (``morph(a, b, *, alpha, seed)`` and ``params()``).
 
     Per-item failures (no face, unreadable image, any error of one item) are recorded as
     ``status=failed`` with the error and the job carries on. ``progress=None`` shows a tqdm bar
-    only on a terminal. Returns a :class:`JobSummary`.
+    only on a terminal. ``max_side``: source images are shrunk on reading so their longer side is
+    at most this many pixels (None or 0: no cap), which bounds the working and output size. When
+    the generator reports the faces it used (``generator.last_faces``, e.g. the landmark
+    methods), the manifest gets columns ``face_a_box``/``face_b_box`` (``x0 y0 x1 y1`` in the
+    image as read) and ``faces_a``/``faces_b`` (faces found; more than 1 means others were present
+    and the selection policy chose one). A morph is ``ok`` only when both faces were found upright
+    (the landmark methods fail a turned or upside-down face). Returns a :class:`JobSummary`.
     """
     from tqdm.auto import tqdm
 
@@ -269,6 +294,12 @@ def run_morph_job(requests: Sequence[MorphRequest], generator: Any, out_dir: str
         raise ManifestError(f"--format must be png or jpg; got {fmt!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    from madpad.io import remove_stale_temporaries, test_kill_point
+
+    stale = remove_stale_temporaries(out)  # left by a killed run (only madpad's own temp names)
+    if stale:
+        log.warning("removed %d temporary file(s) an interrupted run left in %s: %s", len(stale), out,
+                    ", ".join(p.name for p in stale[:5]) + (" ..." if len(stale) > 5 else ""))
     manifest = out / MANIFEST_NAME
     params = dict(generator.params())
     params_json = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
@@ -290,6 +321,8 @@ def run_morph_job(requests: Sequence[MorphRequest], generator: Any, out_dir: str
             id=r.id, path=path, a=str(r.a), b=str(r.b), subject_a=r.subject_a, subject_b=r.subject_b,
             alpha=float(r.alpha), method=method, seed=item_seed(seed, r.id), params=params, status=status,
             error="", extra=dict(r.extra), rel={"path": rel if status == "ok" else ""}))
+        if status == "ok":  # keep the face columns of a finished morph
+            records[-1].extra.update({k: str(p.get(k) or "") for k in _FACE_COLUMNS if k in p})
     todo = [i for i, rec in enumerate(records) if rec.status != "ok"]
     skipped = len(records) - len(todo)
     write_morphs(manifest, records)
@@ -301,9 +334,14 @@ def run_morph_job(requests: Sequence[MorphRequest], generator: Any, out_dir: str
         for i in todo:
             rec, req = records[i], requests[i]
             try:
-                img_a = read_image(req.a)
-                img_b = read_image(req.b)
-                img = generator.morph(img_a, img_b, alpha=req.alpha, seed=rec.seed)
+                img_a = read_image(req.a, max_side=max_side or None)
+                img_b = read_image(req.b, max_side=max_side or None)
+                if hasattr(generator, "last_faces"):
+                    generator.last_faces = {}
+                try:
+                    img = generator.morph(img_a, img_b, alpha=req.alpha, seed=rec.seed)
+                finally:
+                    _record_faces(rec, getattr(generator, "last_faces", None))
                 write_image(out / targets[i], img, quality=quality)
                 rec.status, rec.error, rec.path, rec.rel = "ok", "", out / targets[i], {"path": targets[i]}
                 made += 1
@@ -318,6 +356,7 @@ def run_morph_job(requests: Sequence[MorphRequest], generator: Any, out_dir: str
                 failures.append((rec.id, msg))
                 log.warning("morph %s failed unexpectedly: %s", rec.id, msg)
             write_morphs(manifest, records)
+            test_kill_point("generate.item")
             bar.update(1)
     finally:
         bar.close()
@@ -326,6 +365,7 @@ def run_morph_job(requests: Sequence[MorphRequest], generator: Any, out_dir: str
 
 
 __all__ = [
+    "DEFAULT_MAX_SIDE",
     "MANIFEST_NAME",
     "JobSummary",
     "MorphRequest",

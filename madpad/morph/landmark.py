@@ -79,7 +79,8 @@ class FaceLandmarks:
         self.detector_params = dict(detector_params or {})
         self._detector = None
         self._landmarker = None
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[np.ndarray, dict]] = OrderedDict()
+        self.last_face: dict | None = None  # face used in the last image: {"box": [x0,y0,x1,y1], "n_faces": N}
         self.calls = 0  # landmark computations actually run (cache misses)
 
     def params(self) -> dict:
@@ -107,11 +108,13 @@ class FaceLandmarks:
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         key = self._key(image)
+        self.last_face = None
         if key in self._cache:
             self._cache.move_to_end(key)
-            return self._cache[key]
+            pts, self.last_face = self._cache[key]
+            return pts
         pts = self._compute(image)
-        self._cache[key] = pts
+        self._cache[key] = (pts, self.last_face)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return pts
@@ -136,6 +139,7 @@ class FaceLandmarks:
         det = select_face(detections, self.policy, image_shape=small.shape)
         if scale != 1.0:
             det = det.scaled(1.0 / scale)
+        self.last_face = {"box": [round(float(v), 1) for v in det.box], "n_faces": len(detections)}
         pts = np.asarray(self._landmarker.landmarks(image, det.box), dtype=np.float64)
         if pts.ndim != 2 or pts.shape[1] != 2 or not np.all(np.isfinite(pts)):
             raise FaceNotFoundError(f"landmarker {self.landmarker_name} returned no usable points")
@@ -336,6 +340,7 @@ class LandmarkMorpher(MorphGenerator):
             raise UsageError(f"border_per_side must be >= 2; got {border_per_side}")
         self.border_per_side = int(border_per_side)
         self.splice = splice if splice is not None else SpliceSettings()
+        self.last_faces: dict = {}  # set by morph_details: the face used per contributor ("a", "b")
 
     # strategy setters -----------------------------------------------------------------
     def set_landmarks(self, fn: LandmarkFn) -> LandmarkMorpher:
@@ -383,15 +388,22 @@ class LandmarkMorpher(MorphGenerator):
 
         a = as_rgb_uint8(image_a, name="image_a")
         b = as_rgb_uint8(image_b, name="image_b")
+        from madpad.face import upright_problem
+
         t0 = time.perf_counter()
-        try:
-            pa = self.landmarks(a)
-        except FaceNotFoundError as exc:
-            raise FaceNotFoundError(f"contributor A: {exc}") from None
-        try:
-            pb = self.landmarks(b)
-        except FaceNotFoundError as exc:
-            raise FaceNotFoundError(f"contributor B: {exc}") from None
+        self.last_faces = {}  # contributor -> {"box", "n_faces"} of the face used (when the landmarker says)
+        points = {}
+        for who, img in (("A", a), ("B", b)):
+            try:
+                points[who] = self.landmarks(img)
+            except FaceNotFoundError as exc:
+                raise FaceNotFoundError(f"contributor {who}: {exc}") from None
+            if getattr(self.landmarks, "last_face", None):
+                self.last_faces[who.lower()] = dict(self.landmarks.last_face)
+            problem = upright_problem(points[who])  # a turned or implausible face gives a garbage morph
+            if problem:
+                raise FaceNotFoundError(f"contributor {who}: {problem}")
+        pa, pb = points["A"], points["B"]
         t1 = time.perf_counter()
         res = self.morph_from_landmarks(a, pa, b, pb, alpha=alpha)
         res.timings["landmarks"] = t1 - t0

@@ -142,6 +142,9 @@ def _run_tshirt(args) -> int:
 
         print(dump_config(rules.to_dict()), end="")
         return 0
+    from madpad.cli import check_output_file
+
+    check_output_file(args.out, option="--out")  # before any scoring work
     rows = read_image_list(args.images)
     if args.limit is not None:
         rows = rows[: max(0, args.limit)]
@@ -259,8 +262,12 @@ def main_fit_scorer(argv=None) -> int:
     args = ap.parse_args(argv)
 
     def body():
+        from madpad.cli import check_output_file
         from madpad.pad.learned import fit_scorer
 
+        check_output_file(args.out, option="--out")
+        if args.apply:
+            check_output_file(args.apply[1], option="--apply SCORES_OUT")
         rows, X = read_feature_table(args.scores)
         keep = [i for i, r in enumerate(rows) if r.get("status") == "ok" and r.get("label") in LABELS]
         if not keep:

@@ -66,6 +66,8 @@ class LearnedScorer:
 
     @classmethod
     def load(cls, path) -> LearnedScorer:
+        import zipfile
+
         p = Path(path)
         if not p.is_file():
             raise UsageError(f"scorer model file not found: {p}")
@@ -73,8 +75,9 @@ class LearnedScorer:
             with np.load(p, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
                 arrays = {k: np.asarray(z[k], dtype=np.float64) for k in ("fill", "mean", "scale", "coef", "intercept")}
-        except (KeyError, ValueError, OSError) as exc:
-            raise UsageError(f"{p}: not a madpad T-shirt scorer file ({exc})") from None
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # truncated/corrupt file
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"{p}: not a madpad T-shirt scorer file, or truncated/corrupt ({msg})") from None
         if meta.get("format") != FORMAT:
             raise UsageError(f"{p}: unsupported scorer format {meta.get('format')!r}; expected {FORMAT!r}")
         names = tuple(meta.pop("feature_names"))

@@ -77,7 +77,7 @@ FEATURE_NAMES = (
     "max_rel_y", "min_rel_y", "max_shoulder_offset", "has_shoulders",
     "max_pose_head_mismatch", "has_head_keypoints", "min_size_ratio", "max_size_ratio",
     "max_rel_x_offset", "lowest_face_rel_image_y", "max_head_room", "max_body_width_ratio", "has_mask",
-    "any_head_room_clipped", "n_nested_persons",
+    "any_head_room_clipped", "n_nested_persons", "max_face_roll",
     "rule_score",
 )
 
@@ -138,6 +138,8 @@ class FaceAssessment:
     head_room: float = float("nan")     # silhouette above the face top, in face heights
     head_room_clipped: float = float("nan")  # 1 when the silhouette runs out of the image's top edge
     body_width_ratio: float = float("nan")  # silhouette width at the face centre row / face width
+    roll: float = float("nan")          # |in-plane face angle| (eye line, degrees) relative to the
+                                        # person's shoulder line when visible, else to the horizontal
     strengths: dict = field(default_factory=dict)
     face_score: float = 0.0
 
@@ -223,6 +225,22 @@ def associate(face_boxes: Sequence[np.ndarray], persons: Sequence[PersonDetectio
     return out
 
 
+def _wrap180(a: float) -> float:
+    return (a + 180.0) % 360.0 - 180.0
+
+
+def eye_line_angle(landmarks5) -> float:
+    """Angle of the line from the image-left eye to the image-right eye, degrees (positive = the
+    right eye lower in the image); NaN without landmarks."""
+    if landmarks5 is None:
+        return float("nan")
+    lm = np.asarray(landmarks5, dtype=np.float64).reshape(-1, 2)
+    if len(lm) < 2 or not np.isfinite(lm[:2]).all():
+        return float("nan")
+    a, b = (lm[0], lm[1]) if lm[0, 0] <= lm[1, 0] else (lm[1], lm[0])
+    return math.degrees(math.atan2(b[1] - a[1], b[0] - a[0]))
+
+
 def _shoulders(p: PersonDetection, min_vis: float):
     ls, rs = p.keypoint("left_shoulder", min_visibility=min_vis), p.keypoint("right_shoulder", min_visibility=min_vis)
     if ls is None or rs is None:
@@ -242,6 +260,7 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
     persons = list(persons)
     boxes = [box_of(f, what="face box") for f in faces]
     scores = [float(getattr(f, "score", 1.0)) for f in faces]
+    rolls = [eye_line_angle(getattr(f, "landmarks5", None)) for f in faces]
     nested: set[int] = set()
     if cfg.drop_nested and len(persons) > 1:
         from madpad.pad.person_onnx import nested_persons
@@ -253,8 +272,8 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
                        mask_threshold=cfg.mask_threshold)]
     assessed: list[FaceAssessment] = []
     filled: dict[int, np.ndarray] = {}
-    for fb, fs, (pi, cont) in zip(boxes, scores, links):
-        fa = FaceAssessment(box=fb, score=fs, person=pi, containment=cont)
+    for fb, fs, roll, (pi, cont) in zip(boxes, scores, rolls, links):
+        fa = FaceAssessment(box=fb, score=fs, person=pi, containment=cont, roll=abs(roll))
         cx, cy = (fb[0] + fb[2]) / 2, (fb[1] + fb[3]) / 2
         st = {r: 0.0 for r in RULES}
         if pi is None:
@@ -267,6 +286,10 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
             sh = _shoulders(p, cfg.shoulder_min_visibility)
             if sh is not None:
                 fa.shoulder_offset = (cy - sh[0]) / sh[1]
+                ls, rs = p.keypoint("left_shoulder", min_visibility=cfg.shoulder_min_visibility), \
+                    p.keypoint("right_shoulder", min_visibility=cfg.shoulder_min_visibility)
+                a, b = (ls, rs) if ls[0] <= rs[0] else (rs, ls)
+                fa.roll = abs(_wrap180(roll - math.degrees(math.atan2(b[1] - a[1], b[0] - a[0]))))
                 st["torso"] = _sigmoid(cfg.slope_shoulder * fa.shoulder_offset)
             elif p.keypoints is None or cfg.rel_y_without_shoulders:
                 # a body box (hog, yolo, silhouette): the head is its top part. A pose whose shoulders
@@ -410,6 +433,7 @@ def image_features(res: SpatialResult, *, n_nested: int = 0) -> np.ndarray:
         "has_mask": float(any(np.isfinite(fa.body_width_ratio) for fa in f)),
         "any_head_room_clipped": float(any(fa.head_room_clipped == 1.0 for fa in f)),
         "n_nested_persons": float(n_nested),
+        "max_face_roll": agg(max, [fa.roll for fa in f]),
         "rule_score": res.score,
     }
     return np.array([vals[n] for n in FEATURE_NAMES], dtype=np.float64)

@@ -7,7 +7,7 @@
 Default detector set (:data:`DEFAULT_PERSON_DETECTOR`, :data:`DEFAULT_FACE_DETECTOR`): ``nanodet``
 (every person in the scene, BlazePose per person box, selfie mask; its ONNX model comes from
 ``model_path=`` or ``$MADPAD_SHARED/models/person``) and ``union`` (dlib HOG + BlazeFace + MTCNN
-upright, BlazeFace + MTCNN at ±15 and ±30 degrees; :mod:`madpad.face.finder`). The lighter
+upright, BlazeFace at ±15 and ±30 degrees; :mod:`madpad.face.finder`). The lighter
 single-person set of earlier versions is ``person="mediapipe_pose", face="dlib_hog"``.
 """
 

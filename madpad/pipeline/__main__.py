@@ -7,7 +7,11 @@
     python -m madpad.pipeline status pipelines/example_small.yaml
 
 Exit codes: 0 every selected stage ran or was up to date; 1 a stage failed (the summary names
-it; rerun the same command to resume); 2 bad input (pipeline file, unknown stage, --set key).
+it; rerun the same command to resume); 2 bad input (pipeline file, unknown stage, --set key, or
+a stage that failed on a bad manifest / usage error: the first such error is printed).
+
+A run first removes what a killed run left in the workdir (``.madpad/tmp/`` folders, temporary
+files) and says what it removed; worker processes end with the run that started them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from madpad.cli import EXIT_FAILURE, EXIT_OK, dump_config, run_main, setup_logging
+from madpad.cli import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    dump_config,
+    run_main,
+    setup_logging,
+)
 from madpad.errors import UsageError
 
 PROG = "python -m madpad.pipeline"
@@ -94,6 +105,11 @@ def main(argv=None) -> int:
                                workers=args.workers, address=args.address, force=args.force,
                                progress=not args.no_progress and sys.stderr.isatty(), verbose=args.verbose > 0)
         print(f"run summary: {spec.workdir / 'run_summary.json'}")
+        if summary.bad_input:
+            s = next(s for s in summary.stages if s.status == "failed" and s.bad_input)
+            print(f"{PROG}: error: stage {s.stage}: {s.error.strip().splitlines()[0] if s.error.strip() else 'bad input'}",
+                  file=sys.stderr)
+            return EXIT_USAGE
         return EXIT_OK if summary.ok else EXIT_FAILURE
 
     return run_main(body, prog=PROG)

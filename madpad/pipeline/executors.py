@@ -8,7 +8,8 @@ item order, so every executor gives the same ordered results.
 * ``serial`` - in this process (debugging, tiny jobs);
 * ``local`` - :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method
   (safe with threaded libraries such as torch and onnxruntime), ``workers`` processes
-  (default ``min(2, cpu count)``);
+  (default ``min(2, cpu count)``); workers end when the run's process dies, even by ``kill -9``
+  (Linux parent-death signal, and a watchdog thread that polls the parent's pid everywhere);
 * ``ray`` - ``ray.remote`` over the same function; ``ray.init(address=...)`` joins an existing
   cluster (``auto`` or ``ray://host:10001``), otherwise a local Ray is started with
   ``num_cpus=workers``. The function must be importable on every node (install madpad there).
@@ -48,6 +49,33 @@ def _call(fn: Callable, item: Any):
         return fn(item)
     except Exception as exc:  # noqa: BLE001 - per-item failures are recorded, not raised
         return ItemFailure(item=item, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+
+
+def _end_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """Worker initializer: this process ends when ``parent_pid`` (the run) does, even when the
+    run was killed with SIGKILL and could not shut its pool down. Linux: ``prctl(PR_SET_PDEATHSIG,
+    SIGKILL)``; everywhere: a daemon thread that polls ``os.getppid()``."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):  # best effort: the watchdog still runs
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="madpad-parent-watchdog", daemon=True).start()
 
 
 def default_workers() -> int:
@@ -90,7 +118,8 @@ class LocalExecutor:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_end_with_parent, initargs=(os.getpid(),))
         return self._pool
 
     def map_unordered(self, fn: Callable, items: Sequence) -> Iterator[tuple[int, Any]]:

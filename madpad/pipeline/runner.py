@@ -5,7 +5,8 @@ Workdir layout (``WORKDIR`` = the pipeline's ``workdir``)::
     WORKDIR/<stage>/                  the stage's outputs (moved into place on success only)
     WORKDIR/<stage>/.madpad-stage.json  cache record: key, fn, code hash, params, input and output hashes
     WORKDIR/.madpad/tmp/<stage>-*/    a running stage's outputs (removed on failure)
-    WORKDIR/.madpad/cache/<stage>/<key>/  per-item results of ctx.map (kept until the stage succeeds)
+    WORKDIR/.madpad/cache/<stage>/<key>/  per-item results of ctx.map (kept until the stage succeeds;
+                                      JSON + npz without pickles, see :func:`encode_cached`)
     WORKDIR/.madpad/hashes.json       file-hash memo keyed by (path, size, mtime)
     WORKDIR/logs/<stage>.log          per-stage log (appended on every run of the stage)
     WORKDIR/run_summary.json          the last run: stage, status, seconds, items, error
@@ -14,6 +15,13 @@ A stage is **skipped** when its record's key equals the key computed now - SHA-2
 function name, the source of the function's module, the resolved params, the declared outputs
 and the content hashes of every input file or folder - and every declared output exists.
 Stage functions must therefore be deterministic functions of their inputs and params.
+
+Nothing in the workdir is unpickled (work folders may be shared, e.g. on a Ray cluster): the
+per-item cache holds JSON and numpy arrays (``allow_pickle=False``); a result that cannot be
+represented that way is simply not cached. A run starts by removing what a killed run left
+(``.madpad/tmp/`` stage folders, madpad's temporary files in the stage folders) and says so.
+A stage that raises :class:`UsageError` / :class:`ManifestError` (bad input) is ``failed`` with
+``bad_input`` set: the CLI exits 2 for it, 1 for other failures.
 """
 
 from __future__ import annotations
@@ -26,7 +34,6 @@ import inspect
 import json
 import logging
 import os
-import pickle
 import shutil
 import sys
 import tempfile
@@ -37,8 +44,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from madpad.errors import MadpadError, UsageError
-from madpad.io import atomic_write_bytes, atomic_write_json, file_sha256
+from madpad.errors import MadpadError, ManifestError, UsageError
+from madpad.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    file_sha256,
+    remove_stale_temporaries,
+    test_kill_point,
+)
 from madpad.pipeline.executors import ItemFailure, SerialExecutor, make_executor
 from madpad.pipeline.spec import PipelineSpec, StageSpec
 
@@ -123,7 +136,8 @@ def code_hash(fn: Callable) -> str:
     imports, transitively (found by reading import statements and the module paths that lazy
     registries name as strings; nothing is imported): a change to
     the stage or to any madpad code it relies on reruns the stage. Third-party libraries are
-    not hashed (pin them)."""
+    not hashed (pin them). Files are named by their path inside the package (``madpad/io.py``),
+    so the key does not depend on where the repository is cloned."""
     try:
         src = inspect.getsourcefile(inspect.getmodule(fn) or fn)
     except TypeError:
@@ -133,10 +147,23 @@ def code_hash(fn: Callable) -> str:
     module = getattr(inspect.getmodule(fn), "__name__", "")
     files = _madpad_closure(module, src)
     h = hashlib.sha256()
-    for path in sorted(files):
-        h.update(path.encode())
+    for label, path in sorted((_code_label(f), f) for f in files):
+        h.update(label.encode())
         h.update(file_sha256(path).encode())
     return h.hexdigest()
+
+
+def _code_label(path: str) -> str:
+    """A source file's location-independent name: ``madpad/...`` for the package's files, the
+    file name for others (e.g. a stage module of the user's)."""
+    import madpad
+
+    pkg = Path(madpad.__file__).resolve().parent
+    p = Path(path).resolve()
+    try:
+        return (Path("madpad") / p.relative_to(pkg)).as_posix()
+    except ValueError:
+        return p.name
 
 
 def _module_file(name: str) -> str | None:
@@ -308,14 +335,13 @@ class StageContext:
         for i, item in enumerate(items):
             k = _item_key(item, key) if cache else None
             if k is not None:
-                files[i] = folder / f"{_sha(k)[:40]}.pkl"
+                files[i] = folder / f"{_sha(k)[:40]}{CACHE_SUFFIX}"
                 if files[i].is_file():
                     try:
-                        with open(files[i], "rb") as fh:
-                            results[i] = pickle.load(fh)
+                        results[i] = decode_cached(files[i])
                         self.items.cached += 1
                         continue
-                    except (OSError, pickle.UnpicklingError, EOFError):
+                    except (OSError, ValueError):  # unreadable or not our format: recompute
                         pass
             todo.append(i)
         self.items.total += n
@@ -338,11 +364,11 @@ class StageContext:
                     self.log.warning("item %d failed: %s", i, out.error)
                     self.log.debug("%s", out.traceback)
                 elif files[i] is not None:
-                    files[i].parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        atomic_write_bytes(files[i], pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
-                    except (pickle.PicklingError, TypeError, AttributeError):
-                        pass
+                    data = encode_cached(out)
+                    if data is not None:  # not representable without pickle: recomputed next time
+                        files[i].parent.mkdir(parents=True, exist_ok=True)
+                        atomic_write_bytes(files[i], data)
+                    test_kill_point("pipeline.item")
                 bar.update(1)
         finally:
             bar.close()
@@ -354,6 +380,99 @@ class StageContext:
 
         return tqdm(iterable, desc=desc or self.name, total=total, leave=False, disable=not self.progress,
                     file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- per-item cache format
+CACHE_SUFFIX = ".npz"
+_TAG = "__madpad__"
+
+
+def encode_cached(obj: Any) -> bytes | None:
+    """A ``ctx.map`` result as the bytes of an ``.npz`` file that loads without pickle: entry
+    ``json`` (UTF-8 JSON of the structure) and one entry per numpy array. Dicts with string
+    keys, lists, tuples, str, int, float (NaN/inf included), bool, None, Path, numpy scalars and
+    numeric/string arrays are kept exactly (:func:`decode_cached` gives an equal value of the
+    same types); anything else gives None (not cacheable)."""
+    import io
+
+    import numpy as np
+
+    arrays: dict = {}
+
+    def enc(o: Any) -> Any:
+        if o is None or isinstance(o, (bool, str)):
+            return o
+        if isinstance(o, (int, float)) and type(o) in (int, float):
+            return o
+        if isinstance(o, (np.ndarray, np.generic)):
+            a = np.asarray(o)
+            if a.dtype.hasobject or a.dtype.kind == "V":
+                raise TypeError("object array")
+            ref = f"a{len(arrays)}"
+            arrays[ref] = a
+            return {_TAG: "ndarray" if isinstance(o, np.ndarray) else "scalar", "ref": ref}
+        if isinstance(o, Path) and type(o) in (type(Path()),):
+            return {_TAG: "path", "value": str(o)}
+        if type(o) is tuple:
+            return {_TAG: "tuple", "items": [enc(v) for v in o]}
+        if type(o) is list:
+            return [enc(v) for v in o]
+        if type(o) is dict:
+            if _TAG in o or not all(isinstance(k, str) for k in o):
+                raise TypeError("dict keys")
+            return {k: enc(v) for k, v in o.items()}
+        raise TypeError(type(o).__name__)
+
+    try:
+        doc = json.dumps(enc(obj), allow_nan=True)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    buf = io.BytesIO()
+    np.savez(buf, json=np.frombuffer(doc.encode("utf-8"), dtype=np.uint8), **arrays)
+    return buf.getvalue()
+
+
+def decode_cached(path: Path) -> Any:
+    """The value :func:`encode_cached` stored in ``path``; ValueError when the file is not in
+    that format (a pickle, or an npz with object arrays, is refused, never loaded)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        z = np.load(path, allow_pickle=False)  # a pickle raises ValueError here, unread
+        if not hasattr(z, "files"):  # a plain .npy array
+            raise ValueError(f"{path}: not a madpad cache file")
+        with z:
+            if "json" not in z.files:
+                raise ValueError(f"{path}: not a madpad cache file")
+            doc = json.loads(z["json"].tobytes().decode("utf-8"))
+            arrays = {k: z[k] for k in z.files if k != "json"}
+    except (zipfile.BadZipFile, UnicodeDecodeError, KeyError, EOFError) as exc:
+        raise ValueError(f"{path}: not a madpad cache file ({exc})") from None
+
+    def dec(o: Any) -> Any:
+        if isinstance(o, list):
+            return [dec(v) for v in o]
+        if isinstance(o, dict):
+            tag = o.get(_TAG)
+            if tag is None:
+                return {k: dec(v) for k, v in o.items()}
+            if tag == "ndarray":
+                return arrays[o["ref"]]
+            if tag == "scalar":
+                return arrays[o["ref"]][()]
+            if tag == "path":
+                return Path(o["value"])
+            if tag == "tuple":
+                return tuple(dec(v) for v in o["items"])
+            raise ValueError(f"{path}: unknown tag {tag!r}")
+        return o
+
+    try:
+        return dec(doc)
+    except KeyError as exc:
+        raise ValueError(f"{path}: missing array {exc}") from None
 
 
 def _item_key(item: Any, key: Callable | None) -> str | None:
@@ -383,10 +502,12 @@ class StageResult:
     items: dict = field(default_factory=dict)
     result: Any = None
     log: str = ""
+    bad_input: bool = False  # failed with UsageError / ManifestError (the CLI exits 2)
 
     def as_dict(self) -> dict:
         return {"stage": self.stage, "status": self.status, "seconds": round(self.seconds, 3), "reason": self.reason,
-                "error": self.error, "items": self.items, "result": self.result, "log": self.log}
+                "error": self.error, "items": self.items, "result": self.result, "log": self.log,
+                "bad_input": self.bad_input}
 
 
 @dataclass
@@ -401,6 +522,11 @@ class RunSummary:
     @property
     def ok(self) -> bool:
         return all(s.status in ("ran", "skipped") for s in self.stages)
+
+    @property
+    def bad_input(self) -> bool:
+        """A stage failed because of bad input (:class:`UsageError` / :class:`ManifestError`)."""
+        return any(s.status == "failed" and s.bad_input for s in self.stages)
 
     def status_of(self, stage: str) -> str:
         return next(s.status for s in self.stages if s.stage == stage)
@@ -480,8 +606,41 @@ def run_pipeline(spec: PipelineSpec, *, from_stage: str | None = None, only: str
     meta = wd / ".madpad"
     meta.mkdir(parents=True, exist_ok=True)
     with _workdir_lock(meta / "lock"):
+        cleaned = clean_stale_run_files(spec)
+        if cleaned:
+            _echo(f"cleaned up after an interrupted run: {_cleaned_text(cleaned, wd)}", quiet)
         return _run_selected(spec, selected, fns, executor=executor, workers=workers, address=address, force=force,
                              progress=progress, quiet=quiet, verbose=verbose)
+
+
+def clean_stale_run_files(spec: PipelineSpec) -> list[Path]:
+    """Remove what a killed run left in the workdir: every entry of ``.madpad/tmp/`` (running
+    stages' folders; call only while holding the workdir lock, so no run is using them) and
+    madpad's temporary files (:func:`madpad.io.is_madpad_temporary`) in the workdir, its stage
+    folders and ``.madpad/``. Returns what was removed."""
+    wd = spec.workdir
+    removed: list[Path] = []
+    tmp_root = wd / ".madpad" / "tmp"
+    if tmp_root.is_dir():
+        for p in sorted(tmp_root.iterdir()):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+            removed.append(p)
+    removed += remove_stale_temporaries(wd)
+    folders = {wd / ".madpad"} | {spec.stage_dir(n) for n in spec.stages}
+    for d in sorted(folders):
+        if d.is_dir() and wd in d.parents:
+            removed += remove_stale_temporaries(d, recursive=True)
+    return removed
+
+
+def _cleaned_text(paths: list[Path], wd: Path) -> str:
+    shown = [os.path.relpath(p, wd) for p in paths[:5]]
+    more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+    return f"removed {len(paths)} stale temporary file(s)/folder(s): {', '.join(shown)}{more}"
 
 
 @contextlib.contextmanager
@@ -605,11 +764,12 @@ def _run_stage(spec: PipelineSpec, st: StageSpec, fn: Callable, *, memo: HashMem
             log.error("interrupted; per-item results kept in %s", cache_dir)
             raise
         except Exception as exc:  # noqa: BLE001 - a stage failure is recorded; the run goes on
-            msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, StageFailed) else str(exc)
+            msg = str(exc) if isinstance(exc, (StageFailed, UsageError, ManifestError)) else f"{type(exc).__name__}: {exc}"
             log.error("stage failed: %s\n%s", msg, traceback.format_exc())
             _echo(f"[{st.name}] failed: {msg} (log: {log_path})", quiet)
             items = {"total": ctx.items.total, "cached": ctx.items.cached, "failed": ctx.items.failed}
-            return StageResult(st.name, "failed", time.time() - t0, error=msg, items=items, log=str(log_path))
+            return StageResult(st.name, "failed", time.time() - t0, error=msg, items=items, log=str(log_path),
+                               bad_input=isinstance(exc, (UsageError, ManifestError)))
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

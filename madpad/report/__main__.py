@@ -103,7 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def body() -> int:
+        from madpad.cli import check_output_dir
+
         setup_logging(args.verbose)
+        check_output_dir(args.out, option="--out")  # before reading and bootstrapping
         if args.command == "pad":
             from madpad.report.pad import write_pad_report
 

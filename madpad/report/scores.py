@@ -386,6 +386,20 @@ def read_comparison_scores(path: str | Path) -> ComparisonTable:
             return (f"morph {v['reference'][i]!r} has contributors {refs_norm[i]!r} here but {b0['first_key']!r} "
                     f"at row {t.row_number(b0['first_pos'])}")
         checks.append((incons, "reference_subjects", incons_msg))
+    # the same comparison twice would count twice in MMPMR/FMR: refuse it, naming both rows
+    cmp_key = pl.DataFrame({c: v[c] for c in ("system", "kind", "reference", "probe")}).select(
+        pl.concat_str(pl.all(), separator="\x1f")).to_series()
+    first = cmp_key.is_first_distinct()
+    if not first.all():
+        dup_pos = int((~first).arg_true()[0])
+        first_pos = int((cmp_key == cmp_key[dup_pos]).arg_true()[0])
+        dup = np.zeros(t.height, dtype=bool)
+        dup[dup_pos] = True
+
+        def dup_msg(i, first_pos=first_pos):
+            return (f"duplicate comparison (system {v['system'][i]!r}, kind {kind[i]!r}, reference "
+                    f"{v['reference'][i]!r}, probe {v['probe'][i]!r}); first at row {t.row_number(first_pos)}")
+        checks.append((dup, "probe", dup_msg))
     score = t.strings("score")
     if t.extra.get("floats_typed"):
         if not (score.is_not_null() & score.is_finite()).all():

@@ -35,8 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from madpad.cli import check_output_file
         from madpad.weights import failure_line, render_table, verify_paths
 
+        if args.json:
+            check_output_file(args.json, option="--json")  # before hashing the weights
         rows = verify_paths(args.paths, base_model=args.base_model, arch=args.arch, hash_files=not args.no_hash)
     except (UsageError, MadpadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -45,7 +48,13 @@ def main(argv=None) -> int:
     if args.json:
         from madpad.io import atomic_write_text
 
-        atomic_write_text(args.json, json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+        try:
+            atomic_write_text(args.json, json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+        except OSError as exc:
+            from madpad.cli import os_error_line
+
+            print(f"error: --json {os_error_line(exc)}", file=sys.stderr)
+            return 2
     reason = failure_line(rows)
     if reason is not None:
         print(f"error: {reason}", file=sys.stderr)

@@ -54,7 +54,7 @@ def render_report(out: Path, doc: Mapping) -> str:
 _NUMBERS = {"generate": 1, "vulnerability": 2, "detect": 3, "tshirt": 4, "segmentation": 5}
 _SECTION_TITLES = {
     "generate": "Morph generation (landmark morphs)",
-    "vulnerability": "Face-recognition vulnerability (dlib)",
+    "vulnerability": "Face-recognition vulnerability (every FR system found)",
     "detect": "Differential morphing attack detection",
     "tshirt": "T-shirt presentation attacks",
     "segmentation": "Background segmentation study",
@@ -146,6 +146,32 @@ def _generate_section(out: Path, res, H) -> list[str]:
 
 
 # --------------------------------------------------------------------------- 2. vulnerability
+def _fr_systems_tables(res, H) -> list[str]:
+    """Per FR system MMPMR / ProdAvg-MMPMR / RMMR and the MAP matrix (attempts x number of
+    systems) of each morph method, when the step ran several systems."""
+    systems = res.get("fr_systems") or ["dlib"]
+    body = [H.paragraph(f"FR systems: {', '.join(systems)} (each with its own thresholds at FMR 0.1 % and 1 %, set "
+                        "on the bona fide comparisons). MAP[r][c] (ISO/IEC 20059): share of morphs verified "
+                        "against every contributor in at least r probe attempts by at least c systems.")]
+    for m, v in res["methods"].items():
+        if v.get("status") != "ok" or "systems" not in v:
+            continue
+        rows = [{"morph method": m, "FR system": n, "target FMR": f"{float(k):.1%}", "threshold": a["threshold"],
+                 "FNMR": _pct(a["fnmr"]), "MMPMR": _pct(a["mmpmr"]), "ProdAvg-MMPMR": _pct(a["prodavg_mmpmr"]),
+                 "RMMR": _pct(a["rmmr"])}
+                for n, e in v["systems"].items() for k, a in e["at_fmr"].items()]
+        body.append(H.table(rows, floatfmt=".4f"))
+        for k, mp in (v.get("map") or {}).items():
+            C = len(mp["systems"])
+            mrows = [{"probe attempts >=": r, **{f">= {c} system{'s' if c > 1 else ''}": _pct(row[c - 1])
+                                                 for c in range(1, C + 1)}}
+                     for r, row in enumerate(mp["matrix"], start=1)]
+            body.append(H.paragraph(f"{m}: MAP at FMR {float(k):.1%} ({mp['n_morphs']} morphs; systems "
+                                    f"{', '.join(mp['systems'])})"))
+            body.append(H.table(mrows))
+    return body
+
+
 def _vulnerability_section(out: Path, res, H) -> list[str]:
     from madpad.report.plots import score_histogram
     from madpad.report.scores import read_comparison_scores
@@ -165,15 +191,16 @@ def _vulnerability_section(out: Path, res, H) -> list[str]:
                         "contributor; ProdAvg-MMPMR multiplies the per-contributor match rates; RMMR = 1 + MMPMR - "
                         "TMR. Thresholds come from the bona fide genuine/impostor comparisons of the same images."),
             H.table(rows, floatfmt=".4f")]
+    body += _fr_systems_tables(res, H)
     notes = sorted({n for v in res["methods"].values() for n in v.get("notes", [])})
-    for n in notes:
+    for n in list(res.get("fr_notes", [])) + notes:
         body.append(H.note(n))
     figs = []
     for m, v in res["methods"].items():
         if v.get("status") != "ok":
             continue
         t = read_comparison_scores(out / v["comparisons"])
-        groups = {k: t.score[t.kind == k] for k in ("genuine", "impostor", "morph")}
+        groups = {k: t.score[(t.kind == k) & (t.system == "dlib")] for k in ("genuine", "impostor", "morph")}
         thr = {f"FMR {float(k):.1%}": a["threshold"] for k, a in v["at_fmr"].items() if _num(a["threshold"]) is not None}
         fig = score_histogram(groups, thresholds=thr, xlabel="dlib comparison score (higher = more similar)",
                               title=f"{m} morphs vs contributors' probes", figsize=(5.6, 3.4), bins=30)

@@ -12,17 +12,26 @@ import numpy as np
 from madpad.pipeline.stages._common import read_csv
 
 ORIGINAL = "original"
-IMAGE_COLUMNS = ["id", "file", "subject", "role", "gender", "source_path", "width", "height", "variation", "dataset"]
+IMAGE_COLUMNS = ["id", "file", "subject", "role", "gender", "source_path", "width", "height", "variation", "dataset",
+                 "status", "error"]
+
+
+def image_ok(row: dict) -> bool:
+    """An images.csv row whose image was written (``status`` ok; tables without the column: all)."""
+    return (row.get("status") or "ok") == "ok"
 
 
 def images_table(ctx) -> tuple[Path, list[dict]]:
-    """(images folder, rows of images.csv) of the inputs ``images`` and ``table``."""
-    return Path(ctx.inputs["images"]), read_csv(ctx.inputs["table"])
+    """(images folder, rows of images.csv) of the inputs ``images`` and ``table``; rows of
+    images that failed in the images stage are left out."""
+    return Path(ctx.inputs["images"]), [r for r in read_csv(ctx.inputs["table"]) if image_ok(r)]
 
 
 def study_roles(rows: list[dict]) -> tuple[list[str], dict, dict, dict]:
     """``(subjects, ref_id, probe_ids, dataset_of)`` from images.csv rows: one reference per
-    subject, one or more probes (``probe_ids[subject]`` = list of ids), each subject's data set."""
+    subject, one or more probes (``probe_ids[subject]`` = list of ids), each subject's data set.
+    Failed images (``status`` not ok) are left out; a subject needs a reference and a probe."""
+    rows = [r for r in rows if image_ok(r)]
     ref_id = {r["subject"]: r["id"] for r in rows if r["role"] == "reference"}
     probe_ids: dict[str, list[str]] = {}
     for r in rows:

@@ -94,7 +94,11 @@ def embed(ctx) -> dict:
 
 def unavailable_note(name: str, params: dict) -> str:
     """Why the FR model ``name`` cannot run here (its ONNX file missing or different), or ''."""
-    from madpad.face.fr_onnx import ONNX_FR_MODELS, FRModelMismatchError, FRModelNotFoundError
+    from madpad.face.fr_onnx import (
+        ONNX_FR_MODELS,
+        FRModelMismatchError,
+        FRModelNotFoundError,
+    )
 
     cls = ONNX_FR_MODELS.get(name)
     if cls is None:

@@ -150,18 +150,41 @@ def select_images(ctx) -> dict:
         for s in names:
             si = subj[s]
             strength = max(variation, 1.0) if si.synthetic else (variation if k == 0 else 0.0)
-            rows.append(_write_image(out_dir, si.reference, si.reference.id, s, "reference", d["label"], p, 0.0))
+            rows.append(_image_row(out_dir, si.reference, si.reference.id, s, "reference", d["label"], p, 0.0))
             for rec in si.probes:
                 pid = f"{rec.id}_live" if si.synthetic else rec.id
-                rows.append(_write_image(out_dir, rec, pid, s, "probe", d["label"], p, strength))
+                rows.append(_image_row(out_dir, rec, pid, s, "probe", d["label"], p, strength))
         counts[d["label"]] = len(names)
     ids = [r["id"] for r in rows]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
         raise ValueError(f"image ids collide across data sets: {dup}")
     write_csv(ctx.outputs["table"], rows, IMAGE_COLUMNS)
-    log(ctx, "selected %s subjects, %d images", counts, len(rows))
-    return {"subjects": sum(counts.values()), "images": len(rows), "datasets": counts}
+    failed = [r for r in rows if r["status"] != "ok"]
+    items = getattr(ctx, "items", None)
+    if items is not None:  # the run summary's item counts
+        items.total += len(rows)
+        items.failed += len(failed)
+    for r in failed:
+        log(ctx, "image %s failed: %s", r["id"], r["error"])
+    log(ctx, "selected %s subjects, %d images (%d failed)", counts, len(rows), len(failed))
+    return {"subjects": sum(counts.values()), "images": len(rows), "failed": len(failed), "datasets": counts}
+
+
+def _image_row(out_dir: Path, rec, image_id: str, subject: str, role: str, dataset: str, p: dict,
+               variation: float) -> dict:
+    """:func:`_write_image` with ``status`` ``ok``, or a ``failed`` row with the error (an
+    unreadable or undecodable image is recorded and the study goes on without it)."""
+    try:
+        row = _write_image(out_dir, rec, image_id, subject, role, dataset, p, variation)
+    except Exception as exc:  # noqa: BLE001 - per-item failure: recorded, the study goes on
+        text = str(exc).strip()
+        msg = text.splitlines()[0] if text else type(exc).__name__
+        return {"id": image_id, "file": "", "subject": subject, "role": role,
+                "gender": (getattr(rec, "extra", None) or {}).get("gender", ""), "source_path": str(rec.path),
+                "width": "", "height": "", "variation": variation, "dataset": dataset, "status": "failed",
+                "error": msg}
+    return {**row, "status": "ok", "error": ""}
 
 
 def _write_image(out_dir: Path, rec, image_id: str, subject: str, role: str, dataset: str, p: dict,

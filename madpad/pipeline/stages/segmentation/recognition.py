@@ -9,8 +9,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from madpad.pipeline.stages._common import as_list, finite_mean, log, read_csv, write_csv
-from madpad.pipeline.stages.segmentation.common import ORIGINAL, load_embeddings, study_roles
+from madpad.pipeline.stages._common import (
+    as_list,
+    finite_mean,
+    log,
+    read_csv,
+    write_csv,
+)
+from madpad.pipeline.stages.segmentation.common import (
+    ORIGINAL,
+    load_embeddings,
+    study_roles,
+)
 
 if TYPE_CHECKING:
     from madpad.face.comparisons import GenuineImpostorScores

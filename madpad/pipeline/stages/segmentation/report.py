@@ -4,6 +4,7 @@ masks) built from the stage outputs with madpad.report.html."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +140,7 @@ def shift_section(shifts: list[dict], H) -> list:
 
 def _ci(r: dict, *, star: bool = False) -> str:
     s, lo, hi = _f(r.get("shift")), _f(r.get("ci_low")), _f(r.get("ci_high"))
-    if not isinstance(s, float) or s != s:
+    if not isinstance(s, float) or math.isnan(s):
         return "n/a"
     mark = "*" if star and isinstance(lo, float) and (lo > 0 or hi < 0) else ""
     return f"{s:+.4f} [{lo:+.4f}, {hi:+.4f}]{mark}"
@@ -158,7 +159,7 @@ def build_report(ctx) -> tuple[str, dict]:
     with open(ctx.inputs["detection_notes"], encoding="utf-8") as fh:
         dnotes = json.load(fh)
     seg = read_csv(ctx.inputs["segmented_table"])
-    images = read_csv(ctx.inputs["table"])
+    images = [r for r in read_csv(ctx.inputs["table"]) if (r.get("status") or "ok") == "ok"]
     sections = []
     n_subj = len({r["subject"] for r in images})
     seg_labels = sorted({r["segmenter"] for r in seg})
