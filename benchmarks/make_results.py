@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["demo", "metrics", "report_cli", "data", "pipeline", "face", "morph", "dcmorph", "mad", "tshirt", "segmentation",
-         "bad_inputs"]
+ORDER = ["demo", "metrics", "report_cli", "data", "pipeline", "face", "morph", "vulnerability_systems", "dcmorph", "mad",
+         "mad_fr_systems", "tshirt", "segmentation", "bad_inputs"]
 
 HEADER = """# Benchmark and evidence results
 

@@ -47,11 +47,12 @@ def test_merge_detections_groups_one_face_and_counts_passes():
     b = FaceDetection([95, 90, 205, 230], 0.9, np.tile([150.0, 160.0], (5, 1)), detector="mediapipe")
     c = FaceDetection([102, 98, 198, 225], 0.8, detector="mediapipe@15")  # the same face, rotated pass
     far = FaceDetection([400, 100, 480, 200], 0.7, detector="mediapipe")
+    again = FaceDetection([105, 105, 195, 215], 0.3, detector="dlib_hog")  # a second box of one pass
     out = merge_detections([(a, "dlib_hog", 0.0), (b, "mediapipe", 0.0), (far, "mediapipe", 0.0),
-                            (c, "mediapipe", 15.0)], n_passes=4)
+                            (c, "mediapipe", 15.0), (again, "dlib_hog", 0.0)], n_passes=4)
     assert len(out) == 2
     face, other = out
-    assert face.detector == "dlib_hog+mediapipe+mediapipe@15" and face.score == pytest.approx(3 / 4)
+    assert face.detector == "dlib_hog+mediapipe+mediapipe@15" and face.score == pytest.approx(3 / 4)  # 3 of 4 passes
     np.testing.assert_allclose(face.box, a.box)          # the first upright detector's box
     assert face.landmarks5 is not None                    # from the first detection that has them
     assert other.detector == "mediapipe" and other.score == pytest.approx(1 / 4)

@@ -51,8 +51,13 @@ def _weights_equal(a: dict, b: dict) -> bool:
 
 
 # --------------------------------------------------------------------------- preprocessing
-def test_local_open_clip_checkpoint_gets_the_preprocessing_of_its_model_config(tmp_path):
+def test_local_open_clip_checkpoint_gets_the_preprocessing_of_its_model_config(tmp_path, monkeypatch):
     import open_clip
+    import open_clip.factory
+
+    # the config registered below must not outlive this test: open_clip's registry is process-wide, and
+    # `weights verify` names an architecture by looking through it
+    monkeypatch.setattr(open_clip.factory, "_MODEL_CONFIGS", dict(open_clip.factory._MODEL_CONFIGS))
 
     cfg_json = json.loads((__import__("madpad").mad.foundation.resolve_model_config("madpad-tiny-vit")).read_text())
     cfg_json["preprocess_cfg"] = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "resize_mode": "squash"}

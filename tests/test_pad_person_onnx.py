@@ -53,6 +53,11 @@ def test_nms_and_nested_persons_hand_computed():
     assert nested_persons([wearer, print_, head, other]) == [1]
     assert nested_persons([wearer, print_], min_drop=0.5) == []   # 0.4 < 0.5: not "well below"
     assert nested_persons([print_]) == []
+    # a head-and-shoulders box has its body below it: a print reaching below the box is still nested
+    shoulders = [100, 0, 500, 500]
+    low_print = [220, 400, 380, 700]     # 100 of its 300 rows inside the box, all inside its columns
+    neighbour = [450, 300, 900, 1000]    # lower in the frame, but mostly beside the box
+    assert nested_persons([shoulders, low_print, neighbour]) == [1]
 
 
 def test_split_mask_gives_each_person_its_own_columns():
@@ -129,3 +134,28 @@ def test_model_file_lookup_and_checks(tmp_path, monkeypatch, portraits):
         get_person_detector("nanodet", model_path=str(fake), verify=False).detect(portraits[0])
     with pytest.raises(UsageError, match="score_threshold"):
         get_person_detector("nanodet", score_threshold=2.0)
+
+
+def test_pose_per_box_maps_keypoints_back_and_drops_a_neighbours_pose():
+    from madpad.pad.persons import PersonDetection
+
+    class FakePose:
+        """Returns fixed keypoints in the coordinates of the crop it is given."""
+
+        def __init__(self, pts):
+            self.pts, self.crops = pts, []
+
+        def detect(self, crop):
+            self.crops.append(crop.shape[:2])
+            return [PersonDetection(box=[0, 0, 1, 1], score=1.0,
+                                    keypoints={k: (x, y, 0.9) for k, (x, y) in self.pts.items()})]
+
+    det = get_person_detector("nanodet", segment=False)
+    img = np.zeros((400, 600, 3), np.uint8)
+    box = np.array([200.0, 100.0, 300.0, 300.0])  # crop with 25 % margins: x 175..325, y 50..350
+    det._pose = FakePose({"nose": (75, 100), "left_shoulder": (40, 200), "right_shoulder": (110, 200)})
+    kps = det._keypoints(img, box)
+    assert det._pose.crops == [(300, 150)]
+    assert kps["nose"] == (250.0, 150.0, 0.9) and kps["left_shoulder"] == (215.0, 250.0, 0.9)
+    det._pose = FakePose({"nose": (5, 5), "left_shoulder": (2, 40), "right_shoulder": (140, 290)})
+    assert det._keypoints(img, box) is None  # most visible keypoints outside the person's box

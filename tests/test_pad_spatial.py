@@ -68,6 +68,28 @@ def test_box_only_person_uses_relative_height():
     assert torso.fired == ["torso"]
 
 
+def test_silhouette_without_keypoints_is_judged_by_the_mask_not_by_rel_y():
+    """A head-and-shoulders silhouette puts a real face half-way down its box (rel_y ~ 0.5), as a
+    chest print puts its face in a body box: without keypoints only the silhouette rules judge it."""
+    m = np.zeros(SHAPE, np.float32)
+    m[100:300, 230:370] = 1.0   # head
+    m[300:380, 270:330] = 1.0   # neck
+    m[380:, 100:500] = 1.0      # shoulders down to the image bottom
+    sil = PersonDetection(box=(100, 100, 500, 1000), score=0.9, mask=m)
+    face = np.array([250, 380, 350, 500])  # rel_y = (440 - 100) / 900 = 0.38 -> torso would fire
+    real = assess([np.array([250, 150, 350, 270])], [sil], image_shape=SHAPE)
+    assert real.faces[0].strengths["torso"] == 0.0 and real.score < 0.5
+    chest = assess([face + [0, 200, 0, 200]], [sil], image_shape=SHAPE)  # a face on the chest
+    assert chest.faces[0].strengths["torso"] == 0.0 and {"body_above", "body_width"} <= set(chest.fired)
+    boxed = assess([face], [PersonDetection(box=(100, 100, 500, 1000), score=0.9)], image_shape=SHAPE)
+    assert boxed.faces[0].strengths["torso"] > 0.5  # no silhouette: the box's rel_y rule
+    holed = m.copy()
+    holed[380:520, 200:400] = 0.0  # the silhouette misses the face (the print cut out, open at the side)
+    holed[380:520, 100:200] = 0.0
+    off = assess([face], [PersonDetection(box=(100, 100, 500, 1000), score=0.9, mask=holed)], image_shape=SHAPE)
+    assert np.isnan(off.faces[0].head_room) and off.faces[0].strengths["torso"] > 0.5  # back to rel_y
+
+
 def test_two_faces_in_one_person_is_attack_and_the_head_face_is_kept():
     res = assess([HEAD_FACE, TORSO_FACE], [person(shoulders_y=380, head=(300, 210))], image_shape=SHAPE)
     assert "multi_face" in res.fired
@@ -173,7 +195,7 @@ def test_rule_config_rejects_unknown_keys():
     with pytest.raises(ValueError, match="head_region_mx"):
         RuleConfig.from_dict({"head_region_mx": 0.3})
     assert RuleConfig.from_dict({"head_region_max": 0.3}).head_region_max == 0.3
-    assert set(RULES) == {"torso", "pose_head", "body_above", "body_width", "multi_face", "no_person"}
+    assert set(RULES) == {"torso", "pose_head", "body_above", "body_width", "multi_face", "no_person", "nested_person"}
 
 
 def test_learned_scorer_fits_and_round_trips_without_pickle(tmp_path):
@@ -203,8 +225,12 @@ def test_a_person_nested_in_another_owns_no_face():
     wearer = person(box=(100, 50, 500, 1000), score=0.8)
     printed = person(box=(220, 440, 380, 800), score=0.9)  # inside the wearer, well below its top
     res = assess([TORSO_FACE], [wearer, printed], image_shape=SHAPE)
-    assert res.faces[0].person == 0 and "torso" in res.fired and res.score >= 0.5
+    assert res.faces[0].person == 0 and {"torso", "nested_person"} <= set(res.fired)
+    assert res.faces[0].strengths["nested_person"] == pytest.approx(RuleConfig().nested_weight)
     assert dict(zip(FEATURE_NAMES, res.features))["n_nested_persons"] == 1
+    # the wearer's own face, outside the nested box, is not touched by the rule
+    both = assess([HEAD_FACE, TORSO_FACE], [wearer, printed], image_shape=SHAPE)
+    assert both.faces[0].strengths["nested_person"] == 0.0
     off = assess([TORSO_FACE], [wearer, printed], image_shape=SHAPE, config=RuleConfig(drop_nested=0.0))
     assert off.faces[0].person == 1 and off.score < 0.5  # the printed "person" would vouch for its face
 

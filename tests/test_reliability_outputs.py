@@ -178,3 +178,15 @@ def test_weights_verify_json_is_a_folder(tmp_path, capsys):
     rc = main(["verify", str(tmp_path), "--json", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "--json" in err and "is a directory" in err and len(err.splitlines()) == 1
+
+
+def test_pipeline_run_workdir_is_a_file_is_refused_before_any_stage(tmp_path, a_file, capsys):
+    from madpad.pipeline.__main__ import main
+
+    repo = Path(__file__).resolve().parents[1]
+    rc = main(["run", str(repo / "pipelines" / "example_small.yaml"), "--workdir", str(a_file), "--no-progress"])
+    _one_line_exit_2(rc, capsys, "--workdir", "taken.txt")
+    assert a_file.read_text() == "not a folder\n"  # nothing was written over it
+    rc = main(["run", str(repo / "pipelines" / "example_small.yaml"), "--workdir", str(a_file / "w"),
+               "--no-progress"])
+    _one_line_exit_2(rc, capsys, "--workdir", "taken.txt")

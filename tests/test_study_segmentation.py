@@ -319,3 +319,27 @@ def test_pipeline_files_load_and_name_real_stage_functions(name, tmp_path):
     for st in spec.stages.values():
         module, func = st.fn.split(":")
         assert callable(getattr(importlib.import_module(module), func)), st.fn
+
+
+def test_detection_without_morphs_writes_a_header_and_a_note(tmp_path):
+    """Every morph failed: the stage still writes its tables (header only) and says why."""
+    from types import SimpleNamespace
+
+    from madpad.pipeline.stages.segmentation.detection import detection_effect
+
+    (tmp_path / "images.csv").write_text("id,file,subject,role,dataset\nr1,r1.jpg,1,reference,frll\n"
+                                         "p1,p1.jpg,1,probe,frll\n")
+    (tmp_path / "seg.csv").write_text("id,segmenter,file,matte,status,error,foreground_share\n"
+                                      "r1,hull,hull/r1.jpg,hull/mattes/r1.png,ok,,0.4\n")
+    (tmp_path / "morphs.csv").write_text("id,path,a,b,subject_a,subject_b,status\nm,,r1,r2,1,2,failed\n")
+    (tmp_path / "emb").mkdir()
+    ctx = SimpleNamespace(inputs={"images": tmp_path, "table": tmp_path / "images.csv", "segmented": tmp_path,
+                                  "segmented_table": tmp_path / "seg.csv", "morphs": tmp_path,
+                                  "morphs_table": tmp_path / "morphs.csv", "embeddings": tmp_path / "emb"},
+                          outputs={"table": tmp_path / "d.csv", "scores": tmp_path / "s.csv", "notes": tmp_path / "n.json"},
+                          params={})
+    out = detection_effect(ctx)
+    assert out["rows"] == 0 and out["notes"] == ["no morph was made (see morphs.csv): the MAD effect was not measured"]
+    assert (tmp_path / "d.csv").read_text().splitlines() == [
+        "detector,n_attack,n_bona_fide,metric,apcer_target,threshold,apcer,original,hull"]
+    assert json.loads((tmp_path / "n.json").read_text())["n_attack_pairs"] == 0

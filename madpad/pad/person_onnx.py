@@ -28,9 +28,9 @@ Keypoints and masks (what the spatial rules need): with ``pose=true`` (default) 
 BlazePose runs on each person's box (enlarged by ``pose_margin``) and its keypoints are kept
 when they lie on that person; with ``segment=true`` (default) mediapipe's selfie segmentation
 runs once on the whole image and each person gets the part of the mask in its own column band
-(see :func:`split_mask`). Persons nested in a larger person's box (a printed photo of a person on
-someone's shirt is detected as a person too) are dropped when ``drop_nested`` (see
-:func:`nested_persons`).
+(see :func:`split_mask`). Persons nested in a larger person's body (a printed photo of a person on
+someone's shirt is detected as a person too; see :func:`nested_persons`) get neither: they are
+returned as plain boxes, and the spatial rules let them own no face (rule ``nested_person``).
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ MODELS = {
                            "NanoDet (GFL head, 11 bins per side), COCO-80, 416x416"),
 }
 PERSON_CLASS = 0
+#: pose keypoints that must lie in a person's (enlarged) box for the pose to count as that person's
+UPPER_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "mouth_left", "mouth_right",
+                   "left_shoulder", "right_shoulder")
 SHARED_SUBDIR = "models/person"
 
 _VERIFIED: dict[tuple[str, int, int], str] = {}
@@ -140,10 +143,11 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 
 def nested_persons(boxes, *, min_containment: float = 0.7, max_area_ratio: float = 0.6,
                    min_drop: float = 0.15) -> list[int]:
-    """Indices of boxes that lie inside a larger person's box: at least ``min_containment`` of the
-    box inside the other, at most ``max_area_ratio`` of its area, and the box top at least
-    ``min_drop`` of the other's height below the other's top (a picture of a person worn on the
-    body, not a head-and-shoulders box of the same person)."""
+    """Indices of boxes that lie inside a larger person's body: at least ``min_containment`` of the
+    box inside the other box **extended down to infinity** (a head-and-shoulders box has its body
+    below it), at most ``max_area_ratio`` of the other's area, and the box top at least ``min_drop``
+    of the other's height below the other's top (a picture of a person worn on the body, not a
+    head box of the same person)."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     area = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
     out = []
@@ -152,7 +156,7 @@ def nested_persons(boxes, *, min_containment: float = 0.7, max_area_ratio: float
             if i == j or area[j] > max_area_ratio * area[i] or area[j] <= 0:
                 continue
             x0, y0 = max(b[j, 0], b[i, 0]), max(b[j, 1], b[i, 1])
-            x1, y1 = min(b[j, 2], b[i, 2]), min(b[j, 3], b[i, 3])
+            x1, y1 = min(b[j, 2], b[i, 2]), b[j, 3]
             inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
             if inter / area[j] >= min_containment and b[j, 1] - b[i, 1] >= min_drop * (b[i, 3] - b[i, 1]):
                 out.append(j)
@@ -210,7 +214,8 @@ class OnnxPersonDetector(PersonDetector):
     ``model_path``: the ONNX file (default: from ``$MADPAD_SHARED``); ``verify``: check its sha256;
     ``score_threshold``: person score cut (None = the model's default); ``nms_iou``; ``threads``:
     onnxruntime intra-op threads (None = onnxruntime's choice); ``max_persons``: keep the best N;
-    ``drop_nested``: drop persons nested in a larger one (:func:`nested_persons`); ``pose``: run
+    persons nested in a larger one (:func:`nested_persons`) get no pose and no share of the mask:
+    they are returned box-only, for the rules to flag (``drop_nested``: leave them out); ``pose``: run
     BlazePose per person box for keypoints; ``pose_margin``: box enlargement for the pose crop
     (share of the box size per side); ``segment``: attach each person's share of the selfie mask;
     ``min_leftover_area``: with ``segment``, a silhouette that no box owns and that covers at least
@@ -223,7 +228,7 @@ class OnnxPersonDetector(PersonDetector):
 
     def __init__(self, *, model_path: str | None = None, verify: bool = True, score_threshold: float | None = None,
                  nms_iou: float = 0.45, threads: int | None = None, max_persons: int = 8,
-                 drop_nested: bool = True, pose: bool = True, pose_margin: float = 0.25, segment: bool = True,
+                 drop_nested: bool = False, pose: bool = True, pose_margin: float = 0.25, segment: bool = True,
                  min_leftover_area: float = 0.03):
         self.model_path = model_path
         self.verify = bool(verify)
@@ -327,12 +332,13 @@ class OnnxPersonDetector(PersonDetector):
         return [self._persons(im, b) for im, b in zip(imgs, self.boxes_batch(imgs))]
 
     def _persons(self, img: np.ndarray, raw: np.ndarray) -> list[PersonDetection]:
-        if len(raw) and self.drop_nested:
-            drop = set(nested_persons(raw[:, :4]))
-            raw = raw[[i for i in range(len(raw)) if i not in drop]]
         raw = raw[: max(0, self.max_persons)]
-        if len(raw) == 0:
-            return []
+        nested = set(nested_persons(raw[:, :4])) if len(raw) else set()
+        pictures = [PersonDetection(box=raw[i, :4], score=raw[i, 4], detector=self.name)
+                    for i in sorted(nested)] if not self.drop_nested else []
+        raw = raw[[i for i in range(len(raw)) if i not in nested]]
+        if len(raw) == 0 and not self.segment:
+            return pictures
         masks: list = [None] * len(raw)
         leftover: list[PersonDetection] = []
         if self.segment:
@@ -351,11 +357,11 @@ class OnnxPersonDetector(PersonDetector):
         for (x0, y0, x1, y1, sc), m in zip(raw, masks):
             kps = self._keypoints(img, np.array([x0, y0, x1, y1])) if self.pose else None
             out.append(PersonDetection(box=[x0, y0, x1, y1], score=sc, keypoints=kps, detector=self.name, mask=m))
-        return sorted(out + leftover, key=lambda d: -d.score)
+        return sorted(out + leftover + pictures, key=lambda d: -d.score)
 
     def _keypoints(self, img: np.ndarray, box: np.ndarray) -> dict | None:
         """BlazePose keypoints of the person in ``box`` (image pixels), or None when the pose found
-        there is not this person's (its visible keypoints mostly outside the box)."""
+        there is not this person's (its visible head and shoulder keypoints mostly outside the box)."""
         if self._pose is None:
             from madpad.pad.persons import MediapipePoseDetector
 
@@ -371,7 +377,9 @@ class OnnxPersonDetector(PersonDetector):
         if not found or found[0].keypoints is None:
             return None
         kps = {k: (x + cx0, y + cy0, v) for k, (x, y, v) in found[0].keypoints.items()}
-        vis = np.array([(x, y) for x, y, v in kps.values() if v >= 0.5])
+        # the head and shoulders must be this person's (arms and hips may lie below a
+        # head-and-shoulders box, or be guessed outside the image)
+        vis = np.array([kps[k][:2] for k in UPPER_KEYPOINTS if k in kps and kps[k][2] >= 0.5])
         if len(vis) == 0:
             return None
         inside = ((vis[:, 0] >= box[0]) & (vis[:, 0] <= box[2]) & (vis[:, 1] >= box[1]) & (vis[:, 1] <= box[3]))

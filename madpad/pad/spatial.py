@@ -16,7 +16,9 @@ Rule strengths (each in [0, 1], per face) and the image score::
     torso      = sigmoid(slope * (face_cy - shoulder_y) / shoulder_width)       (shoulders visible)
                = sigmoid(slope_rel * (rel_y - head_region_max))                  (body box, no keypoints)
                  (for a pose whose shoulders are not visible the box covers the visible keypoints
-                 only; the rel_y rule still applies unless rel_y_without_shoulders=0)
+                 only; the rel_y rule still applies unless rel_y_without_shoulders=0; a person
+                 without keypoints whose silhouette mask lies under the face is left to the
+                 silhouette rules)
     pose_head  = 1 - share of the person's visible head keypoints (nose, eyes) inside the face box
                  (0 when the person has no visible head keypoints)
     body_above = sigmoid(slope_mask * (head_room - head_room_max))                (person mask)
@@ -31,7 +33,10 @@ Rule strengths (each in [0, 1], per face) and the image score::
     multi_face = multi_face_weight for every face of a person with >= 2 faces that is not the
                  person's most head-like face
     no_person  = no_person_weight for a face that no person owns
-    face score = max(torso, pose_head * pose_head_weight, body_above, body_width, multi_face, no_person)
+    nested_person = nested_weight for a face whose centre lies in a nested person's box (a person
+                 detected inside another person's body: a worn picture of a person)
+    face score = max(torso, pose_head * pose_head_weight, body_above, body_width, multi_face, no_person,
+                     nested_person)
     image score = max over faces
 
 A rule "fires" when its strength is >= 0.5; the explanation lists the fired rules.
@@ -50,9 +55,10 @@ Defined outcomes:
 * faces with no person at all (detector found nothing) get ``no_person_weight`` (default 0.75).
 
 Several people: every face is judged against its own person. A person whose box lies inside a
-larger person's box, well below its top (:func:`madpad.pad.person_onnx.nested_persons`; a COCO
+larger person's body, well below its top (:func:`madpad.pad.person_onnx.nested_persons`; a COCO
 detector finds the printed photo on a shirt as a person too) owns no face when ``drop_nested`` is
-1: its faces go to the person around it. Images of any size work the same way.
+1: its faces go to the person around it, and the ``nested_person`` rule flags them. Images of any
+size work the same way.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ import numpy as np
 from madpad.face.types import box_of
 from madpad.pad.persons import PersonDetection
 
-RULES = ("torso", "pose_head", "body_above", "body_width", "multi_face", "no_person")
+RULES = ("torso", "pose_head", "body_above", "body_width", "multi_face", "no_person", "nested_person")
 #: per-image statuses: judged, no face and no person, a person but no face (failure to acquire)
 STATUSES = ("ok", "no_face", "person_no_face")
 
@@ -103,7 +109,8 @@ class RuleConfig:
     no_person_weight: float = 0.75
     no_face_score: float = 0.0
     person_no_face_score: float = float("nan")
-    drop_nested: float = 1.0           # 1: persons nested in a larger person's box own no face
+    drop_nested: float = 1.0           # 1: persons nested in a larger person's body own no face
+    nested_weight: float = 0.8
     fire_at: float = 0.5
 
     @classmethod
@@ -276,6 +283,10 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
         fa = FaceAssessment(box=fb, score=fs, person=pi, containment=cont, roll=abs(roll))
         cx, cy = (fb[0] + fb[2]) / 2, (fb[1] + fb[3]) / 2
         st = {r: 0.0 for r in RULES}
+        rel_y_rule = False
+        if any(persons[k].box[0] <= cx <= persons[k].box[2] and persons[k].box[1] <= cy <= persons[k].box[3]
+               for k in nested):
+            st["nested_person"] = cfg.nested_weight
         if pi is None:
             st["no_person"] = cfg.no_person_weight
         else:
@@ -295,8 +306,8 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
                 # a body box (hog, yolo, silhouette): the head is its top part. A pose whose shoulders
                 # are not visible has a box around the visible keypoints only (often the head), so
                 # there rel_y mostly says "no body seen below this face"; rel_y_without_shoulders=0
-                # switches the rule off for such poses
-                st["torso"] = _sigmoid(cfg.slope_rel * (fa.rel_y - cfg.head_region_max))
+                # switches the rule off for such poses. Decided below, once the silhouette is known
+                rel_y_rule = True
             head = [p.keypoint(n, min_visibility=cfg.shoulder_min_visibility) for n in ("nose", "left_eye", "right_eye")]
             head = [k for k in head if k is not None]
             if head:
@@ -314,6 +325,11 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
                     st["body_above"] = _sigmoid(cfg.slope_mask * (fa.head_room - cfg.head_room_max))
                 if np.isfinite(fa.body_width_ratio):
                     st["body_width"] = _sigmoid(cfg.slope_mask * (fa.body_width_ratio - cfg.width_ratio_max))
+            # a person with a silhouette under the face but no keypoints (a mask component, a box whose
+            # pose failed) is judged by the silhouette rules alone: the real face of a head-and-shoulders
+            # framing sits half-way down such a box, as a print does on a chest in a body box
+            if rel_y_rule and not (p.keypoints is None and np.isfinite(fa.head_room)):
+                st["torso"] = _sigmoid(cfg.slope_rel * (fa.rel_y - cfg.head_region_max))
         fa.strengths = st
         assessed.append(fa)
     # several faces in one person: all but the most head-like (highest, then pose-consistent) are suspect

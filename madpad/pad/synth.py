@@ -108,8 +108,12 @@ https://creativecommons.org/licenses/by/4.0/. The subjects consented to the use 
 - species `tshirt_face_occluded`: a synthetic board covers the wearer's face;
   `tshirt_head_cropped`: the image is cropped below the wearer's chin;
   `tshirt_head_turned_approx`: the wearer's face is replaced by a synthetic hair texture;
-- bona fide images (`label=bona_fide`): the same canvas extension without print (`capture=extended`)
-  or only rescaled (`capture=portrait`);
+  `tshirt_large_rotated`: a large print, turned in-plane, and the image cropped below the chin;
+  `tshirt_small_high`: a small print high on the chest and a board over the wearer's face;
+  `tshirt_multi_person`: as the board-covered wearer, joined side by side with a second wearer;
+- bona fide images (`label=bona_fide`): the same canvas extension without print (`capture=extended`),
+  only rescaled (`capture=portrait`), or two wearers' extended canvases joined side by side with a
+  feathered seam (`capture=multi_person`);
 - images re-encoded as JPEG.
 
 Generator parameters: see `synth_config.json` in this folder.

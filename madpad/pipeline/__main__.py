@@ -99,8 +99,10 @@ def main(argv=None) -> int:
             raise UsageError(f"--workers must be >= 1; got {args.workers}")
         if args.address and args.executor != "ray":
             raise UsageError("--address is for --executor ray")
+        from madpad.cli import check_output_dir
         from madpad.pipeline.runner import run_pipeline
 
+        check_output_dir(spec.workdir, option="--workdir" if args.workdir else "workdir")
         summary = run_pipeline(spec, from_stage=args.from_stage, only=args.only, executor=args.executor,
                                workers=args.workers, address=args.address, force=args.force,
                                progress=not args.no_progress and sys.stderr.isatty(), verbose=args.verbose > 0)

@@ -113,7 +113,10 @@ def detection_effect(ctx) -> dict:
             att, bfs = res
             label = str(det.get("label", name)) if isinstance(det, dict) else str(det)
             _collect(table, score_rows, label, att, bfs, attack_pairs, bf_pairs, targets)
-    write_csv(ctx.outputs["table"], table)
+    if not attack_pairs:
+        notes.append("no morph was made (see morphs.csv): the MAD effect was not measured")
+    write_csv(ctx.outputs["table"], table, ["detector", "n_attack", "n_bona_fide", "metric", "apcer_target", "threshold",
+                                            "apcer", ORIGINAL, *seg_labels])
     write_csv(ctx.outputs["scores"], score_rows, ["id", "score", "label", "species", "detector", "condition"])
     from madpad.io import atomic_write_json
 

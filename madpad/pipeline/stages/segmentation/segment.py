@@ -20,7 +20,11 @@ from madpad.pipeline.stages._common import (
     spec_hash,
     write_csv,
 )
-from madpad.pipeline.stages.segmentation.common import ORIGINAL, images_table, load_faces
+from madpad.pipeline.stages.segmentation.common import (
+    ORIGINAL,
+    images_table,
+    load_faces,
+)
 
 
 def _segment_item(item: dict) -> dict:
