@@ -156,10 +156,10 @@ def _pairs(shared: Path, printed: list[str], out: Path, manifest: Path) -> None:
     """Bona fide two-person photos: two FRLL smiling portraits (450 px) side by side; every second
     pair with a flat torso block below each (background colour, shirt colour under the shoulders).
     Appended to ``manifest`` as label bona_fide, capture pair_plain / pair_torso."""
+    import cv2
+
     from madpad.io import read_image, write_image
     from madpad.pad.synth import MANIFEST_COLUMNS
-
-    import cv2
 
     def portrait(stem: str, torso: bool) -> np.ndarray:
         a = cv2.resize(read_image(shared / "data/frll/smiling" / f"{stem[:3]}_08.jpg"), (450, 450),
@@ -231,7 +231,7 @@ def _metrics(scores_csv: Path, manifest: Path, tune_thresholds: dict | None = No
         out["overall"][f"apcer_{round(t * 100)}"] = {"threshold": op.threshold, "bpcer": op.bpcer, "apcer": op.apcer}
     for c in sorted(set(cap[y == 0])):
         sc = s[(y == 0) & (cap == c)]
-        out["captures"][c] = {"n": int(len(sc)), "max_score": float(sc.max()),
+        out["captures"][c] = {"n": len(sc), "max_score": float(sc.max()),
                               **{f"fa_at_apcer_{k}": float((sc >= out["overall"][f"apcer_{k}"]["threshold"]).mean())
                                  for k in (1, 5)}}
         if tune_thresholds:

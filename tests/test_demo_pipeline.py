@@ -166,3 +166,21 @@ def test_data_stage_writes_the_chosen_images_and_reads_back(tmp_path):
     assert [r.id for r in back.enrolment] == [r.id for r in direct.enrolment]
     assert [r.path for r in back.probe] == [r.path for r in direct.probe]
     assert back.splits(0) == direct.splits(0) and back.gender("001") == "female"
+
+
+def test_a_step_time_includes_the_earlier_stages_it_gathers(tmp_path):
+    """The segmentation step's seconds include the study stages that ran before its summary stage."""
+    import json
+    from types import SimpleNamespace
+
+    from madpad.pipeline.stages.demo.common import run_step
+
+    ctx = SimpleNamespace(inputs={}, outputs={"status": tmp_path / "status.json"}, params={}, workdir=tmp_path,
+                          log=None)
+    result = {"stages": {"seg_images": {"seconds": 2.5}, "seg_embed": {"seconds": 10.25}, "seg_x": {}}}
+    status = run_step(ctx, "segmentation", lambda run: result,
+                      earlier_seconds=lambda r: sum(float(s.get("seconds") or 0) for s in r["stages"].values()))
+    assert 12.7 <= status["seconds"] < 13.5
+    assert json.loads((tmp_path / "status.json").read_text())["seconds"] == status["seconds"]
+    plain = run_step(ctx, "segmentation", lambda run: result)
+    assert plain["seconds"] < 1.0

@@ -8,12 +8,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import shared_path
 
 from madpad.errors import MadpadError, UsageError
 from madpad.pad import get_person_detector
 from madpad.pad.person_onnx import MODELS, letterbox, nested_persons, nms, split_mask
-
-from conftest import shared_path
 
 pytest.importorskip("onnxruntime")
 
@@ -32,9 +31,9 @@ def models_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def portraits(sample_dir):
-    from madpad.io import read_image
-
     import cv2
+
+    from madpad.io import read_image
 
     a = cv2.resize(read_image(sample_dir / "neutral" / "001_03.jpg"), (450, 450), interpolation=cv2.INTER_AREA)
     b = cv2.resize(read_image(sample_dir / "neutral" / "007_03.jpg"), (450, 450), interpolation=cv2.INTER_AREA)

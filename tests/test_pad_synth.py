@@ -9,7 +9,14 @@ import pytest
 
 from madpad.errors import UsageError
 from madpad.io import read_image
-from madpad.pad.synth import DEFAULT_SPECIES, SPECIES, SynthConfig, generate_set, list_sources, main
+from madpad.pad.synth import (
+    DEFAULT_SPECIES,
+    SPECIES,
+    SynthConfig,
+    generate_set,
+    list_sources,
+    main,
+)
 
 
 def _rows(path):
@@ -180,7 +187,7 @@ def test_two_person_images_hold_the_wearer_and_another_wearer(new_species_set):
 
 
 def test_large_rotated_and_small_high_prints(new_species_set):
-    out, rows, cfg = new_species_set
+    _, rows, cfg = new_species_set
     for r in rows.values():
         if r["species"] == "tshirt_large_rotated":
             angle = float(r["print_angle"])

@@ -6,13 +6,12 @@ import csv
 
 import numpy as np
 import pytest
+from conftest import shared_path
 
 from madpad.detect import main as detect_main
 from madpad.io import write_image
 from madpad.pad.cli import main_fit_scorer
 from madpad.pad.synth import SynthConfig, generate_set, list_sources
-
-from conftest import shared_path
 
 
 def _rows(path):

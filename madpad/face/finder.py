@@ -37,6 +37,8 @@ from madpad.io import as_rgb_uint8
 #: default detectors of :class:`FaceFinder` (upright pass) and of its rotated passes
 DEFAULT_DETECTORS = ("dlib_hog", "mediapipe", "mtcnn")
 DEFAULT_ROTATED = ("mediapipe",)
+DEFAULT_DETECTORS_SPEC = "+".join(DEFAULT_DETECTORS)
+DEFAULT_ROTATED_SPEC = "+".join(DEFAULT_ROTATED)
 
 
 def parse_names(value, *, what: str) -> tuple[str, ...]:
@@ -170,7 +172,7 @@ class FaceFinder(FaceDetector):
 
     name = "union"
 
-    def __init__(self, *, detectors="+".join(DEFAULT_DETECTORS), rotated="+".join(DEFAULT_ROTATED),
+    def __init__(self, *, detectors=DEFAULT_DETECTORS_SPEC, rotated=DEFAULT_ROTATED_SPEC,
                  max_angle: float = 30.0, angle_step: float = 15.0, merge_iou: float = 0.3,
                  max_side: int | None = 640):
         from madpad.face.detectors import FACE_DETECTORS

@@ -8,6 +8,7 @@ shoulder line. Scores: **higher = more likely a presentation attack**; classify 
 ``score >= threshold``.
 
 * :func:`get_person_detector` / :data:`PERSON_DETECTORS` (interface :class:`PersonDetector`):
+  ``nanodet`` (default), ``centernet`` (every person; :mod:`madpad.pad.person_onnx`),
   ``mediapipe_pose``, ``mediapipe_selfie``, ``hog``, ``yolo``;
 * :func:`assess` + :class:`RuleConfig`: the rule-based score with its explanation;
 * :class:`LearnedScorer` / :func:`fit_scorer`: logistic regression over the same features;

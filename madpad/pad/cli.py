@@ -128,8 +128,8 @@ def main_tshirt(argv=None) -> int:
 
 
 def _run_tshirt(args) -> int:
-    from madpad.pad.tshirt import TshirtDetector
     from madpad.pad.spatial import RULES, RuleConfig
+    from madpad.pad.tshirt import TshirtDetector
 
     setup_logging(args.verbose)
     apply_runtime_options(threads=args.threads)

@@ -262,7 +262,7 @@ class OnnxPersonDetector(PersonDetector):
             so.log_severity_level = 3
             try:
                 self._session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-            except Exception as exc:  # onnxruntime raises its own exception types for bad files
+            except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own exception types for bad files)
                 raise MadpadError(f"person detector {self.name!r}: cannot load {path}: "
                                   f"{str(exc).splitlines()[0]}") from None
             self._check_io(self._session, path)

@@ -4,7 +4,10 @@ Every backend is built by :func:`get_person_detector` (registry :data:`PERSON_DE
 :class:`PersonDetector`) and has ``detect(image) -> list[PersonDetection]``
 (image: RGB uint8 (H, W, 3), any size), sorted by score (highest first). Backends:
 
-``mediapipe_pose`` (default; real weights shipped in ``mediapipe==0.10.14``)
+``nanodet``, ``centernet`` (the T-shirt PAD's default is ``nanodet``)
+    COCO person detectors run with onnxruntime, every person in the scene, with BlazePose per
+    person box and a per-person share of the selfie mask: :mod:`madpad.pad.person_onnx`.
+``mediapipe_pose`` (real weights shipped in ``mediapipe==0.10.14``)
     BlazePose, 33 named keypoints, **one person per image** (the legacy solution is single-person).
     Works on upper-body shots. The person box is the hull of the keypoints that are visible
     (visibility >= ``min_visibility``), extended upwards to the top of the head, clipped to the image.

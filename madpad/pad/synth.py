@@ -535,12 +535,12 @@ def compose_pair(a: np.ndarray, b: np.ndarray, cfg: SynthConfig, rng: np.random.
         return x
 
     a, b = to_height(a).astype(np.float32), to_height(b).astype(np.float32)
-    dy = int(round(rng.uniform(-cfg.pair_shift, cfg.pair_shift) * H))
+    dy = round(float(rng.uniform(-cfg.pair_shift, cfg.pair_shift) * H))
     if dy > 0:
         b = np.concatenate([np.repeat(b[:1], dy, axis=0), b[:-dy]], axis=0)
     elif dy < 0:
         b = np.concatenate([b[-dy:], np.repeat(b[-1:], -dy, axis=0)], axis=0)
-    ov = max(2, int(round(rng.uniform(*cfg.pair_overlap) * min(a.shape[1], b.shape[1]))))
+    ov = max(2, round(float(rng.uniform(*cfg.pair_overlap) * min(a.shape[1], b.shape[1]))))
     W = a.shape[1] + b.shape[1] - ov
     out = np.zeros((H, W, 3), np.float32)
     out[:, :a.shape[1]] = a

@@ -29,7 +29,7 @@ from madpad.errors import UsageError
 STEPS = ("generate", "vulnerability", "detect", "tshirt", "segmentation")
 STEP_TITLES = {
     "generate": "landmark morphs (full and spliced) of same-gender pairs",
-    "vulnerability": "face-recognition vulnerability (dlib): MMPMR, ProdAvg-MMPMR, RMMR",
+    "vulnerability": "face-recognition vulnerability (every FR system found): MMPMR, ProdAvg-MMPMR, RMMR, MAP",
     "detect": "differential MAD: train and evaluate detectors",
     "tshirt": "synthetic T-shirt attacks and their detection",
     "segmentation": "short background-segmentation study (pipeline stages)",
@@ -271,12 +271,14 @@ def publish(src: Path, dst: Path) -> Path:
     return dst
 
 
-def run_step(ctx, step: str, body: Callable[[StepRun], dict]) -> dict:
+def run_step(ctx, step: str, body: Callable[[StepRun], dict], *,
+             earlier_seconds: Callable[[dict], float] | None = None) -> dict:
     """Run a step's ``body`` on the demo data (inputs ``images`` and ``data`` of the data stage,
     when the stage has them) and write ``status.json`` (output ``status``); returns the status
     without its result.
     :class:`StepSkipped` gives status ``skipped`` with the reason; other exceptions propagate
-    (the stage fails)."""
+    (the stage fails). ``earlier_seconds(result)``: time spent on this step by earlier stages of the
+    pipeline (the segmentation study's own stages), added to the step's ``seconds``."""
     from madpad.io import atomic_write_json
 
     data = DemoData.read(ctx.inputs["images"], ctx.inputs["data"]) if "images" in ctx.inputs else None
@@ -287,7 +289,10 @@ def run_step(ctx, step: str, body: Callable[[StepRun], dict]) -> dict:
     except StepSkipped as exc:
         status = {"step": step, "status": "skipped", "reason": str(exc)}
         echo(ctx, f"      skipped: {exc}")
-    status.update(seconds=round(time.perf_counter() - t0, 1), started=started)
+    seconds = time.perf_counter() - t0
+    if earlier_seconds is not None and status["status"] == "ok":
+        seconds += float(earlier_seconds(status["result"]))
+    status.update(seconds=round(seconds, 1), started=started)
     atomic_write_json(ctx.outputs["status"], status)
     return {k: v for k, v in status.items() if k != "result"}
 

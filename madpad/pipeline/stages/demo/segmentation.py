@@ -26,7 +26,9 @@ REMBG_MODEL_FILE = "isnet-general-use.onnx"
 
 
 def segmentation(ctx) -> dict:
-    return run_step(ctx, "segmentation", _segmentation)
+    # the step's time includes the study's own stages (seg_images ... seg_report), which ran before
+    return run_step(ctx, "segmentation", _segmentation,
+                    earlier_seconds=lambda r: sum(float(st.get("seconds") or 0) for st in r["stages"].values()))
 
 
 def demo_segmenters(rembg_dir: str | None) -> tuple[list[str], list[str]]:
