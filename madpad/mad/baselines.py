@@ -163,6 +163,21 @@ class EmbeddingDistanceDetector(_FaceFeaturePairs):
         return cls(**{**head["config"], **overrides})
 
 
+def check_classifier_options(features: Any, blocks: Any, *, classifier: str, class_weight: Any, C: Any) -> list[str]:
+    """Validate the options shared by the trained FR-embedding detectors; returns the feature list."""
+    feats = [features] if isinstance(features, str) else list(features)
+    bad = [f for f in feats if f not in blocks]
+    if not feats or bad:
+        raise UsageError(f"features must be a non-empty list of {list(blocks)}; got {feats}")
+    if classifier not in CLASSIFIERS:
+        raise UsageError(f"classifier must be one of {list(CLASSIFIERS)}; got {classifier!r}")
+    if class_weight not in ("balanced", None):
+        raise UsageError(f"class_weight must be 'balanced' or null; got {class_weight!r}")
+    if C != "auto" and (isinstance(C, bool) or not isinstance(C, (int, float)) or C <= 0):
+        raise UsageError(f"C must be a positive number or 'auto'; got {C!r}")
+    return feats
+
+
 class EmbeddingClassifierDetector(_FaceFeaturePairs):
     """Trained D-MAD on FR-embedding pair features (+ optional texture); see module docstring.
 
@@ -180,16 +195,8 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
                  features: Sequence[str] = ("diff",), classifier: str = "logreg", C: Any = 1.0,
                  gamma: Any = "scale", class_weight: str | None = "balanced", texture_size: int = 160,
                  max_iter: int = 5000, progress: bool = False):
-        feats = [features] if isinstance(features, str) else list(features)
-        bad = [f for f in feats if f not in FEATURE_BLOCKS]
-        if not feats or bad:
-            raise UsageError(f"features must be a non-empty list of {list(FEATURE_BLOCKS)}; got {feats}")
-        if classifier not in CLASSIFIERS:
-            raise UsageError(f"classifier must be one of {list(CLASSIFIERS)}; got {classifier!r}")
-        if class_weight not in ("balanced", None):
-            raise UsageError(f"class_weight must be 'balanced' or null; got {class_weight!r}")
-        if C != "auto" and (isinstance(C, bool) or not isinstance(C, (int, float)) or C <= 0):
-            raise UsageError(f"C must be a positive number or 'auto'; got {C!r}")
+        feats = check_classifier_options(features, FEATURE_BLOCKS, classifier=classifier, class_weight=class_weight,
+                                         C=C)
         self.embedder = embedder
         self.embedder_params = dict(embedder_params or {})
         self.features = feats
@@ -420,16 +427,8 @@ class FusedEmbeddingDetector(EmbeddingClassifierDetector):
     def __init__(self, *, embedders: Any = ("dlib", "mobileface", "hse_faceres"), features: Sequence[str] = ("cos",),
                  classifier: str = "logreg", C: Any = 1.0, gamma: Any = "scale",
                  class_weight: str | None = "balanced", max_iter: int = 5000, progress: bool = False):
-        feats = [features] if isinstance(features, str) else list(features)
-        bad = [f for f in feats if f not in FUSED_BLOCKS]
-        if not feats or bad:
-            raise UsageError(f"features must be a non-empty list of {list(FUSED_BLOCKS)}; got {feats}")
-        if classifier not in CLASSIFIERS:
-            raise UsageError(f"classifier must be one of {list(CLASSIFIERS)}; got {classifier!r}")
-        if class_weight not in ("balanced", None):
-            raise UsageError(f"class_weight must be 'balanced' or null; got {class_weight!r}")
-        if C != "auto" and (isinstance(C, bool) or not isinstance(C, (int, float)) or C <= 0):
-            raise UsageError(f"C must be a positive number or 'auto'; got {C!r}")
+        feats = check_classifier_options(features, FUSED_BLOCKS, classifier=classifier, class_weight=class_weight,
+                                         C=C)
         self.systems = embedder_specs(embedders)
         for s in self.systems:
             check_embedder_files(s["name"], s["params"])
