@@ -163,6 +163,23 @@ class EmbeddingDistanceDetector(_FaceFeaturePairs):
         return cls(**{**head["config"], **overrides})
 
 
+#: pair features computed from the two L2-normalised embeddings alone
+EMBEDDING_PAIR_BLOCKS = ("diff", "absdiff", "prod", "cos")
+
+
+def embedding_pair_block(feature: str, es: np.ndarray, el: np.ndarray) -> np.ndarray:
+    """One pair-feature block of suspect (``es``) and live (``el``) embeddings, (n, D) or (n, 1)."""
+    if feature == "diff":
+        return es - el
+    if feature == "absdiff":
+        return np.abs(es - el)
+    if feature == "prod":
+        return es * el
+    if feature == "cos":
+        return 1.0 - np.sum(es * el, axis=1, keepdims=True)
+    raise ValueError(f"not an embedding pair feature: {feature!r}")
+
+
 def check_classifier_options(features: Any, blocks: Any, *, classifier: str, class_weight: Any, C: Any) -> list[str]:
     """Validate the options shared by the trained FR-embedding detectors; returns the feature list."""
     feats = [features] if isinstance(features, str) else list(features)
@@ -235,14 +252,8 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
 
         blocks = []
         for f in self.features:
-            if f == "diff":
-                blocks.append(es - el)
-            elif f == "absdiff":
-                blocks.append(np.abs(es - el))
-            elif f == "prod":
-                blocks.append(es * el)
-            elif f == "cos":
-                blocks.append(1.0 - np.sum(es * el, axis=1, keepdims=True))
+            if f in EMBEDDING_PAIR_BLOCKS:
+                blocks.append(embedding_pair_block(f, es, el))
             elif f == "suspect":
                 blocks.append(es)
             elif f == "texture":
@@ -378,7 +389,7 @@ def _decision(model: dict, X: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- several FR systems
-FUSED_BLOCKS = ("diff", "absdiff", "prod", "cos")
+FUSED_BLOCKS = EMBEDDING_PAIR_BLOCKS
 
 
 def embedder_specs(embedders: Any) -> list[dict]:
@@ -481,15 +492,7 @@ class FusedEmbeddingDetector(EmbeddingClassifierDetector):
                 if st != "ok" and status[i] == "ok":
                     status[i], error[i] = st, f"[{s['label']}] {er}"
             es, el = sus.features.astype(np.float64), live.features.astype(np.float64)
-            for f in self.features:
-                if f == "diff":
-                    blocks.append(es - el)
-                elif f == "absdiff":
-                    blocks.append(np.abs(es - el))
-                elif f == "prod":
-                    blocks.append(es * el)
-                else:
-                    blocks.append(1.0 - np.sum(es * el, axis=1, keepdims=True))
+            blocks += [embedding_pair_block(f, es, el) for f in self.features]
         X = np.concatenate(blocks, axis=1) if n else np.zeros((0, len(self.features)))
         ok = np.array([st == "ok" for st in status], dtype=bool) & np.all(np.isfinite(X), axis=1)
         return X, ok, status, error

@@ -36,6 +36,7 @@ returned as plain boxes, and the spatial rules let them own no face (rule ``nest
 from __future__ import annotations
 
 import threading
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -45,7 +46,7 @@ import numpy as np
 from madpad.errors import MadpadError, UsageError
 from madpad.face.types import clip_box
 from madpad.io import as_rgb_uint8, env_path, optional_import
-from madpad.pad.persons import PersonDetection, PersonDetector
+from madpad.pad.persons import PersonDetection, PersonDetector, _mask_persons
 
 
 @dataclass(frozen=True)
@@ -191,23 +192,6 @@ def split_mask(mask: np.ndarray, boxes, *, margin: float = 0.25) -> list[np.ndar
     return out
 
 
-def _mask_components(mask: np.ndarray, *, min_area: float, name: str, threshold: float = 0.5) -> list[PersonDetection]:
-    """Connected components of ``mask > threshold`` covering at least ``min_area`` of the image, as
-    box-only persons with their own mask (score = mean mask value inside)."""
-    import cv2
-
-    n, lab, stats, _ = cv2.connectedComponentsWithStats((mask > threshold).astype(np.uint8), connectivity=8)
-    out = []
-    for i in range(1, n):
-        x, y, w, h, area = stats[i]
-        if area < min_area * mask.size:
-            continue
-        comp = np.where(lab == i, mask, 0.0).astype(np.float32)
-        out.append(PersonDetection(box=[x, y, x + w, y + h], score=float(mask[lab == i].mean()), detector=name,
-                                   mask=comp))
-    return sorted(out, key=lambda d: -d.score)
-
-
 class OnnxPersonDetector(PersonDetector):
     """Shared code of the ONNX COCO person detectors (see the module docstring).
 
@@ -289,12 +273,13 @@ class OnnxPersonDetector(PersonDetector):
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ raw boxes
+    @abstractmethod
     def _preprocess(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
-        raise NotImplementedError
+        """The graph's input for one RGB image -> (input tensor, scale back to original pixels)."""
 
+    @abstractmethod
     def _decode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run the graph on one preprocessed image (batch of 1) -> (boxes in input pixels, scores)."""
-        raise NotImplementedError
 
     def boxes(self, image) -> np.ndarray:
         """Person boxes ``[N, 5] = x0, y0, x1, y1, score`` (original pixels, after NMS, best first)."""
@@ -352,7 +337,7 @@ class OnnxPersonDetector(PersonDetector):
             rest = whole.copy()
             for m in masks:
                 rest[m > 0] = 0.0
-            leftover = _mask_components(rest, min_area=self.min_leftover_area, name=self.name + "/selfie")
+            leftover = _mask_persons(rest, threshold=0.5, min_area=self.min_leftover_area, name=self.name + "/selfie")
         out = []
         for (x0, y0, x1, y1, sc), m in zip(raw, masks):
             kps = self._keypoints(img, np.array([x0, y0, x1, y1])) if self.pose else None
