@@ -13,15 +13,8 @@ pytest.importorskip("peft")
 
 from madpad.errors import UsageError
 from madpad.mad import NotFittedError, get_detector, load_detector
-from madpad.mad.foundation import (
-    FoundationConfig,
-    FoundationDetector,
-    _Net,
-    class_pos_weight,
-    make_sampler,
-    sample_weights,
-    warmup_cosine,
-)
+from madpad.mad.foundation import FoundationConfig, FoundationDetector, _Net
+from madpad.mad.optimization import class_pos_weight, make_sampler, sample_weights, warmup_cosine
 from madpad.mad.synthetic import synthetic_pairs
 
 TINY = dict(backbone="madpad-tiny-vit", model_config="madpad-tiny-vit", pretrained=None, pair_feature="diff_prod",

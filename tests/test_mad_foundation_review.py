@@ -16,15 +16,8 @@ pytest.importorskip("peft")
 from madpad.errors import FaceNotFoundError, UsageError
 from madpad.mad import Pair, load_detector
 from madpad.mad.augment import AugmentConfig, augment_image, augmentation_rng
-from madpad.mad.foundation import (
-    FoundationConfig,
-    FoundationDetector,
-    _Net,
-    align_for_backbone,
-    lora_module_names,
-    preprocess_config,
-    register_model_config,
-)
+from madpad.mad.backbone import align_for_backbone, lora_module_names, preprocess_config, register_model_config
+from madpad.mad.foundation import FoundationConfig, FoundationDetector, _Net
 from madpad.mad.synthetic import synthetic_pairs
 
 TINY = dict(backbone="madpad-tiny-vit", model_config="madpad-tiny-vit", pretrained=None, pair_feature="diff_prod",
@@ -59,7 +52,7 @@ def test_local_open_clip_checkpoint_gets_the_preprocessing_of_its_model_config(t
     # `weights verify` names an architecture by looking through it
     monkeypatch.setattr(open_clip.factory, "_MODEL_CONFIGS", dict(open_clip.factory._MODEL_CONFIGS))
 
-    cfg_json = json.loads((__import__("madpad").mad.foundation.resolve_model_config("madpad-tiny-vit")).read_text())
+    cfg_json = json.loads((__import__("madpad.mad.backbone").mad.backbone.resolve_model_config("madpad-tiny-vit")).read_text())
     cfg_json["preprocess_cfg"] = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "resize_mode": "squash"}
     path = tmp_path / "madpad-tiny-siglip-like.json"
     path.write_text(json.dumps(cfg_json))

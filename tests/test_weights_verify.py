@@ -297,7 +297,7 @@ def test_rembg_model_from_the_shared_folder(rembg_model_dir):
 
 def test_open_clip_checkpoint_is_named_and_its_keys_checked(tmp_path):
     open_clip = pytest.importorskip("open_clip")
-    from madpad.mad.foundation import resolve_model_config
+    from madpad.mad.backbone import resolve_model_config
 
     open_clip.add_model_config(str(resolve_model_config("madpad-tiny-vit")))
     sd = open_clip.create_model("madpad-tiny-vit", pretrained=None).state_dict()

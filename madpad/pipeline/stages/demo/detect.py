@@ -68,7 +68,7 @@ def foundation_params(clip: dict, *, progress: bool = True) -> dict:
 
     import yaml
 
-    from madpad.mad.foundation import shipped_model_configs
+    from madpad.mad.backbone import shipped_model_configs
 
     cfg_file = Path(str(resources.files("madpad") / "configs" / "detect" / "foundation_lora.yaml"))
     params = dict(yaml.safe_load(cfg_file.read_text(encoding="utf-8"))["params"])
