@@ -8,7 +8,7 @@ import importlib.util
 from pathlib import Path
 
 import madpad
-from madpad.pipeline.runner import _code_label, _madpad_closure, code_hash
+from madpad.pipeline.fingerprint import _code_label, _madpad_closure, code_hash
 
 PKG = Path(madpad.__file__).resolve().parent
 

@@ -367,7 +367,7 @@ def test_crafted_pickle_in_the_cache_folder_is_never_loaded(toy, tmp_path):
 
 
 def test_cache_values_round_trip_without_pickle(tmp_path):
-    from madpad.pipeline.runner import decode_cached, encode_cached
+    from madpad.pipeline.item_cache import decode_cached, encode_cached
 
     value = {"a": 1, "b": [1.5, float("inf"), None, True, "x"], "t": (1, "y"), "p": Path("d") / "f.png",
              "arr": np.arange(6, dtype=np.float32).reshape(2, 3), "keys": np.array(["k1", "k2"]),

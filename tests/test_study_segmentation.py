@@ -231,7 +231,7 @@ def test_each_study_stage_is_cached_on_its_own_modules(tmp_path):
     import inspect
 
     from madpad.pipeline import load_pipeline
-    from madpad.pipeline.runner import _code_label, _madpad_closure
+    from madpad.pipeline.fingerprint import _code_label, _madpad_closure
 
     spec = load_pipeline(REPO / "pipelines" / "segmentation_study.yaml", workdir=tmp_path)
     stage_modules = {st.fn.split(":")[0].rsplit(".", 1)[1] for st in spec.stages.values()}
