@@ -24,8 +24,9 @@ import numpy as np
 import madpad
 from madpad.errors import ManifestError, UsageError
 from madpad.io import atomic_write_json, atomic_write_text
-from madpad.metrics import PadScores, paired_pad_bootstrap, pad_summary_figures
-from madpad.report.pad import DEFAULT_TARGETS, KINDS, _ci_pct, _key, _md_table, _pct, clean_json
+from madpad.metrics import PadScores, pad_summary_figures, paired_pad_bootstrap
+from madpad.report.format import _ci_pct, _key, _md_table, _pct, clean_json
+from madpad.report.pad import DEFAULT_TARGETS, KINDS
 from madpad.report.scores import PadScoreTable, read_pad_scores
 
 __all__ = ["align_tables", "compare_report", "compare_report_markdown", "compare_report_html",

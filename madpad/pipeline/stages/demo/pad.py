@@ -11,7 +11,8 @@ from madpad.pipeline.stages.demo.common import APCER_TARGETS
 
 def pad_figures(scores, items, status, *, n_bootstrap: int, seed: int, title: str, subjects=None) -> dict:
     """ISO/IEC 30107-3 report of the items that got a score (failed items are counted apart)."""
-    from madpad.report.pad import clean_json, pad_report
+    from madpad.report.format import clean_json
+    from madpad.report.pad import pad_report
 
     scores = np.asarray(scores, dtype=np.float64)
     ok = np.array([st == "ok" for st in status], dtype=bool) & np.isfinite(scores)

@@ -46,7 +46,7 @@ CHANGES = [
 def report(ctx) -> dict:
     from madpad.io import atomic_write_json, atomic_write_text
     from madpad.pipeline.stages.demo.report_html import render_report
-    from madpad.report.pad import clean_json
+    from madpad.report.format import clean_json
 
     run = dict(ctx.params.get("run") or {})
     out = Path(ctx.workdir)
