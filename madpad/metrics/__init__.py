@@ -7,8 +7,8 @@
 * :mod:`madpad.metrics.vulnerability` -- MMPMR, ProdAvg-MMPMR, RMMR and the MAP matrix
   (ISO/IEC 20059) for face morphing attacks;
 * :mod:`madpad.metrics.bootstrap` -- seeded bootstrap intervals (by subject when known) and
-  binomial intervals; :func:`pad_bootstrap` and :func:`paired_pad_bootstrap` (several systems
-  on the same samples) draw their replicates as bin weights over the sorted classes and
+  binomial intervals; :mod:`madpad.metrics.pad_bootstrap`: :func:`pad_bootstrap` and
+  :func:`paired_pad_bootstrap` (several systems on the same samples) draw their replicates as bin weights over the sorted classes and
   evaluate them all at once (:mod:`madpad.metrics._replicates`: 1000 replicates of 10^7
   scores in seconds).
 
@@ -21,7 +21,12 @@ input; an empty class gives :class:`UndefinedMetricWarning` and NaN.
 """
 
 from madpad.metrics._core import UndefinedMetricWarning
-from madpad.metrics.bootstrap import Interval, binomial_ci, bootstrap_ci, bootstrap_weights
+from madpad.metrics.bootstrap import (
+    Interval,
+    binomial_ci,
+    bootstrap_ci,
+    bootstrap_weights,
+)
 from madpad.metrics.pad import (
     ATTACK,
     BONA_FIDE,
@@ -41,10 +46,12 @@ from madpad.metrics.pad import (
     d_eer,
     det_curve,
     iapmr,
+    parse_labels,
+)
+from madpad.metrics.pad_bootstrap import (
     pad_bootstrap,
     pad_summary_figures,
     paired_pad_bootstrap,
-    parse_labels,
 )
 from madpad.metrics.verification import (
     EER,
@@ -57,7 +64,14 @@ from madpad.metrics.verification import (
     threshold_at_fmr,
     verification_det_curve,
 )
-from madpad.metrics.vulnerability import MorphMatches, map_matrix, mmpmr, morph_matches, prodavg_mmpmr, rmmr
+from madpad.metrics.vulnerability import (
+    MorphMatches,
+    map_matrix,
+    mmpmr,
+    morph_matches,
+    prodavg_mmpmr,
+    rmmr,
+)
 
 __all__ = [
     "UndefinedMetricWarning",
