@@ -461,7 +461,8 @@ class DCMorphGenerator(MorphGenerator):
 
 
 def make_dcmorph(**params: Any) -> DCMorphGenerator:
-    """Factory registered as morph method ``dcmorph`` (keyword options = :class:`DCMorphSettings`)."""
+    """A DCMorph generator from keyword options (:class:`DCMorphSettings`); the registered morph method
+    ``dcmorph`` is :class:`madpad.morph.dcmorph.method.DCMorph`, built the same way."""
     pipeline = params.pop("pipeline", None)
     return DCMorphGenerator(make_settings(**params), pipeline=pipeline)
 
