@@ -195,7 +195,88 @@ def test_rule_config_rejects_unknown_keys():
     with pytest.raises(ValueError, match="head_region_mx"):
         RuleConfig.from_dict({"head_region_mx": 0.3})
     assert RuleConfig.from_dict({"head_region_max": 0.3}).head_region_max == 0.3
-    assert set(RULES) == {"torso", "pose_head", "body_above", "body_width", "multi_face", "no_person", "nested_person"}
+    assert set(RULES) == {"torso", "face_size", "pose_head", "body_above", "body_width", "no_body_below",
+                          "multi_face", "no_person", "nested_person"}
+
+
+def test_head_cropped_print_whose_wearer_the_segmenter_missed_keeps_the_rel_y_rule():
+    """Regression (demo, tshirt_head_cropped): the pose model found nobody, the selfie mask found only
+    the printed photo, a face-sized island with nothing under it. Such a silhouette says nothing about
+    where a head is: the rel_y rule still judges the face, and no_body_below fires. A real
+    head-and-shoulders silhouette (neck and shoulders under the face) is left to the silhouette rules."""
+    m = np.zeros(SHAPE, np.float32)
+    m[300:520, 240:360] = 1.0                  # the print only: the wearer's shirt is not segmented
+    island = PersonDetection(box=(240, 300, 360, 520), score=0.9, mask=m)
+    face = np.array([245, 350, 355, 510])      # face centre y 430: rel_y = 130 / 220 = 0.59
+    res = assess([face], [island], image_shape=SHAPE)
+    fa = res.faces[0]
+    assert fa.rel_y == pytest.approx(130 / 220)
+    assert fa.body_below == pytest.approx((519 - 510) / 160) and fa.body_below_clipped == 0.0
+    assert fa.strengths["torso"] == pytest.approx(1 / (1 + math.exp(-20 * (130 / 220 - 0.35))))
+    assert fa.strengths["no_body_below"] == pytest.approx(1 / (1 + math.exp(-6 * (0.5 - 9 / 160))))
+    assert {"torso", "no_body_below"} <= set(res.fired) and res.score > 0.9
+    # the same face on a head-and-shoulders silhouette that runs to the bottom edge: bona fide
+    body = m.copy()
+    body[520:540, 270:330] = 1.0               # neck
+    body[540:, 120:480] = 1.0                  # shoulders and chest down to the image bottom
+    real = assess([face], [PersonDetection(box=(120, 300, 480, 1000), score=0.9, mask=body)], image_shape=SHAPE)
+    assert real.faces[0].body_below_clipped == 1.0
+    assert real.faces[0].strengths["torso"] == 0.0 and real.faces[0].strengths["no_body_below"] == 0.0
+    assert real.score < 0.5
+
+
+def test_body_below_uses_every_persons_silhouette_when_the_mask_is_split_between_boxes():
+    """A person detector's weak box on the torso takes the lower share of the selfie mask: the head's
+    share ends under the chin, but the body is still there, under the face. Not a floating face."""
+    head_part = np.zeros(SHAPE, np.float32)
+    head_part[100:310, 230:370] = 1.0          # head and chin: this person's share ends at row 309
+    torso_part = np.zeros(SHAPE, np.float32)
+    torso_part[310:, 100:500] = 1.0            # neck and torso: another box's share, to the bottom edge
+    head = PersonDetection(box=(230, 100, 370, 310), score=0.95, mask=head_part)
+    torso = PersonDetection(box=(100, 310, 500, 1000), score=0.4, mask=torso_part)
+    face = np.array([245, 150, 355, 290])
+    res = assess([face], [head, torso], image_shape=SHAPE)
+    fa = res.faces[0]
+    assert fa.person == 0 and fa.body_below_clipped == 1.0
+    assert fa.body_below == pytest.approx((999 - 290) / 140)
+    assert fa.strengths["no_body_below"] == 0.0 and fa.strengths["torso"] == 0.0 and res.score < 0.5
+    alone = assess([face], [head], image_shape=SHAPE)  # without the torso's share: a floating face
+    assert alone.faces[0].body_below == pytest.approx((309 - 290) / 140) and "no_body_below" in alone.fired
+
+
+def test_silhouette_below_hand_computed():
+    from madpad.pad.spatial import silhouette_below
+
+    m = _silhouette()                          # head 100-300, neck 300-380, torso 380 to the bottom
+    below, clipped = silhouette_below(m, np.array([250, 140, 350, 260]))
+    assert below == pytest.approx((999 - 260) / 120) and clipped == 1.0
+    cut = m.copy()
+    cut[700:] = False                          # the body ends at row 699 inside the frame
+    below, clipped = silhouette_below(cut, np.array([250, 140, 350, 260]))
+    assert below == pytest.approx((699 - 260) / 120) and clipped == 0.0
+    gap = m.copy()
+    gap[320:340] = False                       # a 20 px gap under the chin: bridged at max_gap=0.35
+    assert silhouette_below(gap, np.array([250, 140, 350, 260]))[0] == pytest.approx((319 - 260) / 120)
+    assert silhouette_below(gap, np.array([250, 140, 350, 260]), max_gap=0.35)[1] == 1.0
+    assert all(np.isnan(silhouette_below(m, np.array([0, 0, 40, 40]))))  # face centre off the mask
+
+
+def test_face_too_large_for_the_shoulders_fires_face_size():
+    """A print larger than a head, with the wearer's shoulders in the frame: the face box is as wide
+    as 0.9 of the shoulder distance, where an adult's face is about 0.4-0.7 of it."""
+    big = np.array([165, 100, 435, 370])       # 270 px wide; shoulders 300 px apart
+    res = assess([big], [person(shoulders_y=520, head=(300, 250))], image_shape=SHAPE)
+    fa = res.faces[0]
+    assert fa.face_shoulder_ratio == pytest.approx(0.9)
+    assert fa.strengths["face_size"] == pytest.approx(1 / (1 + math.exp(-25 * (0.9 - 0.8))))
+    assert "face_size" in res.fired and res.score > 0.9
+    normal = assess([HEAD_FACE], [person(shoulders_y=380, head=(300, 210))], image_shape=SHAPE)
+    assert normal.faces[0].face_shoulder_ratio == pytest.approx(0.4) and normal.faces[0].strengths["face_size"] < 0.01
+    # shoulders the frame cuts off (within shoulder_margin face heights of the bottom edge) are not used
+    cut = assess([big], [person(shoulders_y=990, head=(300, 250))], image_shape=SHAPE)
+    assert np.isnan(cut.faces[0].face_shoulder_ratio) and cut.faces[0].strengths["face_size"] == 0.0
+    feats = dict(zip(FEATURE_NAMES, res.features))
+    assert feats["max_face_shoulder_ratio"] == pytest.approx(0.9)
 
 
 def test_learned_scorer_fits_and_round_trips_without_pickle(tmp_path):

@@ -13,7 +13,8 @@ shoulder line. Scores: **higher = more likely a presentation attack**; classify 
 * :func:`assess` + :class:`RuleConfig`: the rule-based score with its explanation;
 * :class:`LearnedScorer` / :func:`fit_scorer`: logistic regression over the same features;
 * :class:`TshirtDetector`: everything together for one image;
-* :mod:`madpad.pad.synth`: synthetic T-shirt attack generator (``python -m madpad.pad synth``).
+* :mod:`madpad.pad.synth`: synthetic T-shirt attack generator (``python -m madpad.pad synth``);
+  its image composition (canvas, torso, print, occluders, pairs) is :mod:`madpad.pad.synth_scene`.
 
 Nothing heavy is imported here; backends import their libraries on first use.
 """

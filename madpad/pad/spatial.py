@@ -17,8 +17,13 @@ Rule strengths (each in [0, 1], per face) and the image score::
                = sigmoid(slope_rel * (rel_y - head_region_max))                  (body box, no keypoints)
                  (for a pose whose shoulders are not visible the box covers the visible keypoints
                  only; the rel_y rule still applies unless rel_y_without_shoulders=0; a person
-                 without keypoints whose silhouette mask lies under the face is left to the
-                 silhouette rules)
+                 without keypoints whose silhouette continues under the face (body_below >=
+                 body_below_min, or to the image's bottom edge) is left to the silhouette rules)
+    face_size  = sigmoid(slope_size * (face_width / shoulder_width - face_shoulder_max))
+                 (shoulders visible and inside the frame by >= shoulder_margin face heights: a
+                 shoulder the frame cuts off is a guess of the pose model). An adult's face is
+                 about 0.4-0.7 of the distance between the shoulder joints, seen from the front; a
+                 print larger than a head, on a chest, is 0.8 and more
     pose_head  = 1 - share of the person's visible head keypoints (nose, eyes) inside the face box
                  (0 when the person has no visible head keypoints)
     body_above = sigmoid(slope_mask * (head_room - head_room_max))                (person mask)
@@ -30,6 +35,14 @@ Rule strengths (each in [0, 1], per face) and the image score::
                  ~1.2-1.5 face widths wide, a chest >= 2
                  (the mask's holes are filled first: a printed photo's own background is often
                  segmented as a hole in the wearer's silhouette)
+    no_body_below = sigmoid(slope_mask * (body_below_min - body_below))           (person mask)
+                 body_below: how far the silhouette continues below the face box bottom, in face
+                 heights (walking down the face's central columns, on the union of every person's
+                 mask: a mask split between overlapping person boxes may give the body under a face
+                 to another box); a real face has a neck and
+                 shoulders under it (the walk usually reaches the image's bottom edge), a printed
+                 face whose wearer the segmenter does not see is a face-sized island (~0). 0 when
+                 the walk reaches the image's bottom edge (the frame cut the body off)
     multi_face = multi_face_weight for every face of a person with >= 2 faces that is not the
                  person's most head-like face
     no_person  = no_person_weight for a face that no person owns
@@ -73,7 +86,8 @@ import numpy as np
 from madpad.face.types import box_of
 from madpad.pad.persons import PersonDetection
 
-RULES = ("torso", "pose_head", "body_above", "body_width", "multi_face", "no_person", "nested_person")
+RULES = ("torso", "face_size", "pose_head", "body_above", "body_width", "no_body_below", "multi_face", "no_person",
+         "nested_person")
 #: per-image statuses: judged, no face and no person, a person but no face (failure to acquire)
 STATUSES = ("ok", "no_face", "person_no_face")
 
@@ -83,7 +97,7 @@ FEATURE_NAMES = (
     "max_rel_y", "min_rel_y", "max_shoulder_offset", "has_shoulders",
     "max_pose_head_mismatch", "has_head_keypoints", "min_size_ratio", "max_size_ratio",
     "max_rel_x_offset", "lowest_face_rel_image_y", "max_head_room", "max_body_width_ratio", "has_mask",
-    "any_head_room_clipped", "n_nested_persons", "max_face_roll",
+    "any_head_room_clipped", "n_nested_persons", "max_face_roll", "min_body_below", "max_face_shoulder_ratio",
     "rule_score",
 )
 
@@ -97,12 +111,16 @@ class RuleConfig:
     rel_y_without_shoulders: float = 1.0  # 1: apply the rel_y rule to poses without visible shoulders too
     slope_rel: float = 20.0
     slope_shoulder: float = 6.0
+    face_shoulder_max: float = 0.8     # face box width / shoulder width above which a face is too large
+    slope_size: float = 25.0
+    shoulder_margin: float = 0.2       # shoulders closer than this (face heights) to the frame edge: cut off
     shoulder_min_visibility: float = 0.5
     head_keypoint_margin: float = 0.15  # face box grown by this share before the keypoint test
     pose_head_weight: float = 0.9
     mask_threshold: float = 0.5
     head_room_max: float = 1.3
     width_ratio_max: float = 1.8
+    body_below_min: float = 0.5        # silhouette under the chin, face heights: less = no neck/shoulders
     slope_mask: float = 6.0
     max_gap: float = 0.35               # silhouette gaps up to this many face heights are bridged
     multi_face_weight: float = 0.9
@@ -141,10 +159,13 @@ class FaceAssessment:
     rel_x_offset: float = float("nan")  # |face cx - person cx| / person width
     size_ratio: float = float("nan")    # face height / person box height
     shoulder_offset: float = float("nan")  # (face cy - shoulder y) / shoulder width; > 0 = below
+    face_shoulder_ratio: float = float("nan")  # face box width / shoulder width (shoulders inside the frame)
     pose_head_mismatch: float = float("nan")  # 1 - share of visible head keypoints in the face box
     head_room: float = float("nan")     # silhouette above the face top, in face heights
     head_room_clipped: float = float("nan")  # 1 when the silhouette runs out of the image's top edge
     body_width_ratio: float = float("nan")  # silhouette width at the face centre row / face width
+    body_below: float = float("nan")    # silhouette below the face box bottom, in face heights
+    body_below_clipped: float = float("nan")  # 1 when the silhouette runs out of the image's bottom edge
     roll: float = float("nan")          # |in-plane face angle| (eye line, degrees) relative to the
                                         # person's shoulder line when visible, else to the horizontal
     strengths: dict = field(default_factory=dict)
@@ -278,7 +299,7 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
              associate(boxes, [persons[i] for i in owners], min_containment=cfg.min_containment,
                        mask_threshold=cfg.mask_threshold)]
     assessed: list[FaceAssessment] = []
-    filled: dict[int, np.ndarray] = {}
+    filled: dict = {}
     for fb, fs, roll, (pi, cont) in zip(boxes, scores, rolls, links):
         fa = FaceAssessment(box=fb, score=fs, person=pi, containment=cont, roll=abs(roll))
         cx, cy = (fb[0] + fb[2]) / 2, (fb[1] + fb[3]) / 2
@@ -302,6 +323,10 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
                 a, b = (ls, rs) if ls[0] <= rs[0] else (rs, ls)
                 fa.roll = abs(_wrap180(roll - math.degrees(math.atan2(b[1] - a[1], b[0] - a[0]))))
                 st["torso"] = _sigmoid(cfg.slope_shoulder * fa.shoulder_offset)
+                m = cfg.shoulder_margin * (fb[3] - fb[1])
+                if all(m <= k[0] <= w - m and k[1] <= h - m for k in (ls, rs)):
+                    fa.face_shoulder_ratio = (fb[2] - fb[0]) / sh[1]
+                    st["face_size"] = _sigmoid(cfg.slope_size * (fa.face_shoulder_ratio - cfg.face_shoulder_max))
             elif p.keypoints is None or cfg.rel_y_without_shoulders:
                 # a body box (hog, yolo, silhouette): the head is its top part. A pose whose shoulders
                 # are not visible has a box around the visible keypoints only (often the head), so
@@ -325,10 +350,26 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
                     st["body_above"] = _sigmoid(cfg.slope_mask * (fa.head_room - cfg.head_room_max))
                 if np.isfinite(fa.body_width_ratio):
                     st["body_width"] = _sigmoid(cfg.slope_mask * (fa.body_width_ratio - cfg.width_ratio_max))
+                if "all" not in filled:  # every person's silhouette: a mask split between overlapping
+                    # person boxes may give the body under a face to another box
+                    masked = [q for q in persons if q.mask is not None and q.mask.shape == (h, w)]
+                    if len(masked) == 1:
+                        filled["all"] = filled[id(p)]
+                    else:
+                        union = np.zeros((h, w), bool)
+                        for q in masked:
+                            union |= q.mask > cfg.mask_threshold
+                        filled["all"] = fill_holes(union)
+                fa.body_below, fa.body_below_clipped = silhouette_below(filled["all"], fb, max_gap=cfg.max_gap)
+                if np.isfinite(fa.body_below) and fa.body_below_clipped == 0.0:
+                    st["no_body_below"] = _sigmoid(cfg.slope_mask * (cfg.body_below_min - fa.body_below))
             # a person with a silhouette under the face but no keypoints (a mask component, a box whose
             # pose failed) is judged by the silhouette rules alone: the real face of a head-and-shoulders
-            # framing sits half-way down such a box, as a print does on a chest in a body box
-            if rel_y_rule and not (p.keypoints is None and np.isfinite(fa.head_room)):
+            # framing sits half-way down such a box, as a print does on a chest in a body box. Only when
+            # that silhouette has a neck and shoulders under the face: a face-sized island of mask (a
+            # print whose wearer the segmenter missed) says nothing about heads and keeps the rel_y rule
+            body_under = fa.body_below_clipped == 1.0 or fa.body_below >= cfg.body_below_min
+            if rel_y_rule and not (p.keypoints is None and np.isfinite(fa.head_room) and body_under):
                 st["torso"] = _sigmoid(cfg.slope_rel * (fa.rel_y - cfg.head_region_max))
         fa.strengths = st
         assessed.append(fa)
@@ -342,7 +383,8 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
             continue
         keep = min(idx, key=lambda i: (assessed[i].strengths["pose_head"],
                                        max(assessed[i].strengths["torso"], assessed[i].strengths["body_above"],
-                                           assessed[i].strengths["body_width"]),
+                                           assessed[i].strengths["body_width"], assessed[i].strengths["no_body_below"],
+                                           assessed[i].strengths["face_size"]),
                                        assessed[i].box[1]))
         for i in idx:
             if i != keep:
@@ -416,6 +458,36 @@ def silhouette_features(mask: np.ndarray, face_box: np.ndarray, *, max_gap: floa
     return float(head_room), float(width_ratio), float(y == 0)
 
 
+def silhouette_below(mask: np.ndarray, face_box: np.ndarray, *, max_gap: float = 0.0) -> tuple[float, float]:
+    """(body_below, clipped) of a face box against a boolean person mask.
+
+    Starting at the face centre row, walk down the face's central columns (middle half of the box)
+    while at least half of them are inside the mask, bridging gaps of up to ``max_gap`` face heights;
+    body_below = distance from the face box bottom to where the walk stops, in face heights
+    (negative when it stops inside the box). clipped = 1.0 when the walk reached the image's bottom
+    row (the frame cuts the body off). NaNs when the face centre is outside the mask's columns test.
+    """
+    H, W = mask.shape
+    x0, y0, x1, y1 = (float(v) for v in face_box)
+    fw, fh = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    cy = int(np.clip(round((y0 + y1) / 2), 0, H - 1))
+    b0, b1 = int(np.clip(x0 + 0.25 * fw, 0, W - 1)), int(np.clip(x1 - 0.25 * fw, 1, W))
+    inside = mask[:, b0:max(b1, b0 + 1)].mean(axis=1) >= 0.5
+    if not inside[cy]:
+        return float("nan"), float("nan")
+    gap = round(max_gap * fh)
+    y = cy
+    while y < H - 1:
+        if inside[y + 1]:
+            y += 1
+            continue
+        below = np.flatnonzero(inside[y + 2:min(H, y + 2 + gap)])  # the silhouette resumes within the gap?
+        if gap <= 0 or below.size == 0:
+            break
+        y = y + 2 + int(below[0])
+    return float((y - y1) / fh), float(y >= H - 1)
+
+
 def image_features(res: SpatialResult, *, n_nested: int = 0) -> np.ndarray:
     """Fixed-length feature vector (:data:`FEATURE_NAMES`); NaN where a feature is undefined."""
     f = res.faces
@@ -450,6 +522,8 @@ def image_features(res: SpatialResult, *, n_nested: int = 0) -> np.ndarray:
         "any_head_room_clipped": float(any(fa.head_room_clipped == 1.0 for fa in f)),
         "n_nested_persons": float(n_nested),
         "max_face_roll": agg(max, [fa.roll for fa in f]),
+        "max_face_shoulder_ratio": agg(max, [fa.face_shoulder_ratio for fa in f]),
+        "min_body_below": agg(min, [fa.body_below if fa.body_below_clipped == 0.0 else float("nan") for fa in f]),
         "rule_score": res.score,
     }
     return np.array([vals[n] for n in FEATURE_NAMES], dtype=np.float64)
@@ -469,5 +543,7 @@ def explain(res: SpatialResult) -> str:
             where += f" shoulder_offset={fa.shoulder_offset:+.2f}"
         if np.isfinite(fa.head_room):
             where += f" head_room={fa.head_room:.2f} width_ratio={fa.body_width_ratio:.2f}"
+        if np.isfinite(fa.body_below):
+            where += f" body_below={fa.body_below:.2f}" + (" (to the bottom edge)" if fa.body_below_clipped == 1.0 else "")
         parts.append(f"face {i} ({where}): " + (", ".join(fired) if fired else "consistent"))
     return "; ".join(parts)
