@@ -15,6 +15,10 @@ Detectors (registry :data:`MORPH_DETECTORS`, interface :class:`MorphDetector`: `
 | ``fr_texture`` | FR embedding pair features + texture statistics -> logistic regression | yes |
 | ``embedding_distance_<fr>``, ``embedding_svm_<fr>`` | the two above on ``mobileface``, ``hse_faceres``, ``faceapi_resnet128`` | no / yes |
 | ``fused_embedding`` | per-system pair features of several FR systems -> one classifier | yes |
+| ``upper_face_distance`` | ``1 - cosine`` of upper-face FR embeddings (lower face masked: robust to a smile) | no |
+| ``landmark_displacement`` | rigid-landmark displacement and ratio changes, suspect vs live -> logistic regression | yes |
+| ``smad_cues`` | single-image cues of the suspect (inside vs outside the face: noise, detail, seams, ghosts) -> LR | yes |
+| ``dmad_cues`` | FR embedding difference + landmark displacement + upper-face distance + S-MAD cues -> RBF SVM (parts switchable via ``features``) | yes |
 | ``foundation`` | DifFoundMAD-style: open_clip ViT + LoRA (peft) + head on embedding differences | yes |
 | ``foundation_smad`` | the same backbone on the suspect image alone (S-MAD) | yes |
 | ``foundation_timm`` | ``foundation`` on a timm ViT (DINOv2 by default) from a local weights file | yes |
@@ -76,6 +80,24 @@ MORPH_DETECTORS.register("foundation_timm", "madpad.mad.foundation:FoundationDet
                          test_params={**_TINY_FOUNDATION, "model_config": None, "backbone": "vit_small_patch14_dinov2",
                                       "backbone_kwargs": {"img_size": 28, "depth": 2, "embed_dim": 32,
                                                           "num_heads": 2}})
+
+# differential cues beyond one FR distance, expression-robust comparison, single-image cues (madpad.mad.cues)
+MORPH_DETECTORS.register("upper_face_distance", "madpad.mad.cues:UpperFaceDistanceDetector", extra="face",
+                         description="untrained: 1 - cosine of upper-face FR embeddings (mouth and chin masked on both "
+                                     "images; a smile barely moves it)")
+MORPH_DETECTORS.register("landmark_displacement", "madpad.mad.cues:CueDetector", extra="face",
+                         description="rigid-landmark displacement (brows, eyes, nose, upper jaw) and face-ratio changes "
+                                     "between suspect and live -> logistic regression",
+                         defaults={"features": ["landmarks"], "classifier": "logreg", "C": "auto"})
+MORPH_DETECTORS.register("smad_cues", "madpad.mad.cues:CueDetector", extra="face",
+                         description="single-image cues of the suspect (face inside vs outside: detail, noise, seams, "
+                                     "ghosts) -> logistic regression",
+                         defaults={"features": ["smad"], "classifier": "logreg", "C": "auto"})
+MORPH_DETECTORS.register("dmad_cues", "madpad.mad.cues:CueDetector", extra="face",
+                         description="FR embedding difference + landmark displacement + upper-face distance + S-MAD "
+                                     "cues -> RBF SVM",
+                         defaults={"features": ["diff", "landmarks", "upper_cos", "smad"], "classifier": "rbf_svm",
+                                   "C": "auto"})
 
 
 def get_detector(name: str, **params: Any):

@@ -7,8 +7,12 @@ noise and JPEG recompression. :func:`augment_image` applies one random draw of t
 uint8 image; :func:`augmentation_rng` gives the generator for (seed, epoch, item, role), so a
 run is reproducible and a resumed run sees exactly the draws an uninterrupted run would.
 
-Used by the foundation detector (``augment`` option) and written for reuse by the
-FR-embedding detectors (apply it to the image before face analysis).
+Used by the foundation detector (``augment`` option; its suspects also pass through a
+post-processing chain of :mod:`madpad.mad.chains`) and by the FR-embedding detectors
+(``augment_copies``): :func:`augmented_pairs` adds seeded augmented views of every training
+pair (suspect through a chain drawn from the ``attacker`` profile, then :func:`augment_image`;
+live capture through :func:`augment_image`). A view is an :class:`AugmentedView`: computed only
+when its features are not cached, under a cache key of (source image, augmentation identity).
 """
 
 from __future__ import annotations
@@ -91,4 +95,79 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, config: AugmentCo
     return np.ascontiguousarray(out)
 
 
-__all__ = ["AugmentConfig", "augment_image", "augmentation_rng"]
+class AugmentedView:
+    """An image seen through one seeded augmentation, computed on use (``np.asarray(view)``).
+
+    ``source``: a path or an RGB array; ``identity``: a string naming the augmentation draw
+    completely (seed, copy, pair, role, profile); ``transform(image) -> image``. Feature caches
+    key it by (the source's content key, identity) through :meth:`feature_cache_key`, so a
+    cached view is never recomputed and never confused with its source.
+    """
+
+    def __init__(self, source, identity: str, transform):
+        self.source = source
+        self.identity = str(identity)
+        self.transform = transform
+
+    def __array__(self, dtype=None, copy=None):
+        from madpad.io import as_rgb_uint8
+
+        out = self.transform(as_rgb_uint8(self.source))
+        return out if dtype is None else out.astype(dtype)
+
+    def feature_cache_key(self, key_of) -> str:
+        """Cache key: hash of (``key_of(source)``, identity)."""
+        return hashlib.sha256(f"{key_of(self.source)}\x1f{self.identity}".encode()).hexdigest()
+
+    def __str__(self) -> str:
+        src = self.source if not isinstance(self.source, np.ndarray) else "array"
+        return f"{src} [{self.identity}]"
+
+    __repr__ = __str__
+
+
+def suspect_augmentation(image: np.ndarray, rng: np.random.Generator, *, profile: str = "attacker",
+                         config: AugmentConfig | None = None) -> np.ndarray:
+    """A suspect image through a chain drawn from ``profile`` (:func:`madpad.mad.chains.random_chain`)
+    and then :func:`augment_image`; every draw from ``rng``."""
+    from madpad.mad.chains import apply_chain, random_chain
+
+    out = apply_chain(image, random_chain(rng, profile), rng)
+    return augment_image(out, rng, config)
+
+
+def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str = "attacker",
+                    config: AugmentConfig | None = None) -> list:
+    """``copies`` augmented views of every pair (only the new pairs, ids ``<id>#aug<k>``; labels,
+    species and subjects kept). Copy ``k`` of pair ``p``: suspect through
+    :func:`suspect_augmentation` with ``augmentation_rng(seed, k, p.id, "suspect")``, live
+    capture through :func:`augment_image` with ``augmentation_rng(seed, k, p.id, "live")``.
+    The same distribution for bona fide and attack suspects, so no file history separates them."""
+    from madpad.mad.base import Pair
+    from madpad.mad.chains import check_profile
+
+    copies = int(copies)
+    if copies < 0:
+        raise ValueError(f"augment copies must be >= 0; got {copies}")
+    check_profile(suspect_profile)
+    cfg = config or AugmentConfig()
+    tag = f"aug-v1|{suspect_profile}|{cfg}"
+    out = []
+    for k in range(1, copies + 1):
+        for p in pairs:
+            def sus(img, _k=k, _id=p.id):
+                return suspect_augmentation(img, augmentation_rng(seed, _k, _id, "suspect"), profile=suspect_profile,
+                                            config=cfg)
+
+            def live(img, _k=k, _id=p.id):
+                return augment_image(img, augmentation_rng(seed, _k, _id, "live"), cfg)
+
+            ident = f"{tag}|seed={int(seed)}|copy={k}|pair={p.id}"
+            out.append(Pair(id=f"{p.id}#aug{k}", suspect=AugmentedView(p.suspect, ident + "|suspect", sus),
+                            live=AugmentedView(p.live, ident + "|live", live), label=p.label, species=p.species,
+                            subjects=p.subjects, extra={**p.extra, "augment_copy": k}))
+    return out
+
+
+__all__ = ["AugmentConfig", "AugmentedView", "augment_image", "augmentation_rng", "augmented_pairs",
+           "suspect_augmentation"]

@@ -195,25 +195,41 @@ def check_classifier_options(features: Any, blocks: Any, *, classifier: str, cla
     return feats
 
 
+def check_selection(selection: Any) -> str:
+    """The dev selection mode of ``C="auto"`` (:data:`madpad.mad.selection.SELECTION_MODES`)."""
+    from madpad.mad.selection import SELECTION_MODES
+
+    if selection not in SELECTION_MODES:
+        raise UsageError(f"selection must be one of {list(SELECTION_MODES)}; got {selection!r}")
+    return selection
+
+
 class EmbeddingClassifierDetector(_FaceFeaturePairs):
     """Trained D-MAD on FR-embedding pair features (+ optional texture); see module docstring.
 
     Parameters (keyword-only): ``embedder``/``embedder_params`` (madpad.face embedder),
     ``features`` (blocks from FEATURE_BLOCKS), ``classifier`` (logreg | linear_svm | rbf_svm),
-    ``C`` (a number, or ``"auto"``: chosen on the dev pairs by D-EER from ``C_GRID``),
+    ``C`` (a number, or ``"auto"``: chosen on the dev pairs from ``C_GRID`` with the tie-free key of
+    :mod:`madpad.mad.selection`), ``selection`` (``"lomo"``: leave-one-method-out dev selection
+    when the pairs hold several attack species, else pooled; ``"pooled"``),
     ``gamma`` (RBF: ``"scale"`` or a number), ``class_weight`` (``"balanced"`` weights the
     classes by inverse frequency; ``None`` = unweighted), ``texture_size``.
     """
 
     name = "embedding_classifier"
     checkpoint_kind = "embedding_classifier"
+    feature_blocks = FEATURE_BLOCKS  # the blocks ``features`` may name (subclasses with other blocks override)
+    suspect_only_blocks = ("suspect", "texture")  # blocks computed from the suspect image alone
 
     def __init__(self, *, embedder: str = "dlib", embedder_params: dict | None = None,
                  features: Sequence[str] = ("diff",), classifier: str = "logreg", C: Any = 1.0,
                  gamma: Any = "scale", class_weight: str | None = "balanced", texture_size: int = 160,
-                 max_iter: int = 5000, progress: bool = False):
-        feats = check_classifier_options(features, FEATURE_BLOCKS, classifier=classifier, class_weight=class_weight,
-                                         C=C)
+                 max_iter: int = 5000, progress: bool = False, selection: str = "lomo", augment_copies: int = 0,
+                 augment_profile: str = "attacker", augment_seed: int = 0):
+        feats = check_classifier_options(features, self.feature_blocks, classifier=classifier,
+                                         class_weight=class_weight, C=C)
+        self.selection = check_selection(selection)
+        self._set_augment(augment_copies, augment_profile, augment_seed)
         self.embedder = embedder
         self.embedder_params = dict(embedder_params or {})
         self.features = feats
@@ -224,7 +240,7 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
         self.texture_size = int(texture_size)
         self.max_iter = int(max_iter)
         self.progress = progress
-        self.needs_live = any(f not in ("suspect", "texture") for f in feats)
+        self.needs_live = any(f not in self.suspect_only_blocks for f in feats)
         self.feature_cache = FeatureCache()
         self.model_: dict | None = None
         check_embedder_files(self.embedder, self.embedder_params)
@@ -238,7 +254,33 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
     def get_config(self) -> dict:
         return {"embedder": self.embedder, "embedder_params": self.embedder_params, "features": self.features,
                 "classifier": self.classifier, "C": self.C, "gamma": self.gamma, "class_weight": self.class_weight,
-                "texture_size": self.texture_size, "max_iter": self.max_iter}
+                "texture_size": self.texture_size, "max_iter": self.max_iter, "selection": self.selection,
+                **self._augment_config()}
+
+    # ------------------------------------------------------------------ training-time augmentation
+    def _set_augment(self, copies: Any, profile: str, seed: Any) -> None:
+        from madpad.mad.chains import check_profile
+
+        if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 0:
+            raise UsageError(f"augment_copies must be an integer >= 0; got {copies!r}")
+        self.augment_copies, self.augment_profile, self.augment_seed = int(copies), check_profile(profile), int(seed)
+
+    def _augment_config(self) -> dict:
+        # getattr: subclasses with their own __init__ that never call _set_augment train unaugmented
+        return {"augment_copies": getattr(self, "augment_copies", 0),
+                "augment_profile": getattr(self, "augment_profile", "attacker"),
+                "augment_seed": getattr(self, "augment_seed", 0)}
+
+    def _with_augmented_copies(self, pairs: list[Pair]) -> list[Pair]:
+        """``pairs`` plus ``augment_copies`` augmented views of each (madpad.mad.augment.augmented_pairs:
+        suspect through an ``augment_profile`` chain + photometric/geometric augmentation, live capture
+        through the augmentation; seeded by (augment_seed, copy, pair id); features cached per view)."""
+        if not getattr(self, "augment_copies", 0):
+            return pairs
+        from madpad.mad.augment import augmented_pairs
+
+        return pairs + augmented_pairs(pairs, self.augment_copies, seed=self.augment_seed,
+                                       suspect_profile=self.augment_profile)
 
     # ------------------------------------------------------------------ features
     def pair_matrix(self, s: np.ndarray, l: np.ndarray | None) -> np.ndarray:
@@ -275,16 +317,25 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
 
     # ------------------------------------------------------------------ fit / score
     def fit(self, pairs: Sequence[Pair], *, dev: Sequence[Pair] | None = None,
-            cache: FeatureCache | None = None) -> EmbeddingClassifierDetector:
+            cache: FeatureCache | None = None, selection: str | None = None) -> EmbeddingClassifierDetector:
         """Fit scaler + classifier on labelled pairs (pairs without a usable face are skipped,
-        with a warning naming how many). ``C="auto"`` picks C by the D-EER on ``dev``."""
-        pairs = as_pairs(pairs)
+        with a warning naming how many). ``C="auto"`` picks C from ``C_GRID`` on ``dev`` with the
+        tie-free key of :mod:`madpad.mad.selection` (D-EER, then BPCER@APCER=1 %, 5 %, partial
+        AUC, tail margin, then the smaller C); ``selection`` (default: the detector's
+        ``selection`` option, ``"lomo"``) = ``"lomo"``: each C is judged per held-out dev attack
+        species, fitted on the training pairs of the other species (generalisation to an unseen
+        morph method), ``"pooled"``: fitted on all training pairs, judged on all dev pairs. The
+        table is kept in ``selection_`` (and in the checkpoint's ``C_selection``). With
+        ``augment_copies`` > 0 the training pairs get that many augmented views each (dev pairs
+        are not augmented)."""
+        pairs = self._with_augmented_copies(as_pairs(pairs))
         y = labels_of(pairs, where="training pairs")
+        sp = np.array([p.species if p.label == "attack" else "" for p in pairs], dtype=object)
         X, ok, _, error = self._features(pairs, cache)
         if not ok.all():
             log.warning("skipping %d of %d training pairs without usable features (e.g. %s)",
                         int((~ok).sum()), len(pairs), next(e for e, k in zip(error, ok) if not k))
-        X, y = X[ok], y[ok]
+        X, y, sp = X[ok], y[ok], sp[ok]
         if y.min() == y.max():
             raise UsageError("after skipping pairs without a face, training has only one class")
         self.n_skipped_ = int((~ok).sum())
@@ -295,19 +346,21 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
                 log.warning("C='auto' without dev pairs: using C=1")
                 C = 1.0
             else:
-                from madpad.mad.evaluation import detection_eer
+                from madpad.mad.selection import select_candidates
 
                 dev = as_pairs(dev)
                 yd = labels_of(dev, where="dev pairs")
+                spd = np.array([p.species if p.label == "attack" else "" for p in dev], dtype=object)
                 Xd, okd, _, _ = self._features(dev, cache)
-                best = None
-                for c in C_GRID:
-                    m = self._fit_model(X, y, c)
-                    e = detection_eer(_decision(m, Xd[okd]), yd[okd])
-                    self.selection_.append({"C": c, "dev_d_eer": e})
-                    if best is None or e < best[0] - 1e-12:
-                        best = (e, c)
-                C = best[1]
+                Xd, yd, spd = Xd[okd], yd[okd], spd[okd]
+                sel = select_candidates(list(C_GRID), lambda c, ti, di: _decision(self._fit_model(X[ti], y[ti], c),
+                                                                                   Xd[di]),
+                                        train_y=y, train_species=sp, dev_y=yd, dev_species=spd,
+                                        mode=selection or getattr(self, "selection", "lomo"), prefer=list(C_GRID))
+                self.selection_ = [{"C": r.pop("candidate"), **r} for r in sel.table]
+                self.selection_mode_ = sel.mode
+                C = C_GRID[sel.index]
+                log.info("C=%g chosen on dev (%s, decided by %s)", C, sel.mode, sel.decided_by)
         self.model_ = self._fit_model(X, y, float(C))
         self.C_ = float(C)
         self.class_counts_ = {"bona_fide": int((y == 0).sum()), "attack": int((y == 1).sum())}
@@ -437,9 +490,13 @@ class FusedEmbeddingDetector(EmbeddingClassifierDetector):
 
     def __init__(self, *, embedders: Any = ("dlib", "mobileface", "hse_faceres"), features: Sequence[str] = ("cos",),
                  classifier: str = "logreg", C: Any = 1.0, gamma: Any = "scale",
-                 class_weight: str | None = "balanced", max_iter: int = 5000, progress: bool = False):
+                 class_weight: str | None = "balanced", max_iter: int = 5000, progress: bool = False,
+                 selection: str = "lomo", augment_copies: int = 0, augment_profile: str = "attacker",
+                 augment_seed: int = 0):
         feats = check_classifier_options(features, FUSED_BLOCKS, classifier=classifier, class_weight=class_weight,
                                          C=C)
+        self.selection = check_selection(selection)
+        self._set_augment(augment_copies, augment_profile, augment_seed)
         self.systems = embedder_specs(embedders)
         for s in self.systems:
             check_embedder_files(s["name"], s["params"])
@@ -461,7 +518,7 @@ class FusedEmbeddingDetector(EmbeddingClassifierDetector):
     def get_config(self) -> dict:
         return {"embedders": [dict(s) for s in self.systems], "features": self.features,
                 "classifier": self.classifier, "C": self.C, "gamma": self.gamma, "class_weight": self.class_weight,
-                "max_iter": self.max_iter}
+                "max_iter": self.max_iter, "selection": self.selection, **self._augment_config()}
 
     def extractors(self) -> list[FaceFeatureExtractor]:
         """One embedding-only :class:`FaceFeatureExtractor` per system (built once)."""

@@ -45,6 +45,9 @@ class FeatureCache:
             if pk not in self._path_keys:
                 self._path_keys[pk] = image_key(image)
             return self._path_keys[pk]
+        view_key = getattr(image, "feature_cache_key", None)  # e.g. madpad.mad.augment.AugmentedView
+        if view_key is not None:
+            return view_key(self.key)
         return image_key(image)
 
     def get(self, model_id: str, key: str) -> np.ndarray | None:

@@ -111,6 +111,21 @@ def shape_features(landmarks68: np.ndarray) -> np.ndarray:
     return pts.ravel().astype(np.float32)
 
 
+def embed_analysed(emb, image: np.ndarray, analysis) -> np.ndarray:
+    """L2-normalised embedding (D,) float32 of the face of ``analysis`` in ``image`` (the image the
+    analysis was made on, or an edited copy of it with the same geometry: the face is aligned with
+    the analysis' landmarks, so an edit of the pixels does not move the alignment)."""
+    from madpad.face.similarity import l2_normalize
+
+    if hasattr(emb, "face_chip") and hasattr(emb, "embed_aligned"):
+        e = emb.embed_aligned([emb.face_chip(image, analysis)])[0]
+    elif image is analysis.image:
+        e = emb.embed_one(image)
+    else:
+        e = emb._embed_face(image, analysis)
+    return np.asarray(l2_normalize(np.asarray(e, dtype=np.float64)), dtype=np.float32)
+
+
 def feature_layout(embed_dim: int, *, texture: bool, shape: bool) -> dict[str, slice]:
     """Where each part sits in a per-image feature vector: embedding | texture | shape."""
     out, o = {"embedding": slice(0, embed_dim)}, embed_dim
@@ -181,15 +196,10 @@ class FaceFeatureExtractor:
     def one(self, image: Any) -> np.ndarray:
         """Feature vector of one image; raises a MadpadError subclass for per-image problems."""
         from madpad.face import align_arcface
-        from madpad.face.similarity import l2_normalize
 
         emb = self.emb
         a = emb.analyze(image).raise_for_status()
-        if hasattr(emb, "face_chip") and hasattr(emb, "embed_aligned"):
-            e = emb.embed_aligned([emb.face_chip(a.image, a)])[0]
-        else:
-            e = emb.embed_one(a.image)
-        parts = [np.asarray(l2_normalize(np.asarray(e, dtype=np.float64)), dtype=np.float32)]
+        parts = [embed_analysed(emb, a.image, a)]
         if self.texture:
             crop = align_arcface(a.image, a.landmarks5 if a.landmarks5 is not None else a.landmarks,
                                  size=self.texture_size)

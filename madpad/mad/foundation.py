@@ -51,7 +51,8 @@ decay (per step), one class balancing (``class_balance``: ``weighted`` BCE with
 classes equally, or ``none``), seeded augmentation that differs every epoch (``augment``:
 strength, :mod:`madpad.mad.augment`), ``precision`` (``fp32``; ``bf16``/``fp16``: the frozen
 backbone weights are stored in that type and the forward runs under autocast, LoRA and head
-stay float32), early stopping on the dev D-EER with the best epoch's weights restored,
+stay float32), early stopping on the dev selection key (:mod:`madpad.mad.selection`: D-EER, ties
+broken by BPCER@APCER=1 %, 5 %, partial AUC, tail margin) with the best epoch's weights restored,
 resumable from ``<checkpoint_dir>/last.safetensors`` (written atomically each epoch; a resumed
 run gives bit-identical weights). Checkpoints are safetensors + JSON: loading never unpickles.
 
@@ -90,6 +91,7 @@ from madpad.mad.base import (
 from madpad.mad.backbone import PAIR_FEATURES, _Net, _torch, align_for_backbone, compute_dtype
 from madpad.mad.cache import FeatureCache, cached_features
 from madpad.mad.optimization import _load_resume, _save_resume, class_pos_weight, make_sampler, warmup_cosine
+from madpad.mad.selection import as_key, compare_keys
 from madpad.registry import check_keywords
 
 log = logging.getLogger(__name__)
@@ -130,7 +132,9 @@ class FoundationConfig:
     warmup: float = 0.1                      # fraction of all steps (< 1) or a step count (>= 1)
     class_balance: str = "weighted"
     augment: float = 1.0                     # training augmentation strength (0 = off)
-    patience: int = 5                        # epochs without dev D-EER improvement; 0 = off
+    augment_chains: str = "attacker"         # with augment: the suspect's post-processing chain profile
+                                             # (madpad.mad.chains.PROFILES; "none" = photometric only)
+    patience: int = 5                        # epochs without a better dev selection key; 0 = off
     seed: int = 0
     device: str = "auto"                     # auto | cpu | cuda | cuda:N
     amp: bool = True                         # precision=auto: mixed precision on CUDA
@@ -170,6 +174,9 @@ class FoundationConfig:
             raise UsageError(f"image_std must be positive; got {self.image_std}")
         if float(self.augment) < 0:
             raise UsageError(f"augment (strength) must be >= 0; got {self.augment}")
+        from madpad.mad.chains import check_profile
+
+        check_profile(self.augment_chains)
         if float(self.crop_margin) < 1.0:
             raise UsageError(f"crop_margin must be >= 1; got {self.crop_margin}")
         for name in ("epochs", "batch_size", "lora_rank"):
@@ -283,10 +290,14 @@ class FoundationDetector(MorphDetector):
             if t is None:
                 t = self._img_cache[("t", key)] = self._to_tensor(self._img_cache[key])
             return t
-        from madpad.mad.augment import AugmentConfig, augment_image, augmentation_rng
+        from madpad.mad.augment import AugmentConfig, augment_image, augmentation_rng, suspect_augmentation
 
         rng = augmentation_rng(self.config.seed, epoch, item, role)
-        return self._to_tensor(augment_image(self._img_cache[key], rng, AugmentConfig(strength=strength)))
+        cfg = AugmentConfig(strength=strength)
+        if role == "suspect":  # bona fide and morph suspects alike: an attacker/issuance chain, then the rest
+            return self._to_tensor(suspect_augmentation(self._img_cache[key], rng, profile=self.config.augment_chains,
+                                                        config=cfg))
+        return self._to_tensor(augment_image(self._img_cache[key], rng, cfg))
 
     def _train_batch(self, images, idx, *, epoch: int, role: str):
         torch = _torch()
@@ -338,12 +349,14 @@ class FoundationDetector(MorphDetector):
         pw = torch.tensor([self.pos_weight_], device=logits.device, dtype=logits.dtype)
         return torch.nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=pw)
 
-    def _dev_d_eer(self, net, dev, y_dev, device) -> float:
-        from madpad.mad.evaluation import detection_eer
+    def _dev_d_eer(self, net, dev, y_dev, device):
+        """Dev selection key of the current weights (:func:`madpad.mad.selection.selection_key`:
+        D-EER, then BPCER@APCER=1 % and 5 %, partial AUC, tail margin; pairs without a usable
+        image dropped). A hook for tests, which may return a bare D-EER (other criteria tied)."""
+        from madpad.mad.selection import selection_key
 
         s = self._score_with(net, dev, device, cache=None)
-        ok = np.isfinite(s)
-        return detection_eer(s[ok], y_dev[ok])
+        return selection_key(s, y_dev, [p.species for p in dev])
 
     def _after_epoch(self, epoch: int) -> None:
         """Called after each finished epoch (its resume state written); a hook for tests."""
@@ -444,13 +457,16 @@ class FoundationDetector(MorphDetector):
             rec = {"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 2),
                    "lr_lora": opt.param_groups[0]["lr"], "lr_head": opt.param_groups[1]["lr"]}
             if dev is not None:
-                rec["dev_d_eer"] = float(self._dev_d_eer(net, dev, y_dev, device))
-                improved = rec["dev_d_eer"] < best["d_eer"] - 1e-12 or (
-                    rec["dev_d_eer"] <= best["d_eer"] + 1e-12 and rec["train_loss"] < best["loss"])
+                # the tie-free dev key (madpad.mad.selection); all criteria tied -> lower training loss
+                key = as_key(self._dev_d_eer(net, dev, y_dev, device))
+                rec["dev_d_eer"], rec["dev_key"] = key.d_eer, key.as_dict()
+                cmp, _ = compare_keys(key, as_key(best["key"] if best.get("key") is not None else best["d_eer"]))
+                improved = cmp < 0 or (cmp == 0 and rec["train_loss"] < best["loss"])
             else:
                 improved = True  # no dev set: keep the last epoch
             if improved:
-                best = {"d_eer": rec.get("dev_d_eer", math.nan), "loss": rec["train_loss"], "epoch": epoch}
+                best = {"d_eer": rec.get("dev_d_eer", math.nan), "key": rec.get("dev_key"), "loss": rec["train_loss"],
+                        "epoch": epoch}
                 best_state = (net.lora_state(), net.head_state())
                 bad_epochs = 0
             else:

@@ -14,7 +14,12 @@
 * :func:`build_dmad_pairs` makes subject-disjoint train/dev/test pair sets from an image
   manifest and morph manifests: bona fide pair = (enrolment image of X, live capture of X);
   attack pair = (morph of X and Y, live capture of X or of Y). An attack pair goes to a
-  split only when every contributor (and the live capture's subject) is in it.
+  split only when every contributor (and the live capture's subject) is in it. Options:
+  ``suspect_chains`` (every suspect, bona fide and morph alike, through a seeded
+  :mod:`madpad.mad.chains` post-processing chain), ``live_profile`` (:data:`LIVE_PROFILES`,
+  e.g. ``gate``); the attack species of a morph is the species its manifest was named with
+  (:func:`load_morph_manifests`: ``PATH=SPECIES`` or ``{path, species}``), else its method.
+* :func:`reencode_suspects` writes a copy of a pair set with every suspect re-encoded by one chain.
 """
 
 from __future__ import annotations
@@ -145,6 +150,31 @@ class LiveCaptureVariation:
     blur_sigma: tuple = (0.3, 1.6)
     noise_sigma: tuple = (0.0, 6.0)   # in 8-bit grey levels
     jpeg_quality: tuple = (55, 95)
+    exposure: tuple = (1.0, 1.0)      # extra exposure factor (< 1 darkens); drawn only when not (1, 1)
+    perspective: float = 0.0          # corner jitter (fraction of the side): small pose change; 0 = none
+
+
+#: Named live-capture profiles (``BuildConfig.live_profile``). ``gate``: closer to real border
+#: gates than ``default``: wider exposure (mostly darker), stronger blur and compression, and
+#: small pose (perspective) and scale changes.
+LIVE_PROFILES: dict[str, LiveCaptureVariation] = {
+    "default": LiveCaptureVariation(),
+    "gate": LiveCaptureVariation(crop=(0.6, 0.95), shift=0.08, rotate_deg=8.0, out_size=(240, 640), brightness=0.25,
+                                 contrast=0.25, gamma=(0.8, 1.6), blur_prob=0.8, blur_sigma=(0.5, 2.5),
+                                 noise_sigma=(1.0, 8.0), jpeg_quality=(30, 85), exposure=(0.45, 1.1),
+                                 perspective=0.04),
+}
+
+
+def live_profile(name: str) -> LiveCaptureVariation:
+    """The :class:`LiveCaptureVariation` of a named profile (:data:`LIVE_PROFILES`)."""
+    if name not in LIVE_PROFILES:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(LIVE_PROFILES), n=1)
+        raise UsageError(f"unknown live profile {name!r}{'; did you mean ' + repr(close[0]) + '?' if close else ''} "
+                         f"(known: {', '.join(LIVE_PROFILES)})")
+    return LIVE_PROFILES[name]
 
 
 def vary_live_capture(image: np.ndarray, *, seed: int, strength: float = 1.0,
@@ -185,6 +215,14 @@ def vary_live_capture(image: np.ndarray, *, seed: int, strength: float = 1.0,
     x = x * 255.0 + rng.normal(0, rng.uniform(*r.noise_sigma) * s, size=x.shape)
     x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
     q = int(round(100 - (100 - rng.uniform(*r.jpeg_quality)) * s))
+    if tuple(r.exposure) != (1.0, 1.0):  # drawn only when set, so the default stream is unchanged
+        e = 1.0 + (rng.uniform(*r.exposure) - 1.0) * s
+        x = np.clip(np.rint(x.astype(np.float32) * e), 0, 255).astype(np.uint8)
+    if r.perspective > 0:
+        d = rng.uniform(-1, 1, size=(4, 2)) * r.perspective * s * out
+        src = np.float32([[0, 0], [out - 1, 0], [out - 1, out - 1], [0, out - 1]])
+        P = cv2.getPerspectiveTransform(src, (src + d).astype(np.float32))
+        x = cv2.warpPerspective(x, P, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
     return jpeg_roundtrip(x, quality=q)
 
 
@@ -228,6 +266,11 @@ class BuildConfig:
     suspect_long_side: int = 600
     suspect_jpeg_quality: int = 90
     max_morphs_per_method: int = 0  # 0 = all
+    # processing chain of every suspect, bona fide and morph alike (madpad.mad.chains): a profile
+    # name ("attacker", "issuance", ...; drawn per suspect, seeded) or a fixed chain spec
+    # ("sharpen+jpeg75"); "" or "none" = no chain (the suspect is only resized + JPEG'd)
+    suspect_chains: str = ""
+    live_profile: str = "default"   # LIVE_PROFILES name of the simulated live captures ("gate")
 
 
 @dataclass
@@ -255,10 +298,23 @@ def build_dmad_pairs(images, morphs: Iterable, out_dir: str | os.PathLike, *, co
 
     from madpad.data import split_by_subject, write_table
     from madpad.io import read_image, write_image
+    from madpad.mad.chains import apply_chain, chain_or_profile, chain_rng, random_chain
 
     cfg = config or BuildConfig()
     if cfg.attack_live not in ("both", "random"):
         raise UsageError(f"attack_live must be 'both' or 'random'; got {cfg.attack_live!r}")
+    live_ranges = live_profile(cfg.live_profile)
+    chain_profile, fixed_chain = chain_or_profile(cfg.suspect_chains or "")
+    with_chains = chain_profile not in (None, "none") or bool(fixed_chain)
+    # processed images of another chain setting or live profile get other names (resume stays right)
+    chain_tag = f"__c{_seed_of(cfg.suspect_chains, cfg.seed) % 16 ** 8:08x}" if with_chains else ""
+    live_tag = "" if cfg.live_profile == "default" else f"_{cfg.live_profile}"
+
+    def suspect_chain(key: str):
+        if not with_chains:
+            return None
+        return fixed_chain if chain_profile is None else random_chain(
+            chain_rng(cfg.seed, "suspect_chain", key), chain_profile)
     out = Path(out_dir)
     (out / "suspect").mkdir(parents=True, exist_ok=True)
     (out / "live").mkdir(parents=True, exist_ok=True)
@@ -286,7 +342,7 @@ def build_dmad_pairs(images, morphs: Iterable, out_dir: str | os.PathLike, *, co
     if cfg.max_morphs_per_method:
         by_method: dict[str, list] = defaultdict(list)
         for m in morph_list:
-            by_method[m.method].append(m)
+            by_method[morph_species(m)].append(m)
         rng = np.random.default_rng(cfg.seed)
         morph_list = []
         for meth in sorted(by_method):
@@ -298,20 +354,24 @@ def build_dmad_pairs(images, morphs: Iterable, out_dir: str | os.PathLike, *, co
     jobs: list[tuple[str, Path, str, dict]] = []  # (kind, src, rel_out, meta)
 
     def live_rel(subj: str, k: int) -> str:
-        return f"live/{subj}_v{k}.jpg"
+        return f"live/{subj}_v{k}{live_tag}.jpg"
 
     def suspect_rel(key: str) -> str:
-        return f"suspect/{key}.jpg"
+        return f"suspect/{key}{chain_tag}.jpg"
+
+    def suspect_job(src: Path, key: str) -> tuple[str, dict]:
+        chain = suspect_chain(key)
+        jobs.append(("suspect", src, suspect_rel(key), {"chain": chain, "key": key}))
+        return suspect_rel(key), ({"suspect_chain": str(chain)} if chain is not None else {})
 
     for subj in sorted(enrol):
         split = where[subj]
-        srel = suspect_rel(f"bf_{subj}")
-        jobs.append(("suspect", enrol[subj], srel, {}))
+        srel, chain_col = suspect_job(enrol[subj], f"bf_{subj}")
         for k in range(cfg.live_variants):
             lrel = live_rel(subj, k)
             jobs.append(("live", live_src[subj], lrel, {"seed": _seed_of(cfg.seed, "live", subj, k)}))
             rows[split].append({"id": f"bf_{subj}_v{k}", "suspect": srel, "live": lrel, "label": "bona_fide",
-                                "species": "", "subjects": subj, "live_subject": subj, "split": split})
+                                "species": "", "subjects": subj, "live_subject": subj, "split": split, **chain_col})
     dropped = 0
     for m in morph_list:
         homes = {where.get(m.subject_a), where.get(m.subject_b)}
@@ -319,10 +379,10 @@ def build_dmad_pairs(images, morphs: Iterable, out_dir: str | os.PathLike, *, co
             dropped += 1
             continue
         split = homes.pop()
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{m.method}_{m.id}")
-        srel = suspect_rel(f"m_{safe}")
-        jobs.append(("suspect", Path(m.path), srel, {}))
-        rng = np.random.default_rng(_seed_of(cfg.seed, "attack", m.method, m.id))
+        species = morph_species(m)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{species}_{m.id}")
+        srel, chain_col = suspect_job(Path(m.path), f"m_{safe}")
+        rng = np.random.default_rng(_seed_of(cfg.seed, "attack", species, m.id))
         who = [m.subject_a, m.subject_b]
         if cfg.attack_live == "random":
             who = [who[int(rng.integers(2))]]
@@ -331,8 +391,8 @@ def build_dmad_pairs(images, morphs: Iterable, out_dir: str | os.PathLike, *, co
                 continue
             k = int(rng.integers(max(1, cfg.live_variants)))
             rows[split].append({"id": f"m_{safe}_{subj}", "suspect": srel, "live": live_rel(subj, k),
-                                "label": "attack", "species": m.method, "subjects": f"{m.subject_a};{m.subject_b}",
-                                "live_subject": subj, "split": split})
+                                "label": "attack", "species": species, "subjects": f"{m.subject_a};{m.subject_b}",
+                                "live_subject": subj, "split": split, **chain_col})
 
     failures = []
     failed_rel: set[str] = set()
@@ -343,10 +403,12 @@ def build_dmad_pairs(images, morphs: Iterable, out_dir: str | os.PathLike, *, co
         try:
             img = read_image(src)
             if kind == "live":
-                img = vary_live_capture(img, seed=meta["seed"], strength=cfg.live_strength)
+                img = vary_live_capture(img, seed=meta["seed"], strength=cfg.live_strength, ranges=live_ranges)
                 write_image(dst, img, quality=95)
             else:
                 img = prepare_suspect(img, long_side=cfg.suspect_long_side, jpeg_quality=0)
+                if meta["chain"] is not None:  # the same chain distribution for bona fide and morph suspects
+                    img = apply_chain(img, meta["chain"], chain_rng(cfg.seed, "suspect_chain_noise", meta["key"]))
                 write_image(dst, img, quality=cfg.suspect_jpeg_quality or 95)
         except Exception as exc:  # per-item failure: record and carry on
             failures.append({"source": str(src), "output": rel, "error": f"{type(exc).__name__}: {exc}"})
@@ -355,7 +417,8 @@ def build_dmad_pairs(images, morphs: Iterable, out_dir: str | os.PathLike, *, co
     for split, rs in rows.items():
         rs = [r for r in rs if r["suspect"] not in failed_rel and r["live"] not in failed_rel]
         f = out / f"pairs_{split}.csv"
-        write_table(f, rs, columns=["id", "suspect", "live", "label", "species", "subjects", "live_subject", "split"])
+        write_table(f, rs, columns=["id", "suspect", "live", "label", "species", "subjects", "live_subject", "split"]
+                    + (["suspect_chain"] if with_chains else []))
         files[split] = f
         counts[split] = {"bona_fide": sum(r["label"] == "bona_fide" for r in rs),
                          "attack": sum(r["label"] == "attack" for r in rs)}
@@ -371,3 +434,88 @@ def filter_pairs(pairs: Sequence[Pair], *, species: Sequence[str] | None = None)
         return list(pairs)
     keep = set(species)
     return [p for p in pairs if p.label != "attack" or p.species in keep]
+
+
+# --------------------------------------------------------------------------- morph species
+def morph_species(morph) -> str:
+    """The attack species of a morph record: the species its manifest was named with
+    (:func:`load_morph_manifests`, kept in ``extra["species"]``), else its morph method."""
+    return str((getattr(morph, "extra", None) or {}).get("species") or "").strip() or morph.method
+
+
+def parse_morph_source(entry) -> tuple[str, str | None]:
+    """``(manifest path, species or None)`` of one ``data.build.morphs`` entry: ``PATH``,
+    ``PATH=SPECIES`` or a mapping ``{path: PATH, species: SPECIES}``."""
+    if isinstance(entry, dict):
+        unknown = sorted(set(entry) - {"path", "species"})
+        if unknown or not str(entry.get("path") or "").strip():
+            raise UsageError(f"a morph manifest entry is PATH, PATH=SPECIES or {{path: PATH, species: SPECIES}}; "
+                             f"got {entry!r}")
+        species = str(entry.get("species") or "").strip() or None
+        return str(entry["path"]).strip(), species
+    text = str(entry).strip()
+    head, sep, tail = text.rpartition("=")
+    if sep and head and tail.strip() and not any(c in tail for c in "/\\"):
+        return head.strip(), tail.strip()
+    return text, None
+
+
+def load_morph_manifests(entries) -> list:
+    """Morph records of several manifests (:func:`madpad.data.load_morphs`), each entry a
+    ``PATH``, ``PATH=SPECIES`` or ``{path, species}`` (:func:`parse_morph_source`). A named
+    species is stored in every record's ``extra["species"]`` and becomes the attack species of
+    its pairs (several families made by the same registered method stay apart)."""
+    from madpad.data import load_morphs
+
+    if isinstance(entries, (str, dict)):
+        entries = [entries]
+    out = []
+    for entry in entries:
+        path, species = parse_morph_source(entry)
+        for m in load_morphs(path):
+            if species:
+                m.extra = {**(m.extra or {}), "species": species}
+            out.append(m)
+    return out
+
+
+# --------------------------------------------------------------------------- re-encoded copies
+def reencode_suspects(pairs: Sequence[Pair], chain, out_dir: str | os.PathLike, *, seed: int = 0,
+                      name: str = "pairs.csv", progress: bool = False) -> list[Pair]:
+    """A copy of a pair set whose suspects are ALL passed through one ``chain`` (spec or
+    :class:`~madpad.mad.chains.Chain`; its open parameters drawn per suspect, seeded by ``seed``
+    and the suspect file name): writes ``out_dir/suspect/*.png`` (lossless, so the chain's own
+    output is what is scored) and ``out_dir/<name>`` (live paths point at the original live
+    images, relative to ``out_dir``). Existing images are kept (resume). Returns the new pairs
+    (paths absolute), labels, species and subjects unchanged. Used to report every figure also
+    with all suspects re-encoded by one chain."""
+    from tqdm.auto import tqdm
+
+    from madpad.data import write_table
+    from madpad.io import read_image, write_image
+    from madpad.mad.chains import apply_chain, chain_rng, parse_chain
+
+    ch = parse_chain(chain)
+    out = Path(out_dir)
+    (out / "suspect").mkdir(parents=True, exist_ok=True)
+    new_path: dict[str, Path] = {}
+    for pr in pairs:
+        if not isinstance(pr.suspect, (str, os.PathLike)):
+            raise UsageError(f"pair {pr.id!r}: reencode_suspects needs image paths, not arrays")
+        src = Path(pr.suspect).resolve()
+        if str(src) not in new_path:
+            new_path[str(src)] = out / "suspect" / f"{src.stem}_{_seed_of(src) % 16 ** 6:06x}.png"
+    for src, dst in tqdm(sorted(new_path.items()), desc=f"re-encode ({ch})", disable=None if progress else True):
+        if dst.is_file():
+            continue
+        img = apply_chain(read_image(src), ch, chain_rng(seed, "reencode", Path(src).name))
+        write_image(dst, img)
+    new_pairs = [Pair(id=pr.id, suspect=new_path[str(Path(pr.suspect).resolve())], live=pr.live, label=pr.label,
+                      species=pr.species, subjects=pr.subjects, extra={**pr.extra, "suspect_chain": str(ch)})
+                 for pr in pairs]
+    extras = sorted({k for pr in new_pairs for k in pr.extra})
+    rows = [{"id": pr.id, "suspect": os.path.relpath(pr.suspect, out), "live": os.path.relpath(Path(pr.live), out),
+             "label": pr.label or "", "species": pr.species, "subjects": ";".join(pr.subjects),
+             **{k: pr.extra.get(k, "") for k in extras}} for pr in new_pairs]
+    write_table(out / name, rows, columns=["id", "suspect", "live", "label", "species", "subjects"] + extras)
+    return new_pairs

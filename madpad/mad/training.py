@@ -3,7 +3,9 @@
 :func:`load_train_config` resolves a config (defaults :data:`TRAIN_DEFAULTS` < YAML file <
 ``key=value`` overrides, ``$VAR`` and ``~`` expanded in paths); :func:`train_from_config`
 optionally builds D-MAD pairs (``data.build``), builds the detector named by ``detector`` with
-``params``, fits it on ``data.train`` (model selection on ``data.dev``), writes the checkpoint
+``params``, fits it on ``data.train`` (model selection on ``data.dev``; ``data.train_species`` /
+``data.dev_species`` / ``data.test_species`` keep some attack species per split, and dev may
+hold species absent from training: leave-one-method-out dev), writes the checkpoint
 to ``out`` and, for ``data.dev`` / ``data.test``, ``out/scores_<split>.csv`` and the error rates
 in ``out/train_summary.json``. The command line (:mod:`madpad.mad.cli`) and the pipeline stage
 (:mod:`madpad.pipeline.stages.dmad`) both call these. Scores: higher = more likely a morph.
@@ -34,7 +36,9 @@ TRAIN_DEFAULTS: dict = {
         "train": None,
         "dev": None,
         "test": None,
-        "train_species": None,   # attack species kept for train + dev (cross-method protocol)
+        "train_species": None,   # attack species kept for train (+ dev unless dev_species) (cross-method protocol)
+        "dev_species": None,     # attack species kept for dev (default: train_species); may name species absent
+                                 # from training (leave-one-method-out dev: model selection rewards generalisation)
         "test_species": None,    # attack species kept for test
         "build": {
             "frll": None,          # FRLL folder (neutral/, smiling/)
@@ -50,6 +54,8 @@ TRAIN_DEFAULTS: dict = {
             "suspect_long_side": 600,
             "suspect_jpeg_quality": 90,
             "max_morphs_per_method": 0,
+            "suspect_chains": "",  # chain of every suspect: profile (attacker, issuance) or spec (sharpen+jpeg75)
+            "live_profile": "default",  # simulated live captures: default or gate (madpad.mad.pairs.LIVE_PROFILES)
         },
     },
     "out": None,
@@ -87,7 +93,8 @@ def expand_paths(cfg: dict) -> None:
     b = d["build"]
     for k in ("frll", "images", "images_root", "out"):
         b[k] = fix(b[k])
-    b["morphs"] = [fix(m) for m in ([b["morphs"]] if isinstance(b["morphs"], str) else (b["morphs"] or []))]
+    b["morphs"] = [{**m, "path": fix(m.get("path"))} if isinstance(m, dict) else fix(m)
+                   for m in ([b["morphs"]] if isinstance(b["morphs"], (str, dict)) else (b["morphs"] or []))]
     cfg["out"] = fix(cfg["out"])
     cfg["cache"] = fix(cfg["cache"])
     for k, v in list(cfg.get("params", {}).items()):
@@ -121,8 +128,8 @@ def format_rates(m: dict) -> str:
 
 
 def _build_pairs(cfg: dict, echo: Echo) -> dict:
-    from madpad.data import load_images, load_morphs
-    from madpad.mad.pairs import BuildConfig, build_dmad_pairs
+    from madpad.data import load_images
+    from madpad.mad.pairs import BuildConfig, build_dmad_pairs, load_morph_manifests
 
     b = cfg["data"]["build"]
     if b["frll"] and b["images"]:
@@ -138,14 +145,13 @@ def _build_pairs(cfg: dict, echo: Echo) -> dict:
         morph_files = [morph_files]
     if not morph_files:
         raise UsageError("data.build.morphs: list at least one morph manifest (python -m madpad.generate output)")
-    morphs = []
-    for mf in morph_files:
-        morphs += list(load_morphs(mf))
+    morphs = load_morph_manifests(morph_files)  # entries PATH, PATH=SPECIES or {path, species}
     out = Path(b["out"] or Path(cfg["out"]) / "pairs")
     bc = BuildConfig(fractions=tuple(b["fractions"]), seed=int(b["seed"]), live_variants=int(b["live_variants"]),
                      attack_live=b["attack_live"], live_strength=float(b["live_strength"]),
                      suspect_long_side=int(b["suspect_long_side"]), suspect_jpeg_quality=int(b["suspect_jpeg_quality"]),
-                     max_morphs_per_method=int(b["max_morphs_per_method"]))
+                     max_morphs_per_method=int(b["max_morphs_per_method"]),
+                     suspect_chains=str(b["suspect_chains"] or ""), live_profile=str(b["live_profile"]))
     built = build_dmad_pairs(images, morphs, out, config=bc)
     echo(f"pairs built in {out}: " + ", ".join(f"{k}: {v['bona_fide']} bona fide + {v['attack']} attack"
                                                for k, v in built.counts.items())
@@ -159,15 +165,45 @@ def _build_pairs(cfg: dict, echo: Echo) -> dict:
             "directory": str(out)}
 
 
-def _load_split(path, species, *, name: str, warn: Echo):
-    from madpad.mad.pairs import filter_pairs, read_pairs_csv
+def species_option(value, *, field: str) -> list[str] | None:
+    """A ``data.*_species`` option as a list of names (``None`` or ``[]`` = all species); a one-line
+    :class:`UsageError` naming ``field`` when it is neither a name nor a list of names."""
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(s, str) and s for s in items):
+        raise UsageError(f"{field} must be a species name or a list of names; got {value!r}")
+    return list(items)
+
+
+def select_species(pairs, species, *, field: str, path, strict: bool = True, warn: Echo | None = None):
+    """Bona fide pairs + the attack pairs of ``species`` (:func:`madpad.mad.pairs.filter_pairs`).
+    A species the pairs do not hold is a one-line :class:`UsageError` naming ``field`` and
+    ``path`` (``strict=False``: a warning)."""
+    from madpad.mad.pairs import filter_pairs
+
+    species = species_option(species, field=field)
+    if species is None:
+        return list(pairs)
+    known = sorted({p.species for p in pairs if p.label == "attack"})
+    unknown = [s for s in species if s not in known]
+    if unknown:
+        msg = f"{field}: unknown attack species {unknown} for {path}; its pairs hold {known}"
+        if strict:
+            raise UsageError(msg)
+        (warn or log.warning)(msg)
+    return filter_pairs(pairs, species=species)
+
+
+def _load_split(path, species, *, name: str, warn: Echo, field: str | None = None, strict: bool = True):
+    from madpad.mad.pairs import read_pairs_csv
 
     if not path:
         return None
     pairs = read_pairs_csv(path, require_labels=True)
     if species:
-        species = [species] if isinstance(species, str) else list(species)
-        pairs = filter_pairs(pairs, species=species)
+        pairs = select_species(pairs, species, field=field or f"data.{name}_species", path=path, strict=strict,
+                               warn=warn)
     n_att = sum(p.label == "attack" for p in pairs)
     if (n_att == 0 or n_att == len(pairs)) and name != "train":
         warn(f"data.{name} ({path}) has {len(pairs) - n_att} bona fide and {n_att} attack pairs"
@@ -208,8 +244,14 @@ def train_from_config(cfg: dict, *, echo: Echo | None = None, warn: Echo | None 
     data = cfg["data"]
     if not data["train"]:
         raise UsageError("data.train (a labelled pair CSV) is required, or data.build to make one")
+    for k in ("train_species", "dev_species", "test_species"):
+        species_option(data.get(k), field=f"data.{k}")
     train = _load_split(data["train"], data["train_species"], name="train", warn=warn)
-    dev = _load_split(data["dev"], data["train_species"], name="dev", warn=warn)
+    if data.get("dev_species") is not None:  # LOMO dev: species may be absent from training
+        dev = _load_split(data["dev"], data["dev_species"], name="dev", warn=warn)
+    else:
+        dev = _load_split(data["dev"], data["train_species"], name="dev", warn=warn, field="data.train_species",
+                          strict=False)
     test = _load_split(data["test"], data["test_species"], name="test", warn=warn)
     cache = feature_cache(cfg.get("cache"))
     t0 = time.time()
@@ -242,4 +284,5 @@ def _fit_params(det) -> set:
     return set(inspect.signature(det.fit).parameters)
 
 
-__all__ = ["TRAIN_DEFAULTS", "evaluate", "expand_paths", "format_rates", "load_train_config", "train_from_config"]
+__all__ = ["TRAIN_DEFAULTS", "evaluate", "expand_paths", "format_rates", "load_train_config", "select_species",
+           "species_option", "train_from_config"]

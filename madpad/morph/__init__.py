@@ -24,6 +24,9 @@ MORPH_METHODS.register("landmark", "madpad.morph.landmark:LandmarkMorph", extra=
 MORPH_METHODS.register("landmark_spliced", "madpad.morph.landmark:SplicedLandmarkMorph", extra="face",
                        description="spliced landmark morph: morphed face region pasted into contributor A's image, "
                                    "colour-corrected and seamlessly blended")
+MORPH_METHODS.register("tem189", "madpad.morph.template:TemplateMorph",
+                       description="full morph from the sources' 189-point Psychomorph/WebMorph .tem templates "
+                                   "(another landmark set and triangulation), portrait alignment")
 MORPH_METHODS.register("dcmorph", "madpad.morph.dcmorph:DCMorph", extra="diffusion",
                        description="DCMorph-style dual-stream diffusion morph (IP-Adapter FaceID decoupled "
                                    "cross-attention interpolation + DDIM inversion and slerp of both sources)",
