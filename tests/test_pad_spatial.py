@@ -195,7 +195,7 @@ def test_rule_config_rejects_unknown_keys():
     with pytest.raises(ValueError, match="head_region_mx"):
         RuleConfig.from_dict({"head_region_mx": 0.3})
     assert RuleConfig.from_dict({"head_region_max": 0.3}).head_region_max == 0.3
-    assert set(RULES) == {"torso", "face_size", "pose_head", "body_above", "body_width", "no_body_below",
+    assert set(RULES) == {"torso", "face_size", "face_roll", "pose_head", "body_above", "body_width", "no_body_below",
                           "multi_face", "no_person", "nested_person"}
 
 
@@ -328,7 +328,7 @@ def test_two_people_in_one_silhouette_mask_versus_a_mask_per_person():
         m[300:, x0:x0 + 220] = 1.0
     faces = [np.array([95, 100, 205, 230]), np.array([395, 100, 505, 230])]
     one = PersonDetection(box=(40, 60, 560, 1000), score=0.9, mask=m)
-    merged = assess(faces, [one], image_shape=SHAPE)
+    merged = assess(faces, [one], image_shape=SHAPE, config=RuleConfig(split_side_by_side=0.0))
     assert "multi_face" in merged.fired and merged.score >= 0.5
     boxes = [(40, 60, 260, 420), (340, 60, 560, 420)]  # head-and-shoulders boxes, as COCO detectors give
     people = [PersonDetection(box=b, score=0.8, mask=mk) for b, mk in zip(boxes, split_mask(m, boxes))]
@@ -355,3 +355,82 @@ def test_face_roll_relative_to_the_shoulder_line():
         "left_shoulder": (450, 380 + 300 * np.tan(np.radians(20)), 0.99), "right_shoulder": (150, 380, 0.99)})
     assert assess([face(20.0)], [tilted], image_shape=SHAPE).faces[0].roll == pytest.approx(0.0, abs=1e-9)
     assert np.isnan(assess([HEAD_FACE], [level], image_shape=SHAPE).faces[0].roll)  # no landmarks: undefined
+
+
+def _tilted_face(angle_deg, centre=(300.0, 200.0), box=HEAD_FACE):
+    from madpad.face import FaceDetection
+
+    t = np.radians(angle_deg)
+    c = np.array(centre)
+    lm = np.array([c + [-30 * np.cos(t), -30 * np.sin(t)], c + [30 * np.cos(t), 30 * np.sin(t)],
+                   c, c + [-20, 30], c + [20, 30]])
+    return FaceDetection(np.asarray(box, dtype=np.float64), 0.9, lm)
+
+
+def test_face_roll_fires_on_a_face_rolled_against_the_upright_camera():
+    """A large print turned on the chest: the pose model anchors on the print and tilts its shoulders
+    with it, so the roll relative to the shoulders stays small; against the image horizontal (an
+    upright capture camera) the face is rolled far more than a person standing for a photo rolls
+    the head."""
+    cfg = RuleConfig()
+    anchored = PersonDetection(box=(100, 50, 500, 1000), score=0.9, keypoints={  # shoulders tilted by 22 degrees
+        "left_shoulder": (450, 380 + 300 * np.tan(np.radians(22)), 0.99), "right_shoulder": (150, 380, 0.99)})
+    res = assess([_tilted_face(25.0)], [anchored], image_shape=SHAPE)
+    fa = res.faces[0]
+    assert fa.roll == pytest.approx(3.0) and fa.tilt == pytest.approx(25.0)
+    # hand-computed: 0.8 * sigmoid(0.4 * (25 - 15))
+    assert fa.strengths["face_roll"] == pytest.approx(0.8 / (1 + math.exp(-4.0)))
+    assert "face_roll" in res.fired and res.score >= 0.5
+    upright = assess([_tilted_face(-5.0)], [person(shoulders_y=380, head=(300, 210))], image_shape=SHAPE)
+    assert upright.faces[0].strengths["face_roll"] == pytest.approx(0.8 / (1 + math.exp(4.0)))
+    assert "face_roll" not in upright.fired and upright.score < 0.5
+    off = assess([_tilted_face(25.0)], [anchored], image_shape=SHAPE, config=RuleConfig(tilt_weight=0.0))
+    assert off.faces[0].strengths["face_roll"] == 0.0 and off.score < 0.5
+    assert cfg.tilt_max == 15.0
+
+
+def test_side_by_side_cuts_pair_heads_not_a_head_and_its_print():
+    from madpad.pad.spatial import side_by_side_cuts
+
+    a, b, c = [100, 100, 200, 220], [300, 110, 400, 230], [500, 90, 600, 210]
+    assert side_by_side_cuts([a, b]) == [250.0]
+    assert side_by_side_cuts([c, a, b]) == [250.0, 450.0]  # three in a row: the a-c cut crosses b, dropped
+    below = [110, 330, 190, 430]                      # a print under head a (its chest): not beside it
+    assert side_by_side_cuts([a, below]) == []
+    assert side_by_side_cuts([a, [300, 100, 500, 350]]) == []  # 2.1 times a's height: not a pair of heads
+    assert side_by_side_cuts([a, [150, 100, 260, 220]]) == []  # overlapping columns
+
+
+def test_a_person_owning_two_heads_side_by_side_is_split_into_two():
+    """NanoDet can miss two people standing close together; their touching silhouettes then make one
+    box-only person owning both faces (multi_face). Split between the two heads, each face is judged
+    on its own strip of the silhouette; a print under one of the heads is still a second face there."""
+    m = np.zeros(SHAPE, np.float32)
+    for x0 in (40, 260):                      # touching: the torsos meet at x = 260
+        m[60:260, x0 + 50:x0 + 170] = 1.0
+        m[260:300, x0 + 85:x0 + 135] = 1.0
+        m[300:, x0:x0 + 220] = 1.0
+    faces = [np.array([95, 100, 205, 230]), np.array([315, 100, 425, 230])]
+    one = PersonDetection(box=(40, 60, 480, 1000), score=0.9, mask=m, detector="nanodet/selfie")
+    res = assess(faces, [one], image_shape=SHAPE)
+    assert res.n_persons == 2 and [f.person for f in res.faces] == [0, 1]
+    assert res.persons[0].box[2] == pytest.approx(260.0) and res.persons[1].box[0] == pytest.approx(260.0)
+    assert res.fired == [] and res.score < 0.5
+    # the mask is cut at the split: each strip's silhouette is one person's
+    assert res.persons[0].mask[:, 260:].sum() == 0 and res.persons[1].mask[:, :260].sum() == 0
+    old = assess(faces, [one], image_shape=SHAPE, config=RuleConfig(split_side_by_side=0.0))
+    assert "multi_face" in old.fired and old.score >= 0.5
+    # a print on the right person's chest: still a second face of that person
+    printed = np.array([320, 420, 420, 540])
+    attack = assess([*faces, printed], [one], image_shape=SHAPE)
+    assert attack.faces[2].person == attack.faces[1].person and "multi_face" in attack.fired
+
+
+def test_split_gives_the_pose_to_the_strip_holding_its_head():
+    from madpad.pad.spatial import split_person
+
+    p = person(box=(0, 50, 600, 1000), shoulders_y=380, head=(450, 210))
+    left, right = split_person(p, [300.0])
+    assert left.keypoints is None and right.keypoints == p.keypoints and right.detector == "split"
+    assert tuple(left.box) == (0, 50, 300, 1000) and tuple(right.box) == (300, 50, 600, 1000)
+    assert split_person(p, [700.0]) == [p]  # a cut outside the box leaves the person whole

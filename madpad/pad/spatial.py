@@ -24,6 +24,12 @@ Rule strengths (each in [0, 1], per face) and the image score::
                  shoulder the frame cuts off is a guess of the pose model). An adult's face is
                  about 0.4-0.7 of the distance between the shoulder joints, seen from the front; a
                  print larger than a head, on a chest, is 0.8 and more
+    face_roll  = tilt_weight * sigmoid(slope_tilt * (tilt - tilt_max))
+                 tilt: |angle of the eye line against the image horizontal|, degrees (faces with eye
+                 landmarks). People standing for a photo keep the head nearly upright (ICAO: 8
+                 degrees); a print turned on a chest is rolled up to 30. Measured against the camera,
+                 not the shoulders: the pose model anchors on a large print and tilts its shoulder
+                 line with it. Assumes an upright camera (tilt_weight=0 switches the rule off)
     pose_head  = 1 - share of the person's visible head keypoints (nose, eyes) inside the face box
                  (0 when the person has no visible head keypoints)
     body_above = sigmoid(slope_mask * (head_room - head_room_max))                (person mask)
@@ -48,8 +54,8 @@ Rule strengths (each in [0, 1], per face) and the image score::
     no_person  = no_person_weight for a face that no person owns
     nested_person = nested_weight for a face whose centre lies in a nested person's box (a person
                  detected inside another person's body: a worn picture of a person)
-    face score = max(torso, pose_head * pose_head_weight, body_above, body_width, multi_face, no_person,
-                     nested_person)
+    face score = max(torso, face_size, face_roll, pose_head * pose_head_weight, body_above, body_width,
+                     no_body_below, multi_face, no_person, nested_person)
     image score = max over faces
 
 A rule "fires" when its strength is >= 0.5; the explanation lists the fired rules.
@@ -67,7 +73,9 @@ Defined outcomes:
   CLI's ``--no-face exclude``);
 * faces with no person at all (detector found nothing) get ``no_person_weight`` (default 0.75).
 
-Several people: every face is judged against its own person. A person whose box lies inside a
+Several people: every face is judged against its own person. A person owning two faces side by
+side at head height (two people whom the detector merged into one box or whose silhouettes touch)
+is first split between them (``split_side_by_side``; :func:`split_side_by_side`). A person whose box lies inside a
 larger person's body, well below its top (:func:`madpad.pad.person_onnx.nested_persons`; a COCO
 detector finds the printed photo on a shirt as a person too) owns no face when ``drop_nested`` is
 1: its faces go to the person around it, and the ``nested_person`` rule flags them. Images of any
@@ -79,6 +87,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -86,8 +95,8 @@ import numpy as np
 from madpad.face.types import box_of
 from madpad.pad.persons import PersonDetection
 
-RULES = ("torso", "face_size", "pose_head", "body_above", "body_width", "no_body_below", "multi_face", "no_person",
-         "nested_person")
+RULES = ("torso", "face_size", "face_roll", "pose_head", "body_above", "body_width", "no_body_below", "multi_face",
+         "no_person", "nested_person")
 #: per-image statuses: judged, no face and no person, a person but no face (failure to acquire)
 STATUSES = ("ok", "no_face", "person_no_face")
 
@@ -114,6 +123,12 @@ class RuleConfig:
     face_shoulder_max: float = 0.8     # face box width / shoulder width above which a face is too large
     slope_size: float = 25.0
     shoulder_margin: float = 0.2       # shoulders closer than this (face heights) to the frame edge: cut off
+    tilt_max: float = 15.0             # |eye line vs the image horizontal|, degrees, above which a face is rolled
+    slope_tilt: float = 0.4            # per degree
+    tilt_weight: float = 0.8           # 0 switches the face_roll rule off (e.g. a camera that is not upright)
+    split_side_by_side: float = 1.0    # 1: a person owning faces side by side at head height is split
+    side_by_side_dy: float = 0.5       # max |centre y difference| of such faces, in face heights
+    side_by_side_size: float = 1.5     # max ratio of their face heights
     shoulder_min_visibility: float = 0.5
     head_keypoint_margin: float = 0.15  # face box grown by this share before the keypoint test
     pose_head_weight: float = 0.9
@@ -168,6 +183,7 @@ class FaceAssessment:
     body_below_clipped: float = float("nan")  # 1 when the silhouette runs out of the image's bottom edge
     roll: float = float("nan")          # |in-plane face angle| (eye line, degrees) relative to the
                                         # person's shoulder line when visible, else to the horizontal
+    tilt: float = float("nan")          # |in-plane face angle| relative to the image horizontal, degrees
     strengths: dict = field(default_factory=dict)
     face_score: float = 0.0
 
@@ -289,21 +305,34 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
     boxes = [box_of(f, what="face box") for f in faces]
     scores = [float(getattr(f, "score", 1.0)) for f in faces]
     rolls = [eye_line_angle(getattr(f, "landmarks5", None)) for f in faces]
-    nested: set[int] = set()
-    if cfg.drop_nested and len(persons) > 1:
-        from madpad.pad.person_onnx import nested_persons
 
-        nested = set(nested_persons([p.box for p in persons]))
-    owners = [i for i in range(len(persons)) if i not in nested]
-    links = [(None if pi is None else owners[pi], c) for pi, c in
-             associate(boxes, [persons[i] for i in owners], min_containment=cfg.min_containment,
-                       mask_threshold=cfg.mask_threshold)]
+    def link(persons):
+        nested: set[int] = set()
+        if cfg.drop_nested and len(persons) > 1:
+            from madpad.pad.person_onnx import nested_persons
+
+            nested = set(nested_persons([p.box for p in persons]))
+        owners = [i for i in range(len(persons)) if i not in nested]
+        links = [(None if pi is None else owners[pi], c) for pi, c in
+                 associate(boxes, [persons[i] for i in owners], min_containment=cfg.min_containment,
+                           mask_threshold=cfg.mask_threshold)]
+        return nested, links
+
+    nested, links = link(persons)
+    if cfg.split_side_by_side and len(boxes) > 1:
+        split = split_side_by_side(boxes, persons, [pi for pi, _ in links], max_dy=cfg.side_by_side_dy,
+                                   max_size_ratio=cfg.side_by_side_size)
+        if len(split) != len(persons):
+            persons = split
+            nested, links = link(persons)
     assessed: list[FaceAssessment] = []
     filled: dict = {}
     for fb, fs, roll, (pi, cont) in zip(boxes, scores, rolls, links):
-        fa = FaceAssessment(box=fb, score=fs, person=pi, containment=cont, roll=abs(roll))
+        fa = FaceAssessment(box=fb, score=fs, person=pi, containment=cont, roll=abs(roll), tilt=abs(roll))
         cx, cy = (fb[0] + fb[2]) / 2, (fb[1] + fb[3]) / 2
         st = {r: 0.0 for r in RULES}
+        if np.isfinite(fa.tilt) and cfg.tilt_weight > 0:
+            st["face_roll"] = cfg.tilt_weight * _sigmoid(cfg.slope_tilt * (fa.tilt - cfg.tilt_max))
         rel_y_rule = False
         if any(persons[k].box[0] <= cx <= persons[k].box[2] and persons[k].box[1] <= cy <= persons[k].box[3]
                for k in nested):
@@ -384,7 +413,7 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
         keep = min(idx, key=lambda i: (assessed[i].strengths["pose_head"],
                                        max(assessed[i].strengths["torso"], assessed[i].strengths["body_above"],
                                            assessed[i].strengths["body_width"], assessed[i].strengths["no_body_below"],
-                                           assessed[i].strengths["face_size"]),
+                                           assessed[i].strengths["face_size"], assessed[i].strengths["face_roll"]),
                                        assessed[i].box[1]))
         for i in idx:
             if i != keep:
@@ -403,6 +432,78 @@ def assess(faces: Sequence[Any], persons: Sequence[PersonDetection], *, image_sh
     res.features = image_features(res, n_nested=len(nested))
     res.explanation = explain(res)
     return res
+
+
+def side_by_side_cuts(face_boxes: Sequence[np.ndarray], *, max_dy: float = 0.5,
+                      max_size_ratio: float = 1.5) -> list[float]:
+    """x positions between faces that sit side by side at head height: two heads, not a head and a
+    print. Two faces qualify when their centres are at most ``max_dy`` face heights (the larger face)
+    apart vertically, their heights differ by at most ``max_size_ratio`` and their boxes do not
+    overlap horizontally; the cut is half-way across the gap. A printed face lies on the torso, below
+    its wearer's head, so it never forms such a pair with that head. Cuts that cross a face box
+    (three heads in a row: the outer pair's cut) are dropped. Sorted, without repeats."""
+    b = [np.asarray(x, dtype=np.float64) for x in face_boxes]
+    cuts: set[float] = set()
+    for i, a in enumerate(b):
+        for c in b[i + 1:]:
+            left, right = (a, c) if a[0] <= c[0] else (c, a)
+            ha, hc = left[3] - left[1], right[3] - right[1]
+            if min(ha, hc) <= 0 or max(ha, hc) / min(ha, hc) > max_size_ratio:
+                continue
+            if abs((left[1] + left[3]) - (right[1] + right[3])) / 2 > max_dy * max(ha, hc) or left[2] > right[0]:
+                continue
+            x = round(float(left[2] + right[0]) / 2, 3)
+            if not any(f[0] < x < f[2] for f in b):
+                cuts.add(x)
+    return sorted(cuts)
+
+
+def split_person(p: PersonDetection, cuts: Sequence[float]) -> list[PersonDetection]:
+    """``p`` cut into vertical strips at the x positions ``cuts`` (inside its box). Each strip keeps
+    the box's rows and its columns of the mask (the outer strips keep the mask beyond the box too).
+    The pose goes to the strip holding its head (nose, else the eyes' or shoulders' midpoint); the
+    other strips have no keypoints."""
+    xs = [float(p.box[0]), *[c for c in sorted(cuts) if p.box[0] < c < p.box[2]], float(p.box[2])]
+    if len(xs) <= 2:
+        return [p]
+    anchor = None
+    for names in (("nose",), ("left_eye", "right_eye"), ("left_shoulder", "right_shoulder")):
+        pts = [p.keypoint(n) for n in names]
+        if all(q is not None for q in pts):
+            anchor = float(np.mean([q[0] for q in pts]))
+            break
+    out = []
+    for k, (a, b) in enumerate(pairwise(xs)):
+        mask = None
+        if p.mask is not None:
+            mask = p.mask.copy()
+            W = mask.shape[1]
+            lo = 0 if k == 0 else int(np.clip(round(a), 0, W))
+            hi = W if k == len(xs) - 2 else int(np.clip(round(b), 0, W))
+            mask[:, :lo] = 0
+            mask[:, hi:] = 0
+        first, last = k == 0, k == len(xs) - 2
+        own = anchor is not None and (first or anchor >= a) and (last or anchor < b)
+        out.append(PersonDetection(box=np.array([a, p.box[1], b, p.box[3]]), score=p.score,
+                                   keypoints=p.keypoints if own else None,
+                                   detector=f"{p.detector}/split" if p.detector else "split", mask=mask))
+    return out
+
+
+def split_side_by_side(face_boxes: Sequence[np.ndarray], persons: Sequence[PersonDetection],
+                       owner_of: Sequence[int | None], *, max_dy: float = 0.5,
+                       max_size_ratio: float = 1.5) -> list[PersonDetection]:
+    """Persons that own two or more faces side by side at head height split between those faces
+    (:func:`side_by_side_cuts`, :func:`split_person`): a person detector or a silhouette can merge two
+    people standing close together into one box, and both real faces would then look like one
+    person's head and a second face. ``owner_of[i]`` is the index of face ``i``'s person (None: no
+    person). Returns the new person list (the input list when nothing is split)."""
+    out: list[PersonDetection] = []
+    for j, p in enumerate(persons):
+        own = [face_boxes[i] for i, o in enumerate(owner_of) if o == j]
+        cuts = side_by_side_cuts(own, max_dy=max_dy, max_size_ratio=max_size_ratio) if len(own) > 1 else []
+        out.extend(split_person(p, cuts) if cuts else [p])
+    return out if len(out) != len(persons) else list(persons)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
