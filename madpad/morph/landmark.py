@@ -327,6 +327,9 @@ class LandmarkMorpher(MorphGenerator):
     full morph.
     """
 
+    #: reject a contributor whose 68 landmarks say the face is turned or implausible (a garbage morph)
+    check_upright: ClassVar[bool] = True
+
     def __init__(self, *, spliced: bool = False, landmarks: LandmarkFn | None = None,
                  alignment: Callable[..., Aligned] | None = None, warp: str = "remap",
                  border_per_side: int = 3, splice: SpliceSettings | None = None):
@@ -388,9 +391,18 @@ class LandmarkMorpher(MorphGenerator):
 
         a = as_rgb_uint8(image_a, name="image_a")
         b = as_rgb_uint8(image_b, name="image_b")
+        t0 = time.perf_counter()
+        pa, pb = self.contributor_points(a, b)
+        t1 = time.perf_counter()
+        res = self.morph_from_landmarks(a, pa, b, pb, alpha=alpha)
+        res.timings["landmarks"] = t1 - t0
+        return res
+
+    def contributor_points(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks of contributors A and B; a contributor whose face is not found, or (with
+        ``check_upright``) is turned or implausible, raises FaceNotFoundError naming it."""
         from madpad.face import upright_problem
 
-        t0 = time.perf_counter()
         self.last_faces = {}  # contributor -> {"box", "n_faces"} of the face used (when the landmarker says)
         points = {}
         for who, img in (("A", a), ("B", b)):
@@ -400,14 +412,10 @@ class LandmarkMorpher(MorphGenerator):
                 raise FaceNotFoundError(f"contributor {who}: {exc}") from None
             if getattr(self.landmarks, "last_face", None):
                 self.last_faces[who.lower()] = dict(self.landmarks.last_face)
-            problem = upright_problem(points[who])  # a turned or implausible face gives a garbage morph
-            if problem:
+            problem = upright_problem(points[who]) if self.check_upright else None
+            if problem:  # a turned or implausible face gives a garbage morph
                 raise FaceNotFoundError(f"contributor {who}: {problem}")
-        pa, pb = points["A"], points["B"]
-        t1 = time.perf_counter()
-        res = self.morph_from_landmarks(a, pa, b, pb, alpha=alpha)
-        res.timings["landmarks"] = t1 - t0
-        return res
+        return points["A"], points["B"]
 
     def morph_from_landmarks(self, image_a: np.ndarray, points_a: np.ndarray, image_b: np.ndarray,
                              points_b: np.ndarray, *, alpha: float = 0.5) -> MorphResult:

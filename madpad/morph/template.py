@@ -111,6 +111,7 @@ class TemplateMorph(LandmarkMorpher):
 
     name = "tem189"
     required_files = ("tem_dir",)
+    check_upright = False  # hand-placed 189-point templates: the upright check reads 68-point geometry
 
     def __init__(self, *, tem_dir: str | os.PathLike | None = None, image_dirs=None, align: str = "portrait",
                  size: tuple[int, int] | None = None, eye_y: float = 0.46, eye_dist: float = 0.16,
@@ -126,19 +127,6 @@ class TemplateMorph(LandmarkMorpher):
     @property
     def method(self) -> str:
         return "tem189"
-
-    def morph_details(self, image_a, image_b, *, alpha: float = 0.5):
-        from madpad.io import as_rgb_uint8
-
-        a = as_rgb_uint8(image_a, name="image_a")
-        b = as_rgb_uint8(image_b, name="image_b")
-        points = {}
-        for who, img in (("A", a), ("B", b)):
-            try:
-                points[who] = self.landmarks(img)
-            except FaceNotFoundError as exc:
-                raise FaceNotFoundError(f"contributor {who}: {exc}") from None
-        return self.morph_from_landmarks(a, points["A"], b, points["B"], alpha=alpha)
 
     def params(self) -> dict[str, Any]:
         p = super().params()
