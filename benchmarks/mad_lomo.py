@@ -81,7 +81,7 @@ def default_entries(registered: Sequence[str] | None = None, *, selection: str =
     cue = [("upper_face_distance", "upper_face_distance (upper-face dlib 1 - cos, untrained)", False),
            ("landmark_displacement", "landmark_displacement (landmark cues -> LR)", True),
            ("smad_cues", "smad_cues (single-image cues -> LR)", True),
-           ("dmad_cues", "dmad_cues (diff + landmarks + upper face + S-MAD -> LR)", True)]
+           ("dmad_cues", "dmad_cues (diff + landmarks + upper face + S-MAD -> RBF SVM)", True)]
     for name, label, trained in cue:
         if name in registered:
             params = {"embedder_params": ep, **(auto if trained else {})}
@@ -476,7 +476,7 @@ def _main(args) -> int:
     results = run(entries, splits, cache=cache, out=out, families=held, variants=variants, expression=expression,
                   n_boot=args.bootstrap, seed=args.seed)
     data = {"families": families, "held_out": held, "reference": REFERENCE, "targets": TARGETS,
-            "reencode": args.reencode, "live_variants": args.live_variants, **info,
+            "reencode": args.reencode, "live_variants": None if args.pairs else args.live_variants, **info,
             "expression_decile": expression_decile(expression, test_subjects),
             "expression_distance": expression, "results": results}
     data["summary"] = summarize_targets(results)

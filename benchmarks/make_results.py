@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["demo", "metrics", "report_cli", "data", "pipeline", "face", "morph", "vulnerability_systems", "dcmorph", "mad",
+ORDER = ["demo", "metrics", "report_cli", "data", "pipeline", "face", "morph", "vulnerability_systems", "dcmorph", "mad_lomo", "mad",
          "mad_fr_systems", "tshirt", "segmentation", "bad_inputs"]
 
 HEADER = """# Benchmark and evidence results

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,3 +157,22 @@ def test_score_refuses_an_attack_row_without_species(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "pairs.csv" in err and "row 3" in err and "species" in err and "\n" not in err
     assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).resolve().parents[1] / "madpad" / "configs"
+                                                          / "detect").glob("*.yaml")))
+def test_shipped_detect_configs_build_their_detector(name, monkeypatch, tmp_path):
+    """Every shipped training config resolves and builds its detector with exactly its params (a
+    renamed or removed option would make `detect train --config` fail only at run time)."""
+    from madpad.mad import get_detector
+    from madpad.mad.training import load_train_config
+
+    monkeypatch.setenv("MADPAD_SHARED", str(tmp_path))
+    cfg = load_train_config(Path(__file__).resolve().parents[1] / "madpad" / "configs" / "detect" / name)
+    params = {k: v for k, v in (cfg.get("params") or {}).items() if k != "pretrained"}
+    det = get_detector(cfg["detector"], **params)
+    built = det.get_config() if hasattr(det, "get_config") else dataclasses.asdict(det.config)
+    assert set(params) <= set(built), (name, sorted(set(params) - set(built)))
+    for k, v in params.items():
+        got = built[k]
+        assert got == v or (isinstance(v, list) and list(got) == v), (name, k, got, v)
