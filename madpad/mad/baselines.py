@@ -266,16 +266,14 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
         self.augment_copies, self.augment_profile, self.augment_seed = int(copies), check_profile(profile), int(seed)
 
     def _augment_config(self) -> dict:
-        # getattr: subclasses with their own __init__ that never call _set_augment train unaugmented
-        return {"augment_copies": getattr(self, "augment_copies", 0),
-                "augment_profile": getattr(self, "augment_profile", "attacker"),
-                "augment_seed": getattr(self, "augment_seed", 0)}
+        return {"augment_copies": self.augment_copies, "augment_profile": self.augment_profile,
+                "augment_seed": self.augment_seed}
 
     def _with_augmented_copies(self, pairs: list[Pair]) -> list[Pair]:
         """``pairs`` plus ``augment_copies`` augmented views of each (madpad.mad.augment.augmented_pairs:
         suspect through an ``augment_profile`` chain + photometric/geometric augmentation, live capture
         through the augmentation; seeded by (augment_seed, copy, pair id); features cached per view)."""
-        if not getattr(self, "augment_copies", 0):
+        if not self.augment_copies:
             return pairs
         from madpad.mad.augment import augmented_pairs
 
@@ -356,7 +354,7 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
                 sel = select_candidates(list(C_GRID), lambda c, ti, di: _decision(self._fit_model(X[ti], y[ti], c),
                                                                                    Xd[di]),
                                         train_y=y, train_species=sp, dev_y=yd, dev_species=spd,
-                                        mode=selection or getattr(self, "selection", "lomo"), prefer=list(C_GRID))
+                                        mode=selection or self.selection, prefer=list(C_GRID))
                 self.selection_ = [{"C": r.pop("candidate"), **r} for r in sel.table]
                 self.selection_mode_ = sel.mode
                 C = C_GRID[sel.index]
