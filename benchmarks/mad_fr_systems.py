@@ -98,27 +98,47 @@ def _select(pairs, species):
     return filter_pairs(pairs, species=[species])
 
 
+@dataclass
+class ScoredSplit:
+    """Figures of a fitted detector on dev and test pairs (see :func:`dev_and_test_figures`)."""
+
+    dev_d_eer: float
+    result: object          # ScoreResult of the test pairs
+    ok: np.ndarray          # test pairs with a usable face and a finite score
+    pairs: list             # the test pairs kept (ok)
+    y: np.ndarray
+    subjects: list          # live-capture subject of each kept pair
+    metrics: dict           # madpad.mad.evaluation.summarize of the kept pairs
+
+
+def dev_and_test_figures(det, dev, test, *, cache) -> ScoredSplit:
+    """Score ``dev`` (its D-EER) and ``test`` (summary figures of the pairs with a usable face)."""
+    from madpad.mad.evaluation import summarize
+
+    rd = det.score_pairs(dev, cache=cache)
+    okd = np.isfinite(rd.scores)
+    dev_eer = summarize(rd.scores[okd], np.array([p.y for p, k in zip(dev, okd) if k]))["d_eer"]
+    r = det.score_pairs(test, cache=cache)
+    ok = np.array([st == "ok" for st in r.status]) & np.isfinite(r.scores)
+    tp = [p for p, k in zip(test, ok) if k]
+    y = np.array([p.y for p in tp])
+    subj = [p.extra.get("live_subject") or p.subjects[0] for p in tp]
+    m = summarize(r.scores[ok], y, [p.species for p in tp])
+    return ScoredSplit(dev_eer, r, ok, tp, y, subj, m)
+
+
 def evaluate(entry: DetectorEntry, splits: dict, train: str | None, test: str, *, cache, n_boot: int, seed: int):
     """Fit (unless untrained) and score; returns (metrics dict, test pairs, test scores, ok mask)."""
     from madpad.mad import get_detector
-    from madpad.mad.evaluation import summarize
     from madpad.metrics import pad_bootstrap
 
     det = get_detector(entry.name, **entry.params)
     t0 = time.time()
     if entry.trained:
         det.fit(_select(splits["train"], train), dev=_select(splits["dev"], train), cache=cache)
-    dev = _select(splits["dev"], train if entry.trained else test)
-    rd = det.score_pairs(dev, cache=cache)
-    okd = np.isfinite(rd.scores)
-    dev_eer = summarize(rd.scores[okd], np.array([p.y for p, k in zip(dev, okd) if k]))["d_eer"]
     pairs = _select(splits["test"], test)
-    r = det.score_pairs(pairs, cache=cache)
-    ok = np.array([s == "ok" for s in r.status]) & np.isfinite(r.scores)
-    tp = [p for p, k in zip(pairs, ok) if k]
-    y = np.array([p.y for p in tp])
-    subj = [p.extra.get("live_subject") or p.subjects[0] for p in tp]
-    m = summarize(r.scores[ok], y, [p.species for p in tp])
+    fig = dev_and_test_figures(det, _select(splits["dev"], train if entry.trained else test), pairs, cache=cache)
+    dev_eer, r, ok, tp, y, subj, m = fig.dev_d_eer, fig.result, fig.ok, fig.pairs, fig.y, fig.subjects, fig.metrics
     ci = pad_bootstrap(r.scores[ok], y, species=[p.species if p.y else "" for p in tp], subjects=subj,
                        n_resamples=n_boot, seed=seed, targets=(0.01, 0.05))
     m.update(detector=entry.label, name=entry.name, group=entry.group, train=train if entry.trained else "-",

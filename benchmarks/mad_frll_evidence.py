@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     from madpad.data.frll import frll_images
     from madpad.mad import get_detector
     from madpad.mad.cache import FeatureCache
-    from madpad.mad.evaluation import paired_subject_bootstrap, summarize
+    from madpad.mad.evaluation import paired_subject_bootstrap
     from madpad.mad.pairs import (
         BuildConfig,
         build_dmad_pairs,
@@ -70,6 +70,7 @@ def main(argv=None) -> int:
         write_scores_csv,
     )
     from madpad.metrics import pad_bootstrap
+    from mad_fr_systems import dev_and_test_figures
 
     out = Path(args.out)
     cache = FeatureCache(args.cache or out / "cache")
@@ -96,17 +97,9 @@ def main(argv=None) -> int:
             t0 = time.time()
             if name != "embedding_distance":
                 det.fit(sel(splits["train"], tr_sp), dev=sel(splits["dev"], tr_sp), cache=cache)
-            dev = sel(splits["dev"], tr_sp if tr_sp != "-" else te_sp)
-            rd = det.score_pairs(dev, cache=cache)
-            okd = np.isfinite(rd.scores)
-            dev_eer = summarize(rd.scores[okd], np.array([p.y for p, k in zip(dev, okd) if k]))["d_eer"]
             test = sel(splits["test"], te_sp)
-            r = det.score_pairs(test, cache=cache)
-            ok = np.array([s == "ok" for s in r.status]) & np.isfinite(r.scores)
-            tp = [p for p, k in zip(test, ok) if k]
-            y = np.array([p.y for p in tp])
-            subj = [p.extra.get("live_subject") or p.subjects[0] for p in tp]
-            m = summarize(r.scores[ok], y, [p.species for p in tp])
+            fig = dev_and_test_figures(det, sel(splits["dev"], tr_sp if tr_sp != "-" else te_sp), test, cache=cache)
+            dev_eer, r, ok, tp, y, subj, m = fig.dev_d_eer, fig.result, fig.ok, fig.pairs, fig.y, fig.subjects, fig.metrics
             m.update(detector=label, name=name, train=("-" if name == "embedding_distance" else tr_sp), test=te_sp,
                      n_failed=int((~ok).sum()), seconds=round(time.time() - t0, 1),
                      C=getattr(det, "C_", None), C_selection=getattr(det, "selection_", None),
