@@ -19,6 +19,8 @@ Detectors (registry :data:`MORPH_DETECTORS`, interface :class:`MorphDetector`: `
 | ``landmark_displacement`` | rigid-landmark displacement and ratio changes, suspect vs live -> logistic regression | yes |
 | ``smad_cues`` | single-image cues of the suspect (inside vs outside the face: noise, detail, seams, ghosts) -> LR | yes |
 | ``dmad_cues`` | FR embedding difference + landmark displacement + upper-face distance + S-MAD cues -> RBF SVM (parts switchable via ``features``) | yes |
+| ``demorph_distance`` | ``1 - cosine`` of FR(suspect demorphed with the live capture) and FR(live) | no |
+| ``demorph_svm`` | FR embedding difference + FR embeddings of the demorphed suspect (alpha 0.3, 0.5) minus the live capture's -> RBF SVM | yes |
 | ``foundation`` | DifFoundMAD-style: open_clip ViT + LoRA (peft) + head on embedding differences | yes |
 | ``foundation_smad`` | the same backbone on the suspect image alone (S-MAD) | yes |
 | ``foundation_timm`` | ``foundation`` on a timm ViT (DINOv2 by default) from a local weights file | yes |
@@ -98,6 +100,13 @@ MORPH_DETECTORS.register("dmad_cues", "madpad.mad.cues:CueDetector", extra="face
                                      "cues -> RBF SVM",
                          defaults={"features": ["diff", "landmarks", "upper_cos", "smad"], "classifier": "rbf_svm",
                                    "C": "auto"})
+MORPH_DETECTORS.register("demorph_distance", "madpad.mad.cues:DemorphDistanceDetector", extra="face",
+                         description="untrained: 1 - cosine of FR(suspect demorphed with the live capture, alpha 0.5) "
+                                     "and FR(live); a morph demorphs to the accomplice")
+MORPH_DETECTORS.register("demorph_svm", "madpad.mad.cues:CueDetector", extra="face",
+                         description="FR embedding difference + FR embeddings of the suspect demorphed with the live "
+                                     "capture (alpha 0.3, 0.5) minus the live capture's -> RBF SVM",
+                         defaults={"features": ["diff", "demorph_diff"], "classifier": "rbf_svm", "C": "auto"})
 
 
 def get_detector(name: str, **params: Any):

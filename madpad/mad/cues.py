@@ -22,6 +22,12 @@ are chosen to be moved by morphing but little by expression:
   gradient of the hull-border band (blending seams), and the strongest secondary peak of the
   high-pass autocorrelation at 3-8 px (blending ghosts / double edges). Computed at a fixed
   scale (inter-ocular distance :data:`CANONICAL_IOD` px).
+* **demorphing** (:mod:`madpad.mad.demorph`): the live capture, warped onto the suspect's
+  landmarks, is taken out of the suspect (``D = (S - alpha L) / (1 - alpha)``, alpha in
+  :data:`~madpad.mad.demorph.DEMORPH_ALPHAS`); for a morph ``D`` shows the accomplice, for a bona
+  fide photo the traveller again. Blocks ``demorph_diff`` (FR(D) - FR(live) per alpha) and
+  ``demorph_cos`` (1 - cosine per alpha); :class:`DemorphDistanceDetector` is the untrained
+  ``1 - cos(FR(D), FR(live))``.
 
 :class:`CueExtractor` computes everything for one image from one face analysis and caches it
 (:class:`~madpad.mad.cache.FeatureCache`); :class:`CueDetector` builds pair features from the blocks
@@ -332,15 +338,29 @@ class CueExtractor(FaceFeatureExtractor):
 # --------------------------------------------------------------------------- pair features and detectors
 #: pair-feature blocks of :class:`CueDetector` (suspect-only blocks: ``smad``, ``texture``)
 CUE_BLOCKS = ("diff", "absdiff", "cos", "landmarks", "upper_cos", "upper_diff", "smad", "smad_diff", "texture",
-              "texture_diff")
+              "texture_diff", "demorph_diff", "demorph_cos")
+#: blocks computed from the demorphed suspect (one warp per pair, :mod:`madpad.mad.demorph`)
+DEMORPH_BLOCKS = ("demorph_diff", "demorph_cos")
 SUSPECT_ONLY_BLOCKS = ("smad", "texture")
 
 
-def cue_pair_block(feature: str, s: np.ndarray, l: np.ndarray | None, lay: dict[str, slice]) -> np.ndarray:
+def cue_pair_block(feature: str, s: np.ndarray, l: np.ndarray | None, lay: dict[str, slice],
+                   demorphed: np.ndarray | None = None) -> np.ndarray:
     """One pair-feature block (n, k) from per-image :class:`CueExtractor` rows of the suspects
-    ``s`` and the live captures ``l`` (None when only suspect blocks are asked for)."""
+    ``s`` and the live captures ``l`` (None when only suspect blocks are asked for); the demorph
+    blocks also need ``demorphed`` (n, n_alphas * dim), the embeddings of
+    :class:`~madpad.mad.demorph.DemorphFeatures`."""
     def part(x, name):
         return x[:, lay[name]].astype(np.float64)
+
+    if feature in DEMORPH_BLOCKS:
+        if demorphed is None:
+            raise ValueError(f"pair feature {feature!r} needs the demorphed embeddings")
+        el = part(l, "embedding")
+        dm = np.asarray(demorphed, dtype=np.float64).reshape(len(el), -1, el.shape[1])
+        if feature == "demorph_diff":
+            return (dm - el[:, None, :]).reshape(len(el), -1)
+        return 1.0 - np.einsum("nkd,nd->nk", dm, el)
 
     if feature in EMBEDDING_PAIR_BLOCKS:
         return embedding_pair_block(feature, part(s, "embedding"), part(l, "embedding"))
@@ -392,17 +412,50 @@ class CueDetector(EmbeddingClassifierDetector):
     def feature_names(self) -> list[str]:
         """Name of every column of the pair-feature matrix."""
         d = self._extractor().embed_dim
+        from madpad.mad.demorph import DEMORPH_ALPHAS
+
         names = {"cos": ["cos"], "upper_cos": ["upper_cos"], "landmarks": list(LANDMARK_NAMES),
-                 "smad": list(REGION_CUE_NAMES), "smad_diff": [f"diff {n}" for n in REGION_CUE_NAMES]}
+                 "smad": list(REGION_CUE_NAMES), "smad_diff": [f"diff {n}" for n in REGION_CUE_NAMES],
+                 "demorph_cos": [f"demorph_cos[alpha={a:g}]" for a in DEMORPH_ALPHAS],
+                 "demorph_diff": [f"demorph_diff[alpha={a:g}][{i}]" for a in DEMORPH_ALPHAS for i in range(d)]}
         out = []
         for f in self.features:
             n = TEXTURE_DIM if f.startswith("texture") else d
             out += names.get(f, [f"{f}[{i}]" for i in range(n)])
         return out
 
-    def pair_matrix(self, s: np.ndarray, l: np.ndarray | None) -> np.ndarray:
+    def pair_matrix(self, s: np.ndarray, l: np.ndarray | None, demorphed: np.ndarray | None = None) -> np.ndarray:
         lay = self._extractor().layout()
-        return np.concatenate([cue_pair_block(f, s, l, lay) for f in self.features], axis=1)
+        return np.concatenate([cue_pair_block(f, s, l, lay, demorphed) for f in self.features], axis=1)
+
+    def _features(self, pairs, cache):
+        s, l, status, error = self._image_features(pairs, cache)
+        demorphed = None
+        if any(f in DEMORPH_BLOCKS for f in self.features):
+            from madpad.mad.demorph import DEMORPH_ALPHAS
+
+            demorphed = demorph_rows(self._extractor(), pairs, s, l, status, error, alphas=DEMORPH_ALPHAS,
+                                     cache=cache if cache is not None else self.feature_cache, progress=self.progress)
+        X = self.pair_matrix(s, l, demorphed)
+        ok = np.array([st == "ok" for st in status], dtype=bool) & np.all(np.isfinite(X), axis=1)
+        return X, ok, status, error
+
+
+def demorph_rows(fx: CueExtractor, pairs, s: np.ndarray, l: np.ndarray, status: list, error: list, *,
+                 alphas, cache: FeatureCache, progress: bool = False) -> np.ndarray:
+    """Embeddings of the demorphed suspects (n, len(alphas) * dim) of :class:`~madpad.mad.demorph.DemorphFeatures`
+    from the landmarks in the per-image rows ``s`` and ``l``; ``status``/``error`` of pairs whose
+    demorphing fails are updated in place."""
+    from madpad.mad.demorph import DemorphFeatures
+
+    lay = fx.layout()
+    res = DemorphFeatures(fx.emb, fx.id).many(
+        pairs, s[:, lay["landmarks"]].reshape(-1, 68, 2), l[:, lay["landmarks"]].reshape(-1, 68, 2), alphas=alphas,
+        cache=cache, progress=progress, ok=[st == "ok" for st in status])
+    for i, st in enumerate(res.status):
+        if status[i] == "ok" and st != "ok":
+            status[i], error[i] = st, res.error[i]
+    return res.features
 
 
 class UpperFaceDistanceDetector(EmbeddingDistanceDetector):
@@ -428,4 +481,39 @@ class UpperFaceDistanceDetector(EmbeddingDistanceDetector):
         write_header(directory, detector=self.checkpoint_kind, config=self.get_config(), extra={
             "score": "1 - cosine similarity of upper-face FR embeddings (lower face masked); higher = more likely "
                      "a morph"})
+        return Path(directory)
+
+
+class DemorphDistanceDetector(UpperFaceDistanceDetector):
+    """Untrained demorphing D-MAD: ``1 - cos(FR(D), FR(live))`` with ``D`` the suspect demorphed
+    with the live capture at blend factor ``alpha`` (:mod:`madpad.mad.demorph`). A bona fide suspect
+    demorphs back to the traveller; a morph to the accomplice. Higher = more likely a morph."""
+
+    name = "demorph_distance"
+    checkpoint_kind = "demorph_distance"
+
+    def __init__(self, *, alpha: float = 0.5, embedder: str = "dlib", embedder_params: dict | None = None,
+                 progress: bool = False, texture_size: int = 160):
+        from madpad.mad.demorph import check_alpha
+
+        super().__init__(embedder=embedder, embedder_params=embedder_params, progress=progress,
+                         texture_size=texture_size)
+        self.alpha = check_alpha(alpha)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "alpha": self.alpha}
+
+    def score_pairs(self, pairs: Sequence[Pair], *, cache: FeatureCache | None = None) -> ScoreResult:
+        pairs = as_pairs(pairs)
+        s, l, status, error = self._image_features(pairs, cache)
+        dm = demorph_rows(self._extractor(), pairs, s, l, status, error, alphas=(self.alpha,),
+                          cache=cache if cache is not None else self.feature_cache, progress=self.progress)
+        score = cue_pair_block("demorph_cos", s, l, self._extractor().layout(), dm)[:, 0]
+        score[[st != "ok" for st in status]] = np.nan
+        return ScoreResult(score, status, error)
+
+    def save(self, directory) -> Path:
+        write_header(directory, detector=self.checkpoint_kind, config=self.get_config(), extra={
+            "score": f"1 - cosine similarity of the FR embeddings of the suspect demorphed with the live capture "
+                     f"(alpha {self.alpha:g}) and of the live capture; higher = more likely a morph"})
         return Path(directory)

@@ -1,0 +1,232 @@
+"""Demorphing: undo a morph with the live capture and compare what is left with the traveller.
+
+A morph ``M`` of contributors A and B (blend factor ``alpha`` for A) is, where the warps agree,
+``M ~ alpha * A' + (1 - alpha) * B'``. Given a trusted live capture of A, the suspect image can be
+*demorphed*: the live capture is brought into the suspect's geometry and its share is removed,
+
+    ``D = (S - alpha * L_w) / (1 - alpha)``,
+
+so that ``D`` shows B (the accomplice) when the suspect is a morph, and the traveller again when
+the suspect is a bona fide photo of them (``S ~ L_w`` gives ``D ~ S``). An FR comparison of ``D``
+with the live capture then separates the two cases much further than the comparison of ``S`` with
+the live capture, in which the morph still looks like A (Ferrara, Franco & Maltoni, "Face
+demorphing", IEEE TIFS 2018; the differential idea here, our own implementation).
+
+Steps of :func:`live_in_suspect_frame`:
+
+1. the similarity (scale, roll, shift) fitted on the stable landmarks (eye corners and nose bridge,
+   :data:`madpad.mad.cues.STABLE_POINTS`) maps the live capture onto the suspect image;
+2. a piecewise-affine warp (:mod:`madpad.face.warp`; Delaunay triangles of the suspect's 68
+   landmarks and points on the frame border) moves every landmark of the live capture onto the
+   suspect's, so expression and pose differences do not ghost into ``D``;
+3. optionally (``colour_match``, default on) the warped live capture's per-channel mean and
+   standard deviation inside the suspect's face hull are matched to the suspect's, so a darker or
+   tinted gate capture is not amplified by ``1 / (1 - alpha)``.
+
+:class:`DemorphFeatures` computes the FR embedding of ``D`` for each blend factor of a pair (one
+warp per pair), cached per pair in a :class:`~madpad.mad.cache.FeatureCache` under the content keys
+of both images. The detectors that use it are in :mod:`madpad.mad.cues` (blocks ``demorph_diff``
+and ``demorph_cos`` of :class:`~madpad.mad.cues.CueDetector`, the untrained
+:class:`~madpad.mad.cues.DemorphDistanceDetector`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from madpad.mad.base import load_image
+from madpad.mad.cache import FeatureCache
+from madpad.mad.cues import STABLE_POINTS, eye_distance, fit_similarity
+
+#: blend factors of the contributor in the live capture at which the trained detectors demorph
+DEMORPH_ALPHAS = (0.3, 0.5)
+#: points per side of the frame border added to the triangulation (they stay fixed)
+BORDER_PER_SIDE = 5
+
+
+def _landmarks68(points, what: str) -> np.ndarray:
+    lm = np.asarray(points, dtype=np.float64)
+    if lm.shape != (68, 2) or not np.all(np.isfinite(lm)):
+        raise ValueError(f"{what}: expected 68 finite (x, y) landmarks (dlib68); got shape {lm.shape}")
+    return lm
+
+
+def check_alpha(alpha) -> float:
+    """A blend factor in (0, 1) (the live capture's share of the morph)."""
+    a = float(alpha)
+    if not (0.0 < a < 1.0):
+        raise ValueError(f"demorphing alpha must lie strictly between 0 and 1; got {alpha!r}")
+    return a
+
+
+def face_hull_mask(shape: tuple[int, ...], landmarks68: np.ndarray) -> np.ndarray:
+    """Boolean mask (H, W) of the convex hull of the landmarks."""
+    import cv2
+
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.rint(landmarks68).astype(np.int32)), 1)
+    return mask.astype(bool)
+
+
+def live_in_suspect_frame(suspect: np.ndarray, live: np.ndarray, suspect_landmarks, live_landmarks, *,
+                          colour_match: bool = True) -> np.ndarray:
+    """The live capture moved into the suspect's geometry (float32 (H, W, 3), suspect's size):
+    similarity on the stable points, then a piecewise-affine warp of the 68 landmarks onto the
+    suspect's, then (``colour_match``) the suspect's colour statistics inside its face hull."""
+    import cv2
+
+    from madpad.face.warp import (
+        RemapWarpPlan,
+        border_points,
+        clip_points,
+        delaunay_triangles,
+    )
+
+    s_img = np.ascontiguousarray(np.asarray(suspect, dtype=np.uint8))
+    l_img = np.ascontiguousarray(np.asarray(live, dtype=np.uint8))
+    s_lm = _landmarks68(suspect_landmarks, "suspect landmarks")
+    l_lm = _landmarks68(live_landmarks, "live landmarks")
+    if eye_distance(s_lm) <= 1.0 or eye_distance(l_lm) <= 1.0:
+        raise ValueError("demorphing: the eye centres of a face coincide")
+    h, w = s_img.shape[:2]
+    stable = list(STABLE_POINTS)
+    A, t = fit_similarity(l_lm[stable], s_lm[stable])
+    M = np.hstack([A, t[:, None]])
+    moved = cv2.warpAffine(l_img, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    l_moved = l_lm @ A.T + t
+    frame = border_points((w, h), per_side=BORDER_PER_SIDE)
+    dst = np.vstack([clip_points(s_lm, (w, h)), frame])
+    src = np.vstack([l_moved, frame])
+    plan = RemapWarpPlan(dst, delaunay_triangles(dst), (w, h))
+    out = plan(moved, src).astype(np.float32)
+    if colour_match:
+        m = face_hull_mask(s_img.shape, s_lm)
+        if m.sum() >= 16:
+            s = s_img.astype(np.float32)
+            for c in range(3):
+                ms, ss = s[..., c][m].mean(), s[..., c][m].std()
+                ml, sl = out[..., c][m].mean(), out[..., c][m].std()
+                out[..., c] = (out[..., c] - ml) * (ss / max(sl, 1e-3)) + ms
+    return out
+
+
+def demorph_images(suspect, live, suspect_landmarks, live_landmarks, *, alphas: Sequence[float] = (0.5,),
+                   colour_match: bool = True) -> list[np.ndarray]:
+    """Demorphed images ``clip((S - alpha * L_w) / (1 - alpha))`` (RGB uint8, the suspect's size and
+    geometry: the suspect's landmarks apply to them), one per blend factor, from one warp."""
+    s = np.asarray(suspect, dtype=np.uint8)
+    lw = live_in_suspect_frame(s, live, suspect_landmarks, live_landmarks, colour_match=colour_match)
+    sf = s.astype(np.float32)
+    out = []
+    for a in alphas:
+        a = check_alpha(a)
+        out.append(np.clip(np.rint((sf - a * lw) / (1.0 - a)), 0, 255).astype(np.uint8))
+    return out
+
+
+def demorph_image(suspect, live, suspect_landmarks, live_landmarks, *, alpha: float = 0.5,
+                  colour_match: bool = True) -> np.ndarray:
+    """One demorphed image (see :func:`demorph_images`)."""
+    return demorph_images(suspect, live, suspect_landmarks, live_landmarks, alphas=(alpha,),
+                          colour_match=colour_match)[0]
+
+
+def analysis_from_landmarks(landmarks68: np.ndarray):
+    """A :class:`~madpad.face.FaceAnalysis` of given 68 landmarks (box = their bounding box), so an
+    FR embedder aligns an image in that geometry (e.g. a demorphed image) without a new search."""
+    from madpad.face import FaceAnalysis, FaceDetection
+    from madpad.face.analyze import landmarks5_of
+
+    lm = _landmarks68(landmarks68, "landmarks")
+    box = np.array([*lm.min(0), *lm.max(0)])
+    return FaceAnalysis(status="ok", detection=FaceDetection(box=box, score=1.0), landmarks=lm,
+                        landmarks5=landmarks5_of(lm), n_faces=1)
+
+
+@dataclass
+class DemorphResult:
+    features: np.ndarray   # (n, len(alphas) * dim) float32: the embedding of D per alpha; NaN rows for failures
+    status: list
+    error: list
+
+
+class DemorphFeatures:
+    """FR embeddings of demorphed suspects, one per blend factor, per pair.
+
+    ``emb``: a madpad.face embedder (the one whose landmarks and embeddings the per-image rows
+    hold); ``model_id``: the per-image extractor's id (so a cached vector names the embedder and
+    its settings); ``colour_match``: see :func:`live_in_suspect_frame`."""
+
+    VERSION = "demorph-v1"
+
+    def __init__(self, emb, model_id: str, *, colour_match: bool = True):
+        self.emb = emb
+        self.colour_match = bool(colour_match)
+        self.base_id = model_id
+
+    def id(self, alpha: float) -> str:
+        return f"{self.base_id}|{self.VERSION}|alpha={check_alpha(alpha):g}|colour={int(self.colour_match)}"
+
+    def one(self, suspect, live, suspect_landmarks, live_landmarks, alphas: Sequence[float]) -> np.ndarray:
+        """Embeddings (len(alphas), dim) of the demorphed suspect of one pair."""
+        from madpad.mad.features import embed_analysed
+
+        s = load_image(suspect)
+        images = demorph_images(s, load_image(live), suspect_landmarks, live_landmarks, alphas=alphas,
+                                colour_match=self.colour_match)
+        a = analysis_from_landmarks(suspect_landmarks)
+        return np.stack([embed_analysed(self.emb, d, a) for d in images])
+
+    def many(self, pairs, suspect_landmarks: np.ndarray, live_landmarks: np.ndarray, *,
+             alphas: Sequence[float] = DEMORPH_ALPHAS, cache: FeatureCache | None = None, progress: bool = False,
+             ok: Sequence[bool] | None = None) -> DemorphResult:
+        """Demorph features of ``pairs`` (each with ``.suspect`` and ``.live``); the landmarks
+        (n, 68, 2) come from the per-image analyses. Pairs with ``ok`` False (no face in one image)
+        are left as NaN rows; a pair whose warp fails gets the status ``failed`` and its reason."""
+        from tqdm.auto import tqdm
+
+        from madpad.errors import MadpadError
+
+        cache = cache if cache is not None else FeatureCache()
+        alphas = [check_alpha(a) for a in alphas]
+        dim = int(self.emb.dim)
+        n = len(pairs)
+        out = np.full((n, len(alphas) * dim), np.nan, dtype=np.float32)
+        status, error = ["ok"] * n, [""] * n
+        todo = []
+        for i, p in enumerate(pairs):
+            if ok is not None and not ok[i]:
+                status[i] = "skipped"
+                continue
+            key = hashlib.sha256(f"{cache.key(p.suspect)}\x1f{cache.key(p.live)}".encode()).hexdigest()
+            rows = [cache.get(self.id(a), key) for a in alphas]
+            if all(r is not None for r in rows):
+                cache.hits += 1
+                out[i] = np.concatenate(rows)
+                if not np.all(np.isfinite(out[i])):
+                    status[i], error[i] = "failed", f"pair {getattr(p, 'id', i)}: demorphing failed (cached result)"
+            else:
+                todo.append((i, key))
+        for i, key in tqdm(todo, desc="demorphing", disable=None if (progress and todo) else True, unit="pair"):
+            cache.misses += 1
+            p = pairs[i]
+            try:
+                v = self.one(p.suspect, p.live, suspect_landmarks[i], live_landmarks[i], alphas)
+            except (MadpadError, OSError) as exc:  # unreadable image: not cached, retried next time
+                status[i], error[i] = "unreadable", f"pair {getattr(p, 'id', i)}: {exc}"
+                continue
+            except (ValueError, np.linalg.LinAlgError) as exc:  # degenerate geometry: cached as a NaN row
+                status[i], error[i] = "failed", f"pair {getattr(p, 'id', i)}: demorphing failed ({exc})"
+                v = np.full((len(alphas), dim), np.nan, np.float32)
+            for a, row in zip(alphas, v):
+                cache.put(self.id(a), key, row)
+            out[i] = v.ravel()
+        return DemorphResult(out, status, error)
+
+
+__all__ = ["DEMORPH_ALPHAS", "DemorphFeatures", "DemorphResult", "analysis_from_landmarks", "check_alpha",
+           "demorph_image", "demorph_images", "face_hull_mask", "live_in_suspect_frame"]

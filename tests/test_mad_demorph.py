@@ -1,0 +1,220 @@
+"""Demorphing (madpad.mad.demorph) and the detectors built on it (demorph_distance, demorph_svm)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from madpad.mad import Pair, get_detector, load_detector
+from madpad.mad.cache import FeatureCache
+from madpad.mad.demorph import (
+    DemorphFeatures,
+    analysis_from_landmarks,
+    check_alpha,
+    demorph_image,
+    demorph_images,
+    face_hull_mask,
+    live_in_suspect_frame,
+)
+
+FAST = {"detector": {"name": "dlib_hog", "upsample": 0, "max_side": 400}}
+H, W = 160, 140
+
+
+def _landmarks(rng) -> np.ndarray:
+    """A synthetic 68-point set: eyes and nose bridge where dlib puts them, the rest scattered over the face."""
+    lm = np.column_stack([rng.uniform(35, 105, 68), rng.uniform(45, 135, 68)])
+    for i, a in enumerate(np.linspace(0, 2 * np.pi, 6, endpoint=False)):
+        lm[36 + i] = (50 + 9 * np.cos(a), 62 + 4 * np.sin(a))
+        lm[42 + i] = (90 + 9 * np.cos(a), 62 + 4 * np.sin(a))
+    lm[27:31] = [(70, 60), (70, 70), (70, 80), (70, 90)]
+    return lm
+
+
+def _smooth_image(rng, scale=12.0) -> np.ndarray:
+    import cv2
+
+    noise = rng.normal(0, 1, (H, W, 3)).astype(np.float32)
+    img = cv2.GaussianBlur(noise, (0, 0), scale)
+    img = (img - img.min()) / (img.max() - img.min())
+    return np.clip(40 + 170 * img, 0, 255).astype(np.uint8)
+
+
+def test_demorphing_a_blend_with_one_contributor_gives_back_the_other(rng):
+    lm = _landmarks(rng)
+    a_img, b_img = _smooth_image(rng), _smooth_image(rng)
+    for alpha in (0.3, 0.5):
+        morph = np.rint(alpha * a_img.astype(np.float64) + (1 - alpha) * b_img).astype(np.uint8)
+        d = demorph_image(morph, a_img, lm, lm, alpha=alpha, colour_match=False)
+        # same geometry: the warp is the identity, so D = (M - alpha A) / (1 - alpha) = B up to rounding
+        assert np.abs(d.astype(int) - b_img).max() <= 2
+    # one warp, several blend factors: the same images as one call per factor
+    two = demorph_images(morph, a_img, lm, lm, alphas=(0.3, 0.5), colour_match=False)
+    np.testing.assert_array_equal(two[1], demorph_image(morph, a_img, lm, lm, alpha=0.5, colour_match=False))
+
+
+def test_a_bona_fide_pair_demorphs_back_to_the_suspect_despite_pose_and_exposure(rng):
+    import cv2
+
+    lm = _landmarks(rng)
+    s = _smooth_image(rng, scale=6.0)
+    angle, scale, shift = np.deg2rad(8.0), 1.15, np.array([9.0, -6.0])
+    A = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    M = np.hstack([A, shift[:, None]])
+    live = cv2.warpAffine(s, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    live = np.clip(0.6 * live.astype(np.float64) + 12, 0, 255).astype(np.uint8)  # a darker gate capture
+    live_lm = lm @ A.T + shift
+    face = face_hull_mask(s.shape, lm)
+    # the live capture is put back into the suspect's geometry ...
+    lw = live_in_suspect_frame(s, live, lm, live_lm)
+    assert np.abs(lw[face] - s[face]).mean() < 3.0
+    # ... so D ~ S; without the colour match the darker capture is amplified by 1 / (1 - alpha)
+    d = demorph_image(s, live, lm, live_lm, alpha=0.5)
+    d_raw = demorph_image(s, live, lm, live_lm, alpha=0.5, colour_match=False)
+    err, err_raw = np.abs(d[face].astype(int) - s[face]).mean(), np.abs(d_raw[face].astype(int) - s[face]).mean()
+    assert err < 5.0 and err_raw > 30.0
+
+
+def test_demorphing_warps_the_expression_away(rng):
+    """Landmarks of the live capture moved (a smile) are moved back onto the suspect's."""
+    from madpad.face.warp import RemapWarpPlan, border_points, delaunay_triangles
+
+    lm = _landmarks(rng)
+    s = _smooth_image(rng, scale=3.0)
+    moved = lm.copy()
+    # a smile: the mouth points are stretched sideways and lifted (a smooth change), the eyes stay
+    moved[48:68] += np.column_stack([0.12 * (lm[48:68, 0] - 70), np.full(20, -3.0)])
+    frame = border_points((W, H), per_side=5)
+    src, dst = np.vstack([lm, frame]), np.vstack([moved, frame])
+    # the suspect with the moved points (on the triangles of the suspect's points, so the warp is invertible)
+    live = RemapWarpPlan(dst, delaunay_triangles(src), (W, H))(s, src)
+    face = face_hull_mask(s.shape, lm)
+    before = np.abs(live[face].astype(int) - s[face]).mean()
+    after = np.abs(live_in_suspect_frame(s, live, lm, moved, colour_match=False)[face] - s[face]).mean()
+    assert before > 2.0 and after < before / 3
+
+
+def test_bad_alphas_and_landmarks_are_clear_errors(rng):
+    s = _smooth_image(rng)
+    lm = _landmarks(rng)
+    for bad in (0, 1, 1.5, -0.2):
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):
+            check_alpha(bad)
+    with pytest.raises(ValueError, match="suspect landmarks: expected 68"):
+        demorph_image(s, s, lm[:5], lm)
+    with pytest.raises(ValueError, match="live landmarks: expected 68"):
+        demorph_image(s, s, lm, np.full((68, 2), np.nan))
+    collapsed = lm.copy()
+    collapsed[36:48] = collapsed[36]
+    with pytest.raises(ValueError, match="eye centres"):
+        demorph_image(s, s, lm, collapsed)
+
+
+class _MeanColourEmbedder:
+    """A stand-in FR embedder: the unit vector of the mean colour inside the landmarks' box."""
+
+    dim = 3
+
+    def __init__(self):
+        self.calls = 0
+
+    def _embed_face(self, image, analysis):
+        self.calls += 1
+        x0, y0, x1, y1 = np.rint(analysis.detection.box).astype(int)
+        v = np.asarray(image, dtype=np.float64)[y0:y1, x0:x1].reshape(-1, 3).mean(0) + 1.0
+        return v / np.linalg.norm(v)
+
+
+def test_demorph_features_are_cached_per_pair_and_report_failures(rng):
+    lm = _landmarks(rng)
+    a_img, b_img = _smooth_image(rng), _smooth_image(rng)
+    morph = np.rint(0.5 * a_img.astype(np.float64) + 0.5 * b_img).astype(np.uint8)
+    emb = _MeanColourEmbedder()
+    fx = DemorphFeatures(emb, "test-model", colour_match=False)
+    pairs = [Pair("m", morph, a_img), Pair("b", a_img, a_img), Pair("x", b_img, a_img)]
+    lms = np.stack([lm, lm, lm])
+    collapsed = lm.copy()
+    collapsed[36:48] = collapsed[36]
+    live_lms = np.stack([lm, lm, collapsed])
+    cache = FeatureCache()
+    r = fx.many(pairs, lms, live_lms, alphas=(0.3, 0.5), cache=cache, ok=[True, True, True])
+    assert r.features.shape == (3, 6) and r.status[:2] == ["ok", "ok"]
+    assert r.status[2] == "failed" and "pair x: demorphing failed" in r.error[2] and np.isnan(r.features[2]).all()
+    # hand check: the morph demorphed at alpha 0.5 is B; a bona fide pair demorphs to itself
+    box = analysis_from_landmarks(lm).detection.box.round().astype(int)
+    mean_b = b_img[box[1]:box[3], box[0]:box[2]].reshape(-1, 3).mean(0) + 1
+    np.testing.assert_allclose(r.features[0, 3:], mean_b / np.linalg.norm(mean_b), atol=2e-3)
+    calls, misses = emb.calls, cache.misses
+    again = fx.many(pairs, lms, live_lms, alphas=(0.3, 0.5), cache=cache)
+    assert again.status == r.status
+    assert emb.calls == calls and cache.misses == misses  # every pair from the cache, failures included
+    np.testing.assert_array_equal(again.features, r.features)
+    skipped = fx.many(pairs[:1], lms[:1], live_lms[:1], cache=FeatureCache(), ok=[False])
+    assert skipped.status == ["skipped"] and np.isnan(skipped.features).all()
+
+
+# --------------------------------------------------------------------------- detectors on real faces
+@pytest.fixture(scope="module")
+def real_pairs(sample_dir):
+    """Bona fide: neutral vs smiling photo of one subject; attack: a landmark morph of two subjects
+    (alpha 0.5) vs the smiling photo of each contributor. Bundled FRLL sample (CC BY 4.0), 400 px."""
+    import cv2
+
+    from madpad.io import read_image
+    from madpad.morph import get_morph_method
+
+    def small(p):
+        img = read_image(p)
+        f = 400 / max(img.shape[:2])
+        return cv2.resize(img, (round(img.shape[1] * f), round(img.shape[0] * f)), interpolation=cv2.INTER_AREA)
+
+    subs = ("001", "004", "007")
+    neutral = {s: small(sample_dir / "neutral" / f"{s}_03.jpg") for s in subs}
+    smiling = {s: small(sample_dir / "smiling" / f"{s}_08.jpg") for s in subs}
+    morpher = get_morph_method("landmark")
+    out = [Pair(f"b{s}", neutral[s], smiling[s], "bona_fide", "", (s,)) for s in subs]
+    for a, b in (("001", "004"), ("004", "007")):
+        m = morpher.morph(neutral[a], neutral[b], alpha=0.5)
+        out += [Pair(f"m{a}{b}_{x}", m, smiling[x], "attack", "landmark", (a, b)) for x in (a, b)]
+    return out
+
+
+def test_demorph_distance_separates_morphs_from_a_smiling_traveller(real_pairs, tmp_path):
+    cache = FeatureCache()
+    det = get_detector("demorph_distance", embedder_params=FAST)
+    r = det.fit(real_pairs).score_pairs(real_pairs, cache=cache)
+    assert r.status == ["ok"] * len(real_pairs)
+    y = np.array([p.label == "attack" for p in real_pairs])
+    assert r.scores[y].min() > r.scores[~y].max()
+    plain = get_detector("embedding_distance", embedder_params=FAST).score(real_pairs, cache=cache)
+    # the demorphed comparison pushes the morphs further from the bona fide pairs than the plain one
+    assert r.scores[y].mean() - r.scores[~y].mean() > plain[y].mean() - plain[~y].mean()
+    det.save(tmp_path / "d")
+    head = json.loads((tmp_path / "d" / "detector.json").read_text())
+    assert head["detector"] == "demorph_distance" and head["config"]["alpha"] == 0.5
+    np.testing.assert_array_equal(load_detector(tmp_path / "d").score(real_pairs, cache=cache), r.scores)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        get_detector("demorph_distance", alpha=1.0)
+
+
+def test_demorph_blocks_are_hand_checkable_and_the_svm_round_trips(real_pairs, tmp_path):
+    cache = FeatureCache()
+    det = get_detector("dmad_cues", embedder_params=FAST, features=["demorph_cos", "demorph_diff"], C=1.0)
+    X, ok, _, _ = det._features(real_pairs, cache)
+    assert ok.all() and X.shape[1] == len(det.feature_names()) == 2 + 2 * 128
+    dist = get_detector("demorph_distance", embedder_params=FAST).score(real_pairs, cache=cache)
+    np.testing.assert_allclose(X[:, 1], dist, atol=1e-6)  # demorph_cos at alpha 0.5 = the untrained score
+    _, l, _, _ = det._image_features(real_pairs, cache)
+    el = l[:, det._extractor().layout()["embedding"]].astype(np.float64)
+    diff5 = X[:, 2 + 128:]
+    np.testing.assert_allclose(1 - ((diff5 + el) * el).sum(1), X[:, 1], atol=1e-5)  # FR(D) - FR(live), alpha 0.5
+    svm = get_detector("demorph_svm", embedder_params=FAST, C=1.0).fit(real_pairs, cache=cache)
+    assert svm.features == ["diff", "demorph_diff"] and len(svm.feature_names()) == 3 * 128
+    scores = svm.score(real_pairs, cache=cache)
+    svm.save(tmp_path / "s")
+    np.testing.assert_array_equal(load_detector(tmp_path / "s").score(real_pairs, cache=cache), scores)
+    blank = np.full((200, 200, 3), 90, np.uint8)
+    r = svm.score_pairs([Pair("noface", real_pairs[0].suspect, blank)], cache=cache)
+    assert r.status == ["no_face"] and np.isnan(r.scores).all()
