@@ -79,6 +79,8 @@ def default_entries(registered: Sequence[str] | None = None, *, selection: str =
             DetectorEntry("fused_embedding (dlib+mobileface+hse_faceres 1 - cos -> LR)", "fused_embedding",
                           {"embedders": [_sys(s) for s in INDEPENDENT], "features": ["cos"], **auto}, group="fused")]
     cue = [("upper_face_distance", "upper_face_distance (upper-face dlib 1 - cos, untrained)", False),
+           ("demorph_distance", "demorph_distance (dlib 1 - cos, demorphed suspect vs live, untrained)", False),
+           ("demorph_svm", "demorph_svm (dlib diff + demorphed-suspect minus live, alpha 0.3/0.5 -> RBF SVM)", True),
            ("landmark_displacement", "landmark_displacement (landmark cues -> LR)", True),
            ("smad_cues", "smad_cues (single-image cues -> LR)", True),
            ("dmad_cues", "dmad_cues (diff + landmarks + upper face + S-MAD -> RBF SVM)", True)]
@@ -86,6 +88,10 @@ def default_entries(registered: Sequence[str] | None = None, *, selection: str =
         if name in registered:
             params = {"embedder_params": ep, **(auto if trained else {})}
             rows.append(DetectorEntry(label, name, params, trained=trained, group="cues"))
+    if "demorph_svm" in registered:  # the demorph part of demorph_svm alone
+        rows.append(DetectorEntry("dmad_cues [demorph_diff] (demorphed-suspect minus live only -> RBF SVM)", "dmad_cues",
+                                  {"embedder_params": ep, "features": ["demorph_diff"], "classifier": "rbf_svm", **auto},
+                                  group="cues"))
     return rows
 
 
@@ -179,6 +185,35 @@ def paired_difference(pairs, ref_scores, scores, *, n_boot: int, seed: int) -> d
 
 
 # --------------------------------------------------------------------------- protocol
+def dev_figures(entry, det, selection: Sequence[dict], dev_pairs, train_fams: Sequence[str], *, cache,
+                memo: dict) -> dict | None:
+    """What the detector looks like on **dev** data only, for choosing the shipped detector:
+    the mean over the training families G of the D-EER and BPCER@APCER=1 % on G's dev pairs (+ all
+    bona fide dev pairs). A trained detector with dev selection gives the key of its selected C
+    (each G judged with the detector fitted without G: nested leave-one-method-out); an untrained
+    one is scored on the dev pairs of each G (once per detector, ``memo``). None otherwise."""
+    from madpad.mad.evaluation import summarize
+    from madpad.mad.scoring import score_with_status
+
+    chosen = [r for r in selection if r.get("selected")]
+    if chosen:
+        return {"d_eer": chosen[0]["d_eer"], "bpcer_at_apcer_1": chosen[0]["bpcer_at_apcer_1"], "how": "selection"}
+    if entry.trained or not dev_pairs:
+        return None
+    if entry.label not in memo:
+        s, st, _ = score_with_status(det, dev_pairs, cache=cache)
+        memo[entry.label] = (np.asarray(s, dtype=np.float64), [x == "ok" for x in st])
+    s, ok = memo[entry.label]
+    figs = []
+    for g in train_fams:
+        m = np.array([k and (p.label != "attack" or p.species == g) for p, k in zip(dev_pairs, ok)], dtype=bool)
+        m &= np.isfinite(s)
+        y = np.array([p.y for p, k in zip(dev_pairs, m) if k], dtype=int)
+        figs.append(summarize(s[m], y, [p.species if p.y else "" for p, k in zip(dev_pairs, m) if k]))
+    return {"d_eer": float(np.mean([f["d_eer"] for f in figs])),
+            "bpcer_at_apcer_1": float(np.mean([f["bpcer_at_apcer_1"] for f in figs])), "how": "scored"}
+
+
 def _call_with_cache(fn: Callable, *args, cache=None, **kwargs):
     if cache is not None and "cache" in inspect.signature(fn).parameters:
         kwargs["cache"] = cache
@@ -206,6 +241,7 @@ def run(entries: Sequence[DetectorEntry], splits: dict, *, cache, out: Path, fam
     order = sorted(entries, key=lambda e: e.label != REFERENCE)
     results: list[dict] = []
     ref: dict = {}
+    dev_memo: dict = {}
     for train_fams, held in lomo_protocols(families):
         for e in order:
             t0 = time.time()
@@ -221,6 +257,7 @@ def run(entries: Sequence[DetectorEntry], splits: dict, *, cache, out: Path, fam
                 log(f"{e.label:60s} test={held:17s} FAILED: {type(exc).__name__}: {exc}")
                 continue
             sel = [{k: v for k, v in r.items() if k != "folds"} for r in getattr(det, "selection_", []) or []]
+            dev = dev_figures(e, det, sel, splits["dev"], train_fams, cache=cache, memo=dev_memo)
             for variant, pool in test_sets.items():
                 pairs = _keep(pool, [held])
                 try:
@@ -232,7 +269,7 @@ def run(entries: Sequence[DetectorEntry], splits: dict, *, cache, out: Path, fam
                 s_ok = np.where(np.array([x == "ok" for x in st], dtype=bool), s, np.nan)
                 m = {**base, "variant": variant, **figures(pairs, s, st, n_boot=n_boot, seed=seed, decile=decile),
                      "C": getattr(det, "C_", None), "selection_mode": getattr(det, "selection_mode_", None),
-                     "selection": sel, "seconds": round(time.time() - t0, 1)}
+                     "selection": sel, "dev": dev, "seconds": round(time.time() - t0, 1)}
                 if e.label == REFERENCE:
                     ref[(held, variant)] = ({p.id for p in pairs}, s_ok)
                 elif (held, variant) in ref and ref[(held, variant)][0] == {p.id for p in pairs}:
@@ -321,6 +358,50 @@ def summarize_targets(results: Sequence[dict]) -> list[dict]:
     return out
 
 
+def dev_choice(results: Sequence[dict], *, tol: float) -> list[dict]:
+    """Detectors with their mean **dev** figures (:func:`dev_figures`, as-built suspects, over the
+    held-out families) and the held-out test means beside them, in the order of the choice rule:
+    the detectors whose dev D-EER is within ``tol`` of the best one (``tol`` = one bona fide dev
+    pair, the D-EER's resolution: closer D-EERs are not told apart by the dev set) are ranked by
+    dev BPCER@APCER=1 % (the low-APCER operating point), then dev D-EER; the others follow by dev
+    D-EER. The first row (``chosen``) is the detector to ship; test figures play no part."""
+    rows = []
+    for det in dict.fromkeys(m["detector"] for m in results):
+        ms = [m for m in results if m["detector"] == det and m.get("variant") == AS_BUILT and "error" not in m]
+        devs = [m["dev"] for m in ms if m.get("dev")]
+        if not ms or len(devs) != len(ms):
+            continue
+        rows.append({"detector": det, "dev_d_eer": float(np.mean([d["d_eer"] for d in devs])),
+                     "dev_bpcer_at_apcer_1": float(np.mean([d["bpcer_at_apcer_1"] for d in devs])),
+                     "test_d_eer": float(np.mean([m["d_eer"] for m in ms])),
+                     "test_bpcer_at_apcer_1": float(np.mean([m["bpcer_at_apcer_1"] for m in ms]))})
+    if not rows:
+        return []
+    best = min(r["dev_d_eer"] for r in rows)
+    for r in rows:
+        r["within_resolution"] = r["dev_d_eer"] <= best + tol + 1e-12
+    rows.sort(key=lambda r: (not r["within_resolution"],
+                             r["dev_bpcer_at_apcer_1"] if r["within_resolution"] else r["dev_d_eer"],
+                             r["dev_d_eer"], r["detector"]))
+    for i, r in enumerate(rows):
+        r["chosen"] = i == 0
+    return rows
+
+
+def dev_choice_table(results: Sequence[dict], *, tol: float) -> str:
+    """:func:`dev_choice` as a markdown table (rates in %; the chosen detector in bold)."""
+    lines = [(f"Rule: dev D-EER within {_pct(tol)} points (one bona fide dev pair) of the best, then the best dev "
+             "BPCER@APCER=1 %; test figures play no part.\n"),
+             ("| detector | dev D-EER (mean) | within resolution of the best | dev BPCER@APCER=1 % (mean) | "
+              "held-out test D-EER (mean) | held-out test BPCER@APCER=1 % (mean) |"), "|" + "---|" * 6]
+    for r in dev_choice(results, tol=tol):
+        name = f"**{r['detector']}**" if r["chosen"] else r["detector"]
+        lines.append(f"| {name} | {_pct(r['dev_d_eer'])} | {'yes' if r['within_resolution'] else 'no'} | "
+                     f"{_pct(r['dev_bpcer_at_apcer_1'])} | {_pct(r['test_d_eer'])} | "
+                     f"{_pct(r['test_bpcer_at_apcer_1'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_report(data: dict) -> str:
     """The whole results.md: protocol line, one table per variant, the summary vs the targets."""
     results = data["results"]
@@ -335,6 +416,10 @@ def markdown_report(data: dict) -> str:
               "whole test set's APCER = 1 % / 5 % thresholds.\n")]
     for v in variants:
         parts.append(f"\n## Suspects {v}\n\n" + markdown_table(results, v))
+    n_dev_bf = (data.get("counts") or {}).get("dev", {}).get("bona_fide") or 0
+    if n_dev_bf:
+        parts.append("\n## Dev figures (for choosing the shipped detector; dev pairs only, nested "
+                     "leave-one-method-out)\n\n" + dev_choice_table(results, tol=1.0 / n_dev_bf))
     parts.append("\n## Against the targets (D-EER <= 1 %, BPCER@APCER=1 % <= 5 %, interval above zero)\n\n"
                  "| detector | suspects | mean / worst D-EER | mean / worst BPCER@APCER=1% | D-EER <= 1 % | "
                  "BPCER@1% <= 5 % | D-EER diff CI > 0 | BPCER@1% diff CI > 0 |\n|" + "---|" * 8)
@@ -480,6 +565,8 @@ def _main(args) -> int:
             "expression_decile": expression_decile(expression, test_subjects),
             "expression_distance": expression, "results": results}
     data["summary"] = summarize_targets(results)
+    n_dev_bf = info["counts"]["dev"]["bona_fide"]
+    data["dev_choice"] = dev_choice(results, tol=1.0 / n_dev_bf) if n_dev_bf else []
     atomic_write_json(out / "results.json", _json_safe(data))
     text = markdown_report(data)
     atomic_write_text(out / "results.md", text)

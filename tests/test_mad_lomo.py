@@ -127,14 +127,60 @@ def test_lomo_table_rows_protocol_and_difference_sign(lomo, world, tmp_path, mon
         assert m["expression_decile"]["subjects"] == ["test19", "test17"]
         assert m["expression_decile"]["n_bona_fide"] == 4
     assert len(list((tmp_path / "scores").glob("*.csv"))) == 12
+    # dev figures for choosing the shipped detector: the selected C's nested-LOMO key (trained) and
+    # the mean over the training families of the figures on their dev pairs (untrained, by hand)
+    from madpad.mad.evaluation import summarize
+
+    for m in res:
+        if m["detector"] == lomo.REFERENCE:
+            dev = [p for p in splits["dev"]]
+            s_ = np.array([1 - feats[p.suspect] @ feats[p.live] for p in dev])
+            want = []
+            for g in m_train_of(m["test"]):
+                keep = np.array([p.label != "attack" or p.species == g for p in dev])
+                want.append(summarize(s_[keep], [p.y for p, k in zip(dev, keep) if k],
+                                      [p.species for p, k in zip(dev, keep) if k]))
+            assert m["dev"]["how"] == "scored"
+            assert m["dev"]["d_eer"] == pytest.approx(np.mean([w["d_eer"] for w in want]))
+            assert m["dev"]["bpcer_at_apcer_1"] == pytest.approx(np.mean([w["bpcer_at_apcer_1"] for w in want]))
+        else:
+            chosen = [r for r in m["selection"] if r["selected"]]
+            assert m["dev"] == {"d_eer": chosen[0]["d_eer"], "bpcer_at_apcer_1": chosen[0]["bpcer_at_apcer_1"],
+                                "how": "selection"}
 
     data = {"families": list(FAMILIES), "results": res, "expression_decile": ["test19", "test17"],
-            "summary": lomo.summarize_targets(res)}
+            "summary": lomo.summarize_targets(res), "counts": {"dev": {"bona_fide": 24, "attack": 36}}}
     s = {(x["detector"], x["variant"]): x for x in data["summary"]}
     assert s[("trained diff", "as built")]["d_eer_ci_above_zero"] == 3
     assert s[("trained diff", "as built")]["d_eer_target_met"] == 3
     text = lomo.markdown_report(data)
     assert text.count("| trained diff |") == 6 + 2 and "**>0**" in text and "## Suspects re-encoded stub" in text
+    assert "## Dev figures" in text and "| **trained diff** |" in text  # one row each in the dev table
+
+
+def m_train_of(held):
+    return [f for f in FAMILIES if f != held]
+
+
+def _dev_rows(dev: dict[str, tuple[float, float]]):
+    """Result rows with the given mean dev (D-EER, BPCER@APCER=1 %) per detector (one family)."""
+    return [{"detector": d, "variant": "as built", "d_eer": 0.5, "bpcer_at_apcer_1": 0.5,
+             "dev": {"d_eer": e, "bpcer_at_apcer_1": b}} for d, (e, b) in dev.items()]
+
+
+def test_dev_choice_prefers_the_low_apcer_point_among_d_eers_the_dev_set_cannot_tell_apart(lomo):
+    rows = _dev_rows({"untrained": (0.0117, 0.0375), "combo": (0.0160, 0.0271), "svm": (0.0161, 0.0312),
+                      "far": (0.0300, 0.0010)})
+    out = lomo.dev_choice(rows, tol=1 / 160)
+    assert [r["detector"] for r in out] == ["combo", "svm", "untrained", "far"]
+    assert [r["within_resolution"] for r in out] == [True, True, True, False] and out[0]["chosen"]
+    # with a finer resolution only the best D-EER is in reach, and it wins
+    assert lomo.dev_choice(rows, tol=0.001)[0]["detector"] == "untrained"
+    # a detector without dev figures (no selection, trained) is left out
+    rows.append({"detector": "no dev", "variant": "as built", "d_eer": 0.1, "bpcer_at_apcer_1": 0.1, "dev": None})
+    assert "no dev" not in [r["detector"] for r in lomo.dev_choice(rows, tol=1 / 160)]
+    table = lomo.dev_choice_table(rows, tol=1 / 160)
+    assert "| **combo** | 1.60 | yes | 2.71 |" in table and "| far | 3.00 | no |" in table
 
 
 def test_expression_decile_and_its_bpcer_by_hand(lomo):
