@@ -95,16 +95,30 @@ class DlibHogDetector(FaceDetector):
     about 6% of the image's longest side are found; set ``max_side=None`` for small faces
     in large images (slower).
     ``score`` is the SVM margin (higher = more confident; 0 is dlib's default cut).
+    ``equalise`` (default ``"off"``): ``"retry"`` searches an image without a detection once more
+    after contrast-limited histogram equalisation of its luma (:func:`equalise_luma`): HOG misses
+    dark, low-contrast faces (an under-exposed gate capture of a dark-skinned traveller) that it
+    finds after equalisation. Images with a detection are unchanged.
     """
 
     name = "dlib_hog"
+    EQUALISE = ("off", "retry")
 
-    def __init__(self, *, upsample: int = 1, threshold: float = 0.0, max_side: int | None = 640):
+    def __init__(self, *, upsample: int = 1, threshold: float = 0.0, max_side: int | None = 640,
+                 equalise: str = "off"):
         if int(upsample) < 0:
             raise ValueError(f"upsample must be >= 0; got {upsample}")
+        if equalise not in self.EQUALISE:
+            raise ValueError(f"equalise must be one of {list(self.EQUALISE)}; got {equalise!r}")
         self.upsample = int(upsample)
         self.threshold = float(threshold)
         self.max_side = _check_max_side(max_side)
+        self.equalise = equalise
+
+    @property
+    def identity_suffix(self) -> str:
+        """What, beyond the name, changes the detections and so must be part of a cache identity."""
+        return "equalise=retry" if self.equalise == "retry" else ""
 
     def _model(self):
         dlib = import_dlib()
@@ -114,9 +128,21 @@ class DlibHogDetector(FaceDetector):
         img = as_rgb_uint8(image)
         small, f = downscale(img, self.max_side)
         rects, scores, _ = self._model().run(small, self.upsample, self.threshold)
+        if not len(rects) and self.equalise == "retry":
+            rects, scores, _ = self._model().run(equalise_luma(small), self.upsample, self.threshold)
         dets = [FaceDetection([r.left(), r.top(), r.right() + 1, r.bottom() + 1], s, detector=self.name)
                 for r, s in zip(rects, scores)]
         return _finish(dets, f, img.shape)
+
+
+def equalise_luma(image: np.ndarray, *, clip_limit: float = 2.0, tiles: int = 8) -> np.ndarray:
+    """A copy of an RGB image with its luma equalised by CLAHE (contrast-limited adaptive histogram
+    equalisation, ``clip_limit``, ``tiles`` x ``tiles`` tiles); chroma unchanged."""
+    import cv2
+
+    ycc = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2YCrCb)
+    ycc[..., 0] = cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(int(tiles), int(tiles))).apply(ycc[..., 0])
+    return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
 
 
 class DlibCnnDetector(FaceDetector):

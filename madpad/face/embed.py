@@ -53,9 +53,13 @@ def list_embedders() -> list[str]:
 
 
 def _component_id(c) -> str:
+    """A component's part of a cache identity: its name, plus its ``identity_suffix`` when it has a
+    non-empty one (options that change its output, e.g. dlib_hog's ``equalise``)."""
     if c is None:
         return "none"
-    return str(getattr(c, "name", type(c).__name__))
+    name = str(getattr(c, "name", type(c).__name__))
+    suffix = getattr(c, "identity_suffix", "")
+    return f"{name}[{suffix}]" if suffix else name
 
 
 class FaceEmbedder(DropLoadedModels, Component, abc.ABC):
