@@ -112,6 +112,20 @@ def test_bad_alphas_and_landmarks_are_clear_errors(rng):
         demorph_image(s, s, lm, collapsed)
 
 
+def test_a_failed_triangulation_is_a_value_error_not_a_crash(rng, monkeypatch):
+    from scipy.spatial import QhullError
+
+    import madpad.face.warp
+
+    def qhull_fails(points, **kw):
+        raise QhullError("QH6154 Qhull precision error: initial simplex is flat\nmore text")
+
+    monkeypatch.setattr(madpad.face.warp, "delaunay_triangles", qhull_fails)
+    s, lm = _smooth_image(rng), _landmarks(rng)
+    with pytest.raises(ValueError, match="cannot triangulate the suspect's landmarks \\(QH6154 Qhull precision error"):
+        demorph_image(s, s, lm, lm)
+
+
 class _MeanColourEmbedder:
     """A stand-in FR embedder: the unit vector of the mean colour inside the landmarks' box."""
 

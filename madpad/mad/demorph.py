@@ -101,7 +101,11 @@ def live_in_suspect_frame(suspect: np.ndarray, live: np.ndarray, suspect_landmar
     frame = border_points((w, h), per_side=BORDER_PER_SIDE)
     dst = np.vstack([clip_points(s_lm, (w, h)), frame])
     src = np.vstack([l_moved, frame])
-    plan = RemapWarpPlan(dst, delaunay_triangles(dst), (w, h))
+    try:
+        triangles = delaunay_triangles(dst)
+    except RuntimeError as exc:  # scipy's QhullError: degenerate landmark geometry
+        raise ValueError(f"demorphing: cannot triangulate the suspect's landmarks ({str(exc).splitlines()[0]})") from None
+    plan = RemapWarpPlan(dst, triangles, (w, h))
     out = plan(moved, src).astype(np.float32)
     if colour_match:
         m = face_hull_mask(s_img.shape, s_lm)
