@@ -7,16 +7,18 @@
 # 1. generates the four morph families of benchmarks/frll_morph_families.sh (landmark,
 #    landmark_spliced, spliced_poisson, tem189; one subject split, same-gender pairs inside each
 #    split; resumable),
-# 2. builds the pairs and trains the shipped detector on ALL families with
+# 2. builds the pairs and "trains" the shipped detector on ALL families with
 #    `python -m madpad.detect train --config madpad/configs/detect/frll_dmad.yaml`: 10 simulated
 #    live captures per subject with the `gate` live profile, every suspect (bona fide and morph
-#    alike) through a seeded `attacker` post-processing chain; C chosen on the dev pairs with
-#    leave-one-method-out selection (each C judged on every family held out in turn, tie-free key
-#    of madpad.mad.selection),
+#    alike) through a seeded `attacker` post-processing chain; the shipped detector is the
+#    untrained demorph_distance (the dev choice of step 3's table), so this step checks the pairs
+#    and scores dev and test (madpad/configs/detect/frll_dmad_svm.yaml trains demorph_svm on the
+#    same pairs),
 # 3. runs the leave-one-morph-family-out table for every detector of benchmarks/mad_lomo.py on
 #    the same pairs (train on three families, select on their dev pairs, test on the fourth;
 #    intervals and the paired difference to the untrained embedding_distance; expression decile;
-#    every figure again with all test suspects re-encoded as JPEG q75),
+#    every figure again with all test suspects re-encoded as JPEG q75; the dev figures that
+#    choose the shipped detector),
 # 4. scores all test pairs with the shipped checkpoint (`detect score`) and writes a PAD report
 #    with subject-bootstrap intervals (`report pad`).
 #

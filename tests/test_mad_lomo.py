@@ -149,7 +149,7 @@ def test_lomo_table_rows_protocol_and_difference_sign(lomo, world, tmp_path, mon
                                 "how": "selection"}
 
     data = {"families": list(FAMILIES), "results": res, "expression_decile": ["test19", "test17"],
-            "summary": lomo.summarize_targets(res), "counts": {"dev": {"bona_fide": 24, "attack": 36}}}
+            "summary": lomo.summarize_targets(res)}
     s = {(x["detector"], x["variant"]): x for x in data["summary"]}
     assert s[("trained diff", "as built")]["d_eer_ci_above_zero"] == 3
     assert s[("trained diff", "as built")]["d_eer_target_met"] == 3
@@ -168,19 +168,20 @@ def _dev_rows(dev: dict[str, tuple[float, float]]):
              "dev": {"d_eer": e, "bpcer_at_apcer_1": b}} for d, (e, b) in dev.items()]
 
 
-def test_dev_choice_prefers_the_low_apcer_point_among_d_eers_the_dev_set_cannot_tell_apart(lomo):
-    rows = _dev_rows({"untrained": (0.0117, 0.0375), "combo": (0.0160, 0.0271), "svm": (0.0161, 0.0312),
+def test_dev_choice_ranks_by_dev_d_eer_then_dev_bpcer_and_never_looks_at_test(lomo):
+    rows = _dev_rows({"untrained": (0.0117, 0.0375), "combo": (0.0160, 0.0271), "a_tie_worse_bpcer": (0.0160, 0.0300),
                       "far": (0.0300, 0.0010)})
-    out = lomo.dev_choice(rows, tol=1 / 160)
-    assert [r["detector"] for r in out] == ["combo", "svm", "untrained", "far"]
-    assert [r["within_resolution"] for r in out] == [True, True, True, False] and out[0]["chosen"]
-    # with a finer resolution only the best D-EER is in reach, and it wins
-    assert lomo.dev_choice(rows, tol=0.001)[0]["detector"] == "untrained"
-    # a detector without dev figures (no selection, trained) is left out
+    for r in rows:  # test figures that would rank the other way
+        r["d_eer"] = {"untrained": 0.9, "combo": 0.0, "a_tie_worse_bpcer": 0.1, "far": 0.0}[r["detector"]]
+    out = lomo.dev_choice(rows)
+    assert [r["detector"] for r in out] == ["untrained", "combo", "a_tie_worse_bpcer", "far"]
+    assert out[0]["chosen"] and not any(r["chosen"] for r in out[1:])
+    assert out[0]["test_d_eer"] == 0.9
+    # a detector without dev figures (trained without dev selection) is left out
     rows.append({"detector": "no dev", "variant": "as built", "d_eer": 0.1, "bpcer_at_apcer_1": 0.1, "dev": None})
-    assert "no dev" not in [r["detector"] for r in lomo.dev_choice(rows, tol=1 / 160)]
-    table = lomo.dev_choice_table(rows, tol=1 / 160)
-    assert "| **combo** | 1.60 | yes | 2.71 |" in table and "| far | 3.00 | no |" in table
+    assert "no dev" not in [r["detector"] for r in lomo.dev_choice(rows)]
+    table = lomo.dev_choice_table(rows)
+    assert "| **untrained** | 1.17 | 3.75 | 90.00 |" in table and "| combo | 1.60 | 2.71 | 0.00 |" in table
 
 
 def test_expression_decile_and_its_bpcer_by_hand(lomo):
