@@ -167,6 +167,8 @@ def test_demorph_features_are_cached_per_pair_and_report_failures(rng):
     np.testing.assert_array_equal(again.features, r.features)
     skipped = fx.many(pairs[:1], lms[:1], live_lms[:1], cache=FeatureCache(), ok=[False])
     assert skipped.status == ["skipped"] and np.isnan(skipped.features).all()
+    gone = fx.many([Pair("g", "no/such/file.jpg", a_img)], lms[:1], live_lms[:1], cache=FeatureCache())
+    assert gone.status == ["unreadable"] and "pair g:" in gone.error[0] and np.isnan(gone.features).all()
 
 
 # --------------------------------------------------------------------------- detectors on real faces

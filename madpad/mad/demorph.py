@@ -206,7 +206,11 @@ class DemorphFeatures:
             if ok is not None and not ok[i]:
                 status[i] = "skipped"
                 continue
-            key = hashlib.sha256(f"{cache.key(p.suspect)}\x1f{cache.key(p.live)}".encode()).hexdigest()
+            try:
+                key = hashlib.sha256(f"{cache.key(p.suspect)}\x1f{cache.key(p.live)}".encode()).hexdigest()
+            except OSError as exc:  # a file that cannot be read: a per-pair status, not a crash
+                status[i], error[i] = "unreadable", f"pair {getattr(p, 'id', i)}: {exc}"
+                continue
             rows = [cache.get(self.id(a), key) for a in alphas]
             if all(r is not None for r in rows):
                 cache.hits += 1
