@@ -135,3 +135,28 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def _load_script(path: Path, name: str | None = None):
+    """Import a script that is not part of a package (a benchmark, a tool in the shared folder) as a
+    module: its folder is on ``sys.path`` while it runs (for imports of its siblings) and it is
+    registered in ``sys.modules`` under ``name`` (default: the file's stem), which dataclasses need."""
+    import importlib.util
+    import sys
+
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(path.parent))
+    return mod
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """:func:`_load_script`: ``load_script(path, name=None) -> module``."""
+    return _load_script

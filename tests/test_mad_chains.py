@@ -4,8 +4,6 @@ FR-embedding detectors, FRLL morph-family helpers and the ``tem189`` template mo
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -364,17 +362,8 @@ def test_foundation_suspect_augmentation_goes_through_a_chain():
 
 
 # --------------------------------------------------------------------------- FRLL morph families
-def _split_script():
-    spec = importlib.util.spec_from_file_location("frll_split_morph_pairs", REPO / "benchmarks" /
-                                                  "frll_split_morph_pairs.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_split_pairs_draw_alphas_per_pair_and_pick_similar_partners():
-    m = _split_script()
+def test_split_pairs_draw_alphas_per_pair_and_pick_similar_partners(load_script):
+    m = load_script(REPO / "benchmarks" / "frll_split_morph_pairs.py")
     assert m.parse_alphas("0.4,0.5,0.6") == [0.4, 0.5, 0.6]
     with pytest.raises(UsageError, match="--alphas"):
         m.parse_alphas("0.4,1.5")

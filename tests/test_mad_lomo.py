@@ -5,8 +5,6 @@ distance, the expression decile and a re-encoded variant (stub chain)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +18,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def lomo():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("mad_lomo", BENCH / "mad_lomo.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(BENCH))
-    return mod
+def lomo(load_script):
+    return load_script(BENCH / "mad_lomo.py")
 
 
 FAMILIES = ("f1", "f2", "f3")

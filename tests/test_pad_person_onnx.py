@@ -3,9 +3,6 @@ file lookup and checks, nested persons, per-person masks, real one- and two-pers
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pytest
 from conftest import shared_path
@@ -81,17 +78,11 @@ def test_letterbox_scales_into_the_top_left_corner():
 
 
 @pytest.mark.parametrize("key", sorted(MODELS))
-def test_boxes_match_the_shared_reference_decoder(key, models_dir, portraits):
+def test_boxes_match_the_shared_reference_decoder(key, models_dir, portraits, load_script):
     tools = models_dir / "tools"
     if not (tools / "decode_reference.py").is_file():
         pytest.skip("reference decoder not in the shared folder")
-    sys.path.insert(0, str(tools))
-    try:
-        spec = importlib.util.spec_from_file_location("decode_reference", tools / "decode_reference.py")
-        ref_mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(ref_mod)
-    finally:
-        sys.path.remove(str(tools))
+    ref_mod = load_script(tools / "decode_reference.py")
     ref = (ref_mod.CenterNetPersons if key == "centernet" else ref_mod.NanoDetPersons)(str(models_dir / MODELS[key].file))
     det = get_person_detector(key, pose=False, segment=False, drop_nested=False)
     one, two = portraits
