@@ -9,13 +9,13 @@ import pytest
 
 from madpad.mad import Pair, get_detector, load_detector
 from madpad.mad.cache import FeatureCache
+from madpad.mad.cues import face_hull_mask
 from madpad.mad.demorph import (
     DemorphFeatures,
     analysis_from_landmarks,
     check_alpha,
     demorph_image,
     demorph_images,
-    face_hull_mask,
     live_in_suspect_frame,
 )
 

@@ -81,7 +81,8 @@ LANDMARK_NAMES = tuple(f"displacement:{r}" for r in RIGID_REGIONS) + ("displacem
 LANDMARK_DIM = len(LANDMARK_NAMES)
 
 
-def _check68(landmarks: Any, what: str) -> np.ndarray:
+def check_landmarks68(landmarks: Any, what: str) -> np.ndarray:
+    """``landmarks`` as float64 (68, 2), or a ValueError naming ``what``."""
     lm = np.asarray(landmarks, dtype=np.float64)
     if lm.shape != (68, 2) or not np.all(np.isfinite(lm)):
         raise ValueError(f"{what}: expected 68 finite (x, y) landmarks (dlib68); got shape {lm.shape}")
@@ -96,28 +97,17 @@ def eye_distance(landmarks68: np.ndarray) -> float:
 
 def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares similarity (rotation + uniform scale + shift; no reflection) mapping the points
-    ``src`` (n, 2) onto ``dst`` (n, 2): returns ``(A, t)`` with ``dst ~ src @ A.T + t`` (Umeyama)."""
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    ms, md = src.mean(0), dst.mean(0)
-    s, d = src - ms, dst - md
-    var = (s ** 2).sum()
-    if var <= 0:
-        raise ValueError("fit_similarity: the source points coincide")
-    cov = d.T @ s / len(src)
-    U, S, Vt = np.linalg.svd(cov)
-    sign = np.ones(2)
-    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
-        sign[-1] = -1.0
-    R = U @ np.diag(sign) @ Vt
-    scale = float((S * sign).sum() / (var / len(src)))
-    A = scale * R
-    return A, md - ms @ A.T
+    ``src`` (n, 2) onto ``dst`` (n, 2): returns ``(A, t)`` with ``dst ~ src @ A.T + t``
+    (:func:`madpad.face.align.similarity_transform`, Umeyama, split into its linear part and shift)."""
+    from madpad.face.align import similarity_transform
+
+    M = similarity_transform(src, dst)
+    return M[:, :2], M[:, 2]
 
 
 def landmark_ratios(landmarks68: np.ndarray) -> np.ndarray:
     """The :data:`RATIO_NAMES` ratios of one face (position, scale and roll free)."""
-    lm = _check68(landmarks68, "landmark_ratios")
+    lm = check_landmarks68(landmarks68, "landmark_ratios")
     iod = eye_distance(lm) or 1.0
     le, re = lm[36:42].mean(0), lm[42:48].mean(0)
     nose_len = float(np.hypot(*(lm[33] - lm[27]))) or 1.0
@@ -137,8 +127,8 @@ def landmark_displacement(suspect68: np.ndarray, live68: np.ndarray) -> np.ndarr
     followed by ``|log r_suspect - log r_live|`` for each of :func:`landmark_ratios`. Zero for a
     face against itself and against any similarity-transformed copy of itself.
     """
-    s = _check68(suspect68, "suspect landmarks")
-    live = _check68(live68, "live landmarks")
+    s = check_landmarks68(suspect68, "suspect landmarks")
+    live = check_landmarks68(live68, "live landmarks")
     A, t = fit_similarity(live[list(STABLE_POINTS)], s[list(STABLE_POINTS)])
     mapped = live @ A.T + t
     iod = eye_distance(s)
@@ -164,7 +154,7 @@ def mask_lower_face(image: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:
     import cv2
 
     img = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
-    lm = _check68(landmarks68, "mask_lower_face")
+    lm = check_landmarks68(landmarks68, "mask_lower_face")
     iod = eye_distance(lm)
     # reference colour: the box between the inner eye corners, from the nose bridge to the nose tip
     x0, x1 = sorted((lm[39, 0], lm[42, 0]))
@@ -195,6 +185,15 @@ REGION_CUE_NAMES = ("log laplacian energy inside/outside", "log noise inside/out
 REGION_CUE_DIM = len(REGION_CUE_NAMES)
 
 
+def face_hull_mask(shape: tuple[int, ...], landmarks68: np.ndarray) -> np.ndarray:
+    """Boolean mask (H, W) of the convex hull of the landmarks (rounded to pixels)."""
+    import cv2
+
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.rint(landmarks68).astype(np.int32)), 1)
+    return mask.astype(bool)
+
+
 def face_regions(shape: tuple[int, int], landmarks68: np.ndarray, *, iod: float | None = None
                  ) -> dict[str, np.ndarray]:
     """Boolean masks (H, W) of an image of ``shape`` for :func:`region_cues`: ``inside`` (the hull
@@ -202,10 +201,9 @@ def face_regions(shape: tuple[int, int], landmarks68: np.ndarray, *, iod: float 
     ``outside`` (a ring 0.3-0.9 IOD outside the hull: hair, ears, neck, background)."""
     import cv2
 
-    lm = _check68(landmarks68, "face_regions")
+    lm = check_landmarks68(landmarks68, "face_regions")
     iod = eye_distance(lm) if iod is None else iod
-    hull = np.zeros(shape[:2], np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(np.rint(lm).astype(np.int32)), 1)
+    hull = face_hull_mask(shape, lm).astype(np.uint8)
 
     def grown(r):
         k = max(1, round(abs(r) * iod))
@@ -241,7 +239,7 @@ def region_cues(image: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:
     img = np.asarray(image, dtype=np.uint8)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"region_cues needs an RGB image (H, W, 3); got shape {img.shape}")
-    lm = _check68(landmarks68, "region_cues")
+    lm = check_landmarks68(landmarks68, "region_cues")
     iod = eye_distance(lm)
     if iod < MIN_IOD:
         raise ValueError(f"region_cues: inter-ocular distance {iod:.1f} px is too small (at least {MIN_IOD:g})")

@@ -40,19 +40,17 @@ import numpy as np
 
 from madpad.mad.base import load_image
 from madpad.mad.cache import FeatureCache
-from madpad.mad.cues import STABLE_POINTS, eye_distance, fit_similarity
+from madpad.mad.cues import (
+    STABLE_POINTS,
+    check_landmarks68,
+    eye_distance,
+    face_hull_mask,
+)
 
 #: blend factors of the contributor in the live capture at which the trained detectors demorph
 DEMORPH_ALPHAS = (0.3, 0.5)
 #: points per side of the frame border added to the triangulation (they stay fixed)
 BORDER_PER_SIDE = 5
-
-
-def _landmarks68(points, what: str) -> np.ndarray:
-    lm = np.asarray(points, dtype=np.float64)
-    if lm.shape != (68, 2) or not np.all(np.isfinite(lm)):
-        raise ValueError(f"{what}: expected 68 finite (x, y) landmarks (dlib68); got shape {lm.shape}")
-    return lm
 
 
 def check_alpha(alpha) -> float:
@@ -63,22 +61,12 @@ def check_alpha(alpha) -> float:
     return a
 
 
-def face_hull_mask(shape: tuple[int, ...], landmarks68: np.ndarray) -> np.ndarray:
-    """Boolean mask (H, W) of the convex hull of the landmarks."""
-    import cv2
-
-    mask = np.zeros(shape[:2], np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.rint(landmarks68).astype(np.int32)), 1)
-    return mask.astype(bool)
-
-
 def live_in_suspect_frame(suspect: np.ndarray, live: np.ndarray, suspect_landmarks, live_landmarks, *,
                           colour_match: bool = True) -> np.ndarray:
     """The live capture moved into the suspect's geometry (float32 (H, W, 3), suspect's size):
     similarity on the stable points, then a piecewise-affine warp of the 68 landmarks onto the
     suspect's, then (``colour_match``) the suspect's colour statistics inside its face hull."""
-    import cv2
-
+    from madpad.face.align import apply_transform, similarity_transform, warp
     from madpad.face.warp import (
         RemapWarpPlan,
         border_points,
@@ -88,16 +76,15 @@ def live_in_suspect_frame(suspect: np.ndarray, live: np.ndarray, suspect_landmar
 
     s_img = np.ascontiguousarray(np.asarray(suspect, dtype=np.uint8))
     l_img = np.ascontiguousarray(np.asarray(live, dtype=np.uint8))
-    s_lm = _landmarks68(suspect_landmarks, "suspect landmarks")
-    l_lm = _landmarks68(live_landmarks, "live landmarks")
+    s_lm = check_landmarks68(suspect_landmarks, "suspect landmarks")
+    l_lm = check_landmarks68(live_landmarks, "live landmarks")
     if eye_distance(s_lm) <= 1.0 or eye_distance(l_lm) <= 1.0:
         raise ValueError("demorphing: the eye centres of a face coincide")
     h, w = s_img.shape[:2]
     stable = list(STABLE_POINTS)
-    A, t = fit_similarity(l_lm[stable], s_lm[stable])
-    M = np.hstack([A, t[:, None]])
-    moved = cv2.warpAffine(l_img, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    l_moved = l_lm @ A.T + t
+    M = similarity_transform(l_lm[stable], s_lm[stable])
+    moved = warp(l_img, M, (w, h), border="reflect")
+    l_moved = apply_transform(M, l_lm)
     frame = border_points((w, h), per_side=BORDER_PER_SIDE)
     dst = np.vstack([clip_points(s_lm, (w, h)), frame])
     src = np.vstack([l_moved, frame])
@@ -145,7 +132,7 @@ def analysis_from_landmarks(landmarks68: np.ndarray):
     from madpad.face import FaceAnalysis, FaceDetection
     from madpad.face.analyze import landmarks5_of
 
-    lm = _landmarks68(landmarks68, "landmarks")
+    lm = check_landmarks68(landmarks68, "landmarks")
     box = np.array([*lm.min(0), *lm.max(0)])
     return FaceAnalysis(status="ok", detection=FaceDetection(box=box, score=1.0), landmarks=lm,
                         landmarks5=landmarks5_of(lm), n_faces=1)
@@ -237,4 +224,4 @@ class DemorphFeatures:
 
 
 __all__ = ["DEMORPH_ALPHAS", "DemorphFeatures", "DemorphResult", "analysis_from_landmarks", "check_alpha",
-           "demorph_image", "demorph_images", "face_hull_mask", "live_in_suspect_frame"]
+           "demorph_image", "demorph_images", "live_in_suspect_frame"]
