@@ -211,8 +211,8 @@ def dev_figures(entry, det, selection: Sequence[dict], dev_pairs, train_fams: Se
     s, ok = memo[entry.label]
     figs = []
     for g in train_fams:
-        m = np.array([k and (p.label != "attack" or p.species == g) for p, k in zip(dev_pairs, ok)], dtype=bool)
-        m &= np.isfinite(s)
+        ids = {p.id for p in _keep(dev_pairs, [g])}  # bona fide + family g, as every other figure
+        m = np.array([k and p.id in ids for p, k in zip(dev_pairs, ok)], dtype=bool) & np.isfinite(s)
         y = np.array([p.y for p, k in zip(dev_pairs, m) if k], dtype=int)
         figs.append(summarize(s[m], y, [p.species if p.y else "" for p, k in zip(dev_pairs, m) if k]))
     return {"d_eer": float(np.mean([f["d_eer"] for f in figs])),
