@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,6 +247,40 @@ def test_dlib_hog_equalise_retry_finds_a_dark_low_contrast_face_and_is_part_of_t
     # the option changes detections, so it is part of the embedder's cache identity; the default is not
     fast = {"name": "dlib_hog", "upsample": 0, "max_side": 400}
     plain_id = get_embedder("dlib", detector=fast).id
-    assert "det=dlib_hog|" in plain_id
+    assert "det=dlib_hog[max_side=400,upsample=0]|" in plain_id
     assert get_embedder("dlib", detector={**fast, "equalise": "retry"}).id == plain_id.replace(
-        "det=dlib_hog|", "det=dlib_hog[equalise=retry]|")
+        "det=dlib_hog[max_side=400,upsample=0]|", "det=dlib_hog[equalise=retry,max_side=400,upsample=0]|")
+
+
+def test_embedding_cache_identity_names_every_non_default_face_finding_option(tmp_path):
+    """Embeddings found with other detector options (smaller detection image, no upsampling,
+    another model file) never share a cache identity; default options keep the plain name, and a
+    model file counts by its content, not where it lies."""
+    import shutil
+
+    import cv2
+
+    from madpad.face import EmbeddingCache, get_embedder
+
+    default = get_embedder("dlib").id
+    assert "|det=dlib_hog|lm=dlib68|" in default
+    assert get_embedder("dlib", detector={"name": "dlib_hog", "upsample": 1, "max_side": 640}).id == default
+    ids = {get_embedder("dlib", detector={"name": "dlib_hog", **o}).id
+           for o in ({}, {"upsample": 0}, {"max_side": 400}, {"upsample": 0, "max_side": 400}, {"threshold": 0.5})}
+    assert len(ids) == 5
+    assert "det=dlib_hog[threshold=0.5]|" in get_embedder("dlib", detector={"name": "dlib_hog", "threshold": 0.5}).id
+    # a cascade file: same content elsewhere = same identity; one changed byte = another
+    src = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    a, b = tmp_path / "a.xml", tmp_path / "sub" / "b.xml"
+    b.parent.mkdir()
+    shutil.copy(src, a)
+    shutil.copy(src, b)
+    ida, idb = (get_embedder("dlib", detector={"name": "haar", "cascade_path": str(p)}).id for p in (a, b))
+    assert ida == idb and "det=haar[cascade_path=sha256:" in ida and str(tmp_path) not in ida
+    b.write_bytes(b.read_bytes().replace(b"<stages>", b"<stages> ", 1))
+    assert get_embedder("dlib", detector={"name": "haar", "cascade_path": str(b)}).id != ida
+    # what this protects: one cache folder, two option sets, two entries
+    cache = EmbeddingCache(tmp_path / "cache")
+    for i, emb_id in enumerate(sorted(ids)):
+        cache.put("ab" * 16, emb_id, np.full(4, i, np.float32))
+    assert sorted(float(cache.get("ab" * 16, e)[0]) for e in ids) == [0.0, 1.0, 2.0, 3.0, 4.0]

@@ -307,6 +307,37 @@ def _check_core(reg, name, obj, sample, face_pairs, feature_cache, tmp_path):
         pytest.fail(f"no contract check for the kind {reg.kind!r}")
 
 
+FACE_FINDERS = [p for p in ENTRIES if p.values[0] in (FACE_DETECTORS, LANDMARKERS)]
+
+
+@pytest.mark.parametrize("reg, name", FACE_FINDERS)
+def test_face_finder_options_are_all_part_of_the_embedding_cache_identity(reg, name, tmp_path, monkeypatch):
+    """Every constructor option of a face detector or landmarker changes the cache identity of
+    the embeddings computed with it (or is declared as not changing what it finds), so a cache
+    folder reused with other options never serves features found another way."""
+    from madpad.face.embed import IDENTITY_IGNORES, _component_id
+
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "yolo"))
+    obj = _build(reg, name, dict(reg.get(name).test_params or {}))
+    base = _component_id(obj)
+    ignores = IDENTITY_IGNORES | set(getattr(type(obj), "identity_ignores", ()))
+    changed = 0
+    for opt in inspect.signature(type(obj).__init__).parameters:
+        if opt == "self" or opt in ignores:
+            continue
+        assert hasattr(obj, opt), f"{name} does not keep its option {opt!r}"
+        value = getattr(obj, opt)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float)):
+            continue  # numbers are enough to see every option go through
+        setattr(obj, opt, value + 1)
+        assert _component_id(obj) != base, opt
+        setattr(obj, opt, value)
+        changed += 1
+    assert _component_id(obj) == base
+    if name in ("dlib_hog", "dlib_cnn", "haar", "mtcnn", "mediapipe", "mediapipe_mesh"):
+        assert changed >= 2  # the check above saw options of these
+
+
 NEEDS_FILES = [p for p in ENTRIES if p.values[0].load(p.values[1]).required_files]
 
 

@@ -23,6 +23,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -41,6 +42,9 @@ class FaceDetector(Component, abc.ABC):
     :class:`FaceDetection` in the image's pixel coordinates, sorted by score (highest first),
     ties by larger box; ``detection.detector`` is the detector's ``name``.
     """
+
+    #: constructor options that do not change what it finds (left out of embedding cache identities)
+    identity_ignores: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def detect(self, image) -> list[FaceDetection]:
@@ -114,11 +118,6 @@ class DlibHogDetector(FaceDetector):
         self.threshold = float(threshold)
         self.max_side = _check_max_side(max_side)
         self.equalise = equalise
-
-    @property
-    def identity_suffix(self) -> str:
-        """What, beyond the name, changes the detections and so must be part of a cache identity."""
-        return "equalise=retry" if self.equalise == "retry" else ""
 
     def _model(self):
         dlib = import_dlib()

@@ -52,13 +52,69 @@ def list_embedders() -> list[str]:
     return EMBEDDERS.names()
 
 
+#: constructor options of face detectors and landmarkers that do not change what they find (where
+#: they run, where the standard model files are looked up), left out of cache identities
+IDENTITY_IGNORES = frozenset({"device", "config_dir", "models_dir", "providers", "threads", "batch_size"})
+
+
+def _render_option(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return repr(float(value)) if isinstance(value, (float, np.floating)) else str(int(value))
+    if isinstance(value, (str, os.PathLike)):
+        p = Path(value).expanduser()
+        if str(value) and p.is_file():  # a model file: its content, wherever it lies
+            return "sha256:" + _file_digest(p)[:16]
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_render_option(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, (list, tuple)):
+        return "+".join(_render_option(v) for v in value)
+    if getattr(value, "name", None) and isinstance(value, Component):
+        return _component_id(value)
+    return repr(value)
+
+
+def option_identity(c) -> str:
+    """The constructor options of component ``c`` that differ from its defaults, as sorted
+    ``name=value`` joined by ``,`` ("" for a default-built component). Every face detector and
+    landmarker keeps each constructor option under its own name (a contract test checks this), so
+    any option that changes what it finds (``upsample``, ``max_side``, a model file, ...) is part
+    of the cache identity of the embeddings computed with it; options in :data:`IDENTITY_IGNORES`
+    and the class's ``identity_ignores`` are not. A model file enters by its content digest."""
+    import inspect
+
+    cls = type(c)
+    ignores = IDENTITY_IGNORES | set(getattr(cls, "identity_ignores", ()))
+    try:
+        default = cls()
+    except Exception:  # noqa: BLE001 -- a component that needs a file has no default instance
+        default = None
+    parts = []
+    for name, p in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or name in ignores or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if not hasattr(c, name):
+            raise TypeError(f"{cls.__name__} keeps no attribute {name!r} for its constructor option: store it under "
+                            f"that name or list it in identity_ignores (it is part of the cache identity)")
+        value = _render_option(getattr(c, name))
+        ref = getattr(default, name) if default is not None and hasattr(default, name) else p.default
+        if p.default is not inspect.Parameter.empty and value == _render_option(ref):
+            continue
+        parts.append(f"{name}={value}")
+    return ",".join(sorted(parts))
+
+
 def _component_id(c) -> str:
-    """A component's part of a cache identity: its name, plus its ``identity_suffix`` when it has a
-    non-empty one (options that change its output, e.g. dlib_hog's ``equalise``)."""
+    """A component's part of a cache identity: its name, plus :func:`option_identity` (its
+    non-default options, e.g. ``dlib_hog[equalise=retry,max_side=400,upsample=0]``) when it has any."""
     if c is None:
         return "none"
     name = str(getattr(c, "name", type(c).__name__))
-    suffix = getattr(c, "identity_suffix", "")
+    suffix = option_identity(c)
     return f"{name}[{suffix}]" if suffix else name
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import warnings
+from typing import ClassVar
 
 import numpy as np
 
@@ -33,6 +34,9 @@ class Landmarker(Component, abc.ABC):
     (``(x0, y0, x1, y1)`` or a :class:`~madpad.face.FaceDetection`); ``to_landmarks5(points)``
     maps them to the five points in :data:`madpad.face.LANDMARKS5_NAMES` order.
     """
+
+    #: constructor options that do not change what it finds (left out of embedding cache identities)
+    identity_ignores: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def landmarks(self, image, box) -> np.ndarray:
