@@ -2,8 +2,8 @@
 
 Detectors: the dlib embedding baseline (``embedding_distance``, the same per-image cost as
 ``embedding_logreg``/``embedding_svm``), ``fr_texture`` (dlib + texture statistics), the shipped
-``demorph_distance`` (per-image cue features, then a warp and an FR embedding per pair, so a cached
-live capture saves less), and the foundation detector on open_clip ViT-B-16 with LoRA (random weights: speed only).
+``demorph_distance`` (per image the FR embedding and the 68 landmarks, then a warp and an FR
+embedding per pair, so a cached live capture saves less), and the foundation detector on open_clip ViT-B-16 with LoRA (random weights: speed only).
 
 Pairs come from the bundled FRLL sample (600x600 JPEGs): each live capture is shared by
 ``--suspects-per-live`` suspects. Modes:
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     tex = get_detector("fr_texture", C=1.0, **fast)
     tex.model_ = _dummy_linear(tex)
     rows += bench(tex, pairs, name="dlib + texture (fr_texture)")
-    # the shipped frll_dmad.yaml: cue features of both images + one warp and one embedding per pair
+    # the shipped frll_dmad.yaml: embedding + landmarks of both images, one warp and one embedding per pair
     shipped = {"embedder_params": {"detector": {**fast["embedder_params"]["detector"], "equalise": "retry"}}}
     rows += bench(get_detector("demorph_distance", **shipped), pairs, name="demorphing (demorph_distance, shipped)")
     if not args.skip_vit:

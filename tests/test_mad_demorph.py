@@ -234,3 +234,38 @@ def test_demorph_blocks_are_hand_checkable_and_the_svm_round_trips(real_pairs, t
     blank = np.full((200, 200, 3), 90, np.uint8)
     r = svm.score_pairs([Pair("noface", real_pairs[0].suspect, blank)], cache=cache)
     assert r.status == ["no_face"] and np.isnan(r.scores).all()
+
+
+def test_demorph_distance_computes_only_embedding_and_landmarks_and_shares_the_cue_detectors_rows(
+        real_pairs, monkeypatch):
+    """The untrained detector's per-image rows are the FR embedding and the 68 landmarks of the cue
+    extractor's rows (cut from them when cached, else computed without the upper-face embedding,
+    region cues or texture); its demorphed suspects are the demorph_* blocks' cache entries."""
+    from madpad.mad import cues
+    from madpad.mad.cues import CueExtractor, DemorphExtractor
+
+    images = [p.suspect for p in real_pairs[:3]] + [p.live for p in real_pairs[:3]]
+    lean, full = DemorphExtractor(embedder_params=FAST), CueExtractor(embedder_params=FAST)
+    fresh = lean.many(images, cache=FeatureCache()).features
+    rows = full.many(images, cache=FeatureCache()).features
+    lay = full.layout()
+    np.testing.assert_array_equal(fresh, np.hstack([rows[:, lay["embedding"]], rows[:, lay["landmarks"]]]))
+    assert lean.layout()["landmarks"] == slice(128, 128 + 136) and lean.id != full.id
+    assert lean.demorph_id == full.demorph_id == full.id
+
+    # scoring does none of the cue extractor's extra work ...
+    def forbidden(*a, **k):
+        raise AssertionError("demorph_distance computed a cue it does not use")
+
+    with monkeypatch.context() as m:
+        m.setattr(cues, "region_cues", forbidden)
+        m.setattr(cues, "mask_lower_face", forbidden)
+        m.setattr(cues, "texture_features", forbidden)
+        alone = get_detector("demorph_distance", embedder_params=FAST).score(real_pairs, cache=FeatureCache())
+    # ... and after demorph_svm's features, it computes nothing: cut rows, shared demorphed suspects
+    cache = FeatureCache()
+    get_detector("demorph_svm", embedder_params=FAST)._features(real_pairs, cache)
+    misses = cache.misses
+    shared = get_detector("demorph_distance", embedder_params=FAST).score(real_pairs, cache=cache)
+    assert cache.misses == misses
+    np.testing.assert_array_equal(shared, alone)

@@ -316,21 +316,74 @@ class CueExtractor(FaceFeatureExtractor):
     def layout(self) -> dict[str, slice]:
         return cue_layout(self.embed_dim)
 
+    @property
+    def demorph_id(self) -> str:
+        """The id under which the demorphed suspects of pairs of these images are cached."""
+        return self.id
+
     def one(self, image: Any) -> np.ndarray:
         from madpad.face import align_arcface
 
         emb = self.emb
-        a = emb.analyze(image).raise_for_status()
-        if a.landmarks is None or len(a.landmarks) != 68:
-            raise ValueError("the cue detectors need a 68-point landmarker (embedder_params landmarker='dlib68')")
-        lm = np.asarray(a.landmarks, dtype=np.float64)
-        if eye_distance(lm) < MIN_IOD:  # a per-image problem (status no_face), not a crash of the batch
-            raise FaceNotFoundError(f"face too small for the cue features ({eye_distance(lm):.1f} px between the "
-                                    f"eyes; at least {MIN_IOD:g} needed)")
+        a, lm = analysed_with_68(emb, image)
         crop = align_arcface(a.image, a.landmarks5 if a.landmarks5 is not None else lm, size=self.texture_size)
         parts = [embed_analysed(emb, a.image, a), embed_analysed(emb, mask_lower_face(a.image, lm), a),
                  lm.ravel(), region_cues(a.image, lm), texture_features(crop)]
         return np.concatenate([np.asarray(p, dtype=np.float32) for p in parts])
+
+
+def analysed_with_68(emb, image: Any):
+    """The face analysis of ``image`` by embedder ``emb`` and its 68 landmarks (float64), for the
+    cue and demorphing extractors; a face too small for them is a per-image problem (status
+    ``no_face``), not a crash of the batch."""
+    a = emb.analyze(image).raise_for_status()
+    if a.landmarks is None or len(a.landmarks) != 68:
+        raise ValueError("the cue detectors need a 68-point landmarker (embedder_params landmarker='dlib68')")
+    lm = np.asarray(a.landmarks, dtype=np.float64)
+    if eye_distance(lm) < MIN_IOD:
+        raise FaceNotFoundError(f"face too small for the cue features ({eye_distance(lm):.1f} px between the "
+                                f"eyes; at least {MIN_IOD:g} needed)")
+    return a, lm
+
+
+class DemorphExtractor(FaceFeatureExtractor):
+    """Per-image vector of the untrained demorphing detector, one face analysis per image: the FR
+    embedding and the 68 landmarks (image pixels), layout ``embedding | landmarks``. It does half
+    the work of :class:`CueExtractor` (no upper-face embedding, region cues or texture); a row that
+    the cue extractor of the same embedder has cached is cut from it, not recomputed, and the
+    demorphed suspects are cached under the cue extractor's id (:attr:`demorph_id`), so
+    ``demorph_distance`` and the ``demorph_*`` blocks of :class:`CueDetector` share them (both
+    take the embedding and the landmarks from the same analysis)."""
+
+    VERSION = "lm68-v1"
+
+    def __init__(self, *, embedder: str = "dlib", embedder_params: dict | None = None, texture_size: int = 160):
+        super().__init__(embedder=embedder, embedder_params=embedder_params, texture=False,
+                         texture_size=texture_size, shape=False)
+        self._cues = CueExtractor(embedder=embedder, embedder_params=embedder_params, texture_size=texture_size)
+
+    @property
+    def emb(self):
+        return self._cues.emb
+
+    def _id(self, texture: bool, shape: bool) -> str:
+        return f"{self.emb.id}|{self.VERSION}"
+
+    def layout(self) -> dict[str, slice]:
+        d = self.embed_dim
+        return {"embedding": slice(0, d), "landmarks": slice(d, d + 136), "all": slice(0, d + 136)}
+
+    @property
+    def demorph_id(self) -> str:
+        return self._cues.id
+
+    def _richer_variants(self):
+        lay = self._cues.layout()
+        return [(self._cues.id, lambda w: np.concatenate([w[lay["embedding"]], w[lay["landmarks"]]]))]
+
+    def one(self, image: Any) -> np.ndarray:
+        a, lm = analysed_with_68(self.emb, image)
+        return np.concatenate([embed_analysed(self.emb, a.image, a), lm.ravel()]).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- pair features and detectors
@@ -439,7 +492,7 @@ class CueDetector(EmbeddingClassifierDetector):
         return X, ok, status, error
 
 
-def demorph_rows(fx: CueExtractor, pairs, s: np.ndarray, l: np.ndarray, status: list, error: list, *,
+def demorph_rows(fx: CueExtractor | DemorphExtractor, pairs, s: np.ndarray, l: np.ndarray, status: list, error: list, *,
                  alphas, cache: FeatureCache, progress: bool = False) -> np.ndarray:
     """Embeddings of the demorphed suspects (n, len(alphas) * dim) of :class:`~madpad.mad.demorph.DemorphFeatures`
     from the landmarks in the per-image rows ``s`` and ``l``; ``status``/``error`` of pairs whose
@@ -447,7 +500,7 @@ def demorph_rows(fx: CueExtractor, pairs, s: np.ndarray, l: np.ndarray, status: 
     from madpad.mad.demorph import DemorphFeatures
 
     lay = fx.layout()
-    res = DemorphFeatures(fx.emb, fx.id).many(
+    res = DemorphFeatures(fx.emb, fx.demorph_id).many(
         pairs, s[:, lay["landmarks"]].reshape(-1, 68, 2), l[:, lay["landmarks"]].reshape(-1, 68, 2), alphas=alphas,
         cache=cache, progress=progress, ok=[st == "ok" for st in status])
     for i, st in enumerate(res.status):
@@ -497,6 +550,12 @@ class DemorphDistanceDetector(UpperFaceDistanceDetector):
         super().__init__(embedder=embedder, embedder_params=embedder_params, progress=progress,
                          texture_size=texture_size)
         self.alpha = check_alpha(alpha)
+
+    def _extractor(self) -> DemorphExtractor:
+        if getattr(self, "_fx", None) is None:
+            self._fx = DemorphExtractor(embedder=self.embedder, embedder_params=self.embedder_params,
+                                        texture_size=self.texture_size)
+        return self._fx
 
     def get_config(self) -> dict:
         return {**super().get_config(), "alpha": self.alpha}

@@ -22,7 +22,8 @@ Images without a usable face give a row of NaNs and a status (``no_face``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,6 +184,13 @@ class FaceFeatureExtractor:
     def id(self) -> str:
         return self._id(self.texture, self.shape)
 
+    def _richer_variants(self) -> list[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
+        """(cache id, cut) of the extractors whose cached rows hold this one's (a row of theirs,
+        cut, is this extractor's row for the same image): here the variants with texture and/or
+        shape switched on."""
+        return [(self._id(t, sh), functools.partial(self._from_superset, texture=t, shape=sh))
+                for t in (self.texture, True) for sh in (self.shape, True) if (t, sh) != (self.texture, self.shape)]
+
     def _from_superset(self, v: np.ndarray, texture: bool, shape: bool) -> np.ndarray:
         """This extractor's vector cut out of a cached vector of a richer variant."""
         src = feature_layout(self.embed_dim, texture=texture, shape=shape)
@@ -230,16 +238,15 @@ class FaceFeatureExtractor:
         model_id = self.id
         todo: dict[str, list[int]] = {}
         # reuse rows cached by a richer variant of the same embedder (e.g. embedding + texture)
-        supersets = [(t, sh) for t in (self.texture, True) for sh in (self.shape, True)
-                     if (t, sh) != (self.texture, self.shape)]
+        richer = self._richer_variants()
         for i, k in enumerate(keys):
             if k is None:
                 continue
             v = cache.get(model_id, k)
-            for t, sh in supersets if v is None else ():
-                w = cache.get(self._id(t, sh), k)
+            for rich_id, cut in richer if v is None else ():
+                w = cache.get(rich_id, k)
                 if w is not None:
-                    v = self._from_superset(w, t, sh)
+                    v = cut(w)
                     break
             if v is not None:
                 cache.hits += 1
