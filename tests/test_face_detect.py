@@ -252,6 +252,35 @@ def test_dlib_hog_equalise_retry_finds_a_dark_low_contrast_face_and_is_part_of_t
         "det=dlib_hog[max_side=400,upsample=0]|", "det=dlib_hog[equalise=retry,max_side=400,upsample=0]|")
 
 
+def test_dlib_hog_upsample_retry_finds_the_face_in_a_low_resolution_capture(sample_dir):
+    """A face-and-shoulders thumbnail (FRLL sample 001 smiling, CC BY 4.0, downscaled to 90 and
+    120 px: a 37-45 px face) is below what HOG finds without upsampling; the retry with one more
+    upsampling finds it at the face's place, and leaves images with a found face alone."""
+    import cv2
+
+    from madpad.face import get_embedder
+
+    img = read_image(sample_dir / "smiling" / "001_08.jpg")
+    ref = get_detector("dlib_hog", upsample=0, max_side=None).detect(img)[0]
+    plain = get_detector("dlib_hog", upsample=0, max_side=400, equalise="retry")
+    retry = get_detector("dlib_hog", upsample=0, max_side=400, equalise="retry", upsample_retry=True)
+    for side in (90, 120):
+        thumb = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+        assert plain.detect(thumb) == []
+        found = retry.detect(thumb)
+        assert len(found) == 1
+        a, b = found[0].box, np.asarray(ref.box) * side / img.shape[1]
+        inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+        assert inter / union > 0.5
+    big = cv2.resize(img, (400, 400), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal([d.box for d in retry.detect(big)], [d.box for d in plain.detect(big)])
+    with pytest.raises(ValueError, match="upsample_retry must be true or false"):
+        get_detector("dlib_hog", upsample_retry="yes")
+    assert "det=dlib_hog[upsample_retry=true]|" in get_embedder("dlib", detector={"name": "dlib_hog",
+                                                                                 "upsample_retry": True}).id
+
+
 def test_embedding_cache_identity_names_every_non_default_face_finding_option(tmp_path):
     """Embeddings found with other detector options (smaller detection image, no upsampling,
     another model file) never share a cache identity; default options keep the plain name, and a

@@ -121,6 +121,12 @@ def test_classifier_round_trip_and_no_face_status(sample_pairs, tmp_path):
     r = loaded.score_pairs([Pair("g", grey, sample_pairs[0].live), sample_pairs[0]])
     assert r.status[0] == "no_face" and "suspect" in r.error[0] and np.isnan(r.scores[0])
     assert r.status[1] == "ok" and r.scores[1] == pytest.approx(s[0], rel=1e-12)
+    # a faceless file: its path is named once in the per-pair error, after the image's role
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    r = loaded.score_pairs([Pair("g", tmp_path / "grey.png", sample_pairs[0].live)])
+    assert r.error[0].startswith(f"suspect: {tmp_path / 'grey.png'}: ") and r.error[0].count("grey.png") == 1
 
 
 # --------------------------------------------------------------------------- texture / variation

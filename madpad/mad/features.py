@@ -263,8 +263,9 @@ class FaceFeatureExtractor:
             except (MadpadError, OSError) as exc:
                 st = _status_of(exc)
                 name = str(im) if not isinstance(im, np.ndarray) else f"image {idx[0]}"
+                msg = str(exc) if str(exc).startswith(f"{name}:") else f"{name}: {exc}"  # the file named once
                 for i in idx:
-                    status[i], error[i] = st, f"{name}: {exc}"
+                    status[i], error[i] = st, msg
                 if st == "no_face":
                     cache.put(model_id, k, np.full(self.dim, np.nan, np.float32))
                 continue
