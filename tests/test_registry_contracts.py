@@ -371,7 +371,7 @@ def test_unknown_parameter_message_names_the_kind_entry_and_valid_keys():
     with pytest.raises(UsageError) as exc:
         FACE_DETECTORS.create("dlib_hog", upsmple=2)
     assert str(exc.value) == ("face detector 'dlib_hog': unknown parameter 'upsmple'; did you mean 'upsample'? "
-                              "valid: ['equalise', 'max_side', 'threshold', 'upsample']")
+                              "valid: ['equalise', 'max_side', 'threshold', 'upsample', 'upsample_retry']")
 
 
 def test_checkpoint_kinds_identify_one_class_each():
