@@ -1,9 +1,11 @@
 """Scoring speed of the D-MAD detectors: pairs per second, with and without the live-capture cache.
 
 Detectors: the dlib embedding baseline (``embedding_distance``, the same per-image cost as
-``embedding_logreg``/``embedding_svm``), ``fr_texture`` (dlib + texture statistics), the shipped
+``embedding_logreg``/``embedding_svm``), ``fr_texture`` (dlib + texture statistics), the untrained
 ``demorph_distance`` (per image the FR embedding and the 68 landmarks, then a warp and an FR
-embedding per pair, so a cached live capture saves less), and the foundation detector on open_clip ViT-B-16 with LoRA (random weights: speed only).
+embedding per pair, so a cached live capture saves less), the shipped ``dmad_cues [demorph_diff]``
+(the same per image, two demorphing alphas per pair, then the classifier), and the foundation
+detector on open_clip ViT-B-16 with LoRA (random weights: speed only).
 
 Pairs come from the bundled FRLL sample (600x600 JPEGs): each live capture is shared by
 ``--suspects-per-live`` suspects. Modes:
@@ -96,9 +98,16 @@ def main(argv=None) -> int:
     tex = get_detector("fr_texture", C=1.0, **fast)
     tex.model_ = _dummy_linear(tex)
     rows += bench(tex, pairs, name="dlib + texture (fr_texture)")
-    # the shipped frll_dmad.yaml: embedding + landmarks of both images, one warp and one embedding per pair
-    shipped = {"embedder_params": {"detector": {**fast["embedder_params"]["detector"], "equalise": "retry"}}}
-    rows += bench(get_detector("demorph_distance", **shipped), pairs, name="demorphing (demorph_distance, shipped)")
+    # demorphing, face finding of the shipped frll_dmad.yaml: embedding + landmarks of both images,
+    # then per pair one warp and one embedding per alpha
+    shipped = {"embedder_params": {"detector": {**fast["embedder_params"]["detector"], "equalise": "retry",
+                                                "upsample_retry": True}}}
+    rows += bench(get_detector("demorph_distance", **shipped), pairs,
+                  name="demorphing, alpha 0.5, untrained (demorph_distance)")
+    # the shipped frll_dmad.yaml: dmad_cues [demorph_diff], alphas 0.3 and 0.5 -> RBF SVM
+    ship = get_detector("dmad_cues", features=["demorph_diff"], classifier="rbf_svm", C=1.0, **shipped)
+    ship.model_ = _dummy_linear(ship, d=2 * 128)
+    rows += bench(ship, pairs, name="demorphing, alphas 0.3 + 0.5 -> SVM (dmad_cues [demorph_diff], shipped)")
     if not args.skip_vit:
         from madpad.mad.foundation import FoundationDetector, _Net
 
@@ -116,13 +125,14 @@ def main(argv=None) -> int:
     return 0
 
 
-def _dummy_linear(det):
-    """A fixed linear model of the right width (speed only: feature extraction dominates)."""
+def _dummy_linear(det, d: int | None = None):
+    """A fixed linear model of width ``d`` (default: fr_texture's) (speed only: feature extraction
+    dominates)."""
     import numpy as np
 
     from madpad.mad.features import TEXTURE_DIM
 
-    d = 128 * 2 + 1 + 2 * TEXTURE_DIM
+    d = d or 128 * 2 + 1 + 2 * TEXTURE_DIM
     return {"kind": "logreg", "mean": np.zeros(d), "scale": np.ones(d), "coef": np.ones(d) / d,
             "intercept": np.zeros(1), "classes": np.array([0, 1])}
 

@@ -113,7 +113,9 @@ def _keep(pairs, species):
 
 
 def _subject(p) -> str:
-    return str(p.extra.get("live_subject") or (p.subjects[0] if p.subjects else p.id))
+    from madpad.mad.pairs import pair_subject
+
+    return pair_subject(p)
 
 
 # --------------------------------------------------------------------------- figures
@@ -408,6 +410,11 @@ def markdown_report(data: dict) -> str:
               f"Expression decile: the {len(data.get('expression_decile', []))} test subjects with the largest "
               "dlib distance between their neutral and smiling photos; BPCER of their bona fide pairs at the "
               "whole test set's APCER = 1 % / 5 % thresholds.\n")]
+    counts = data.get("counts", {})
+    if counts:
+        parts.append("Pairs (bona fide + attack): " + ", ".join(
+            f"{k} {c.get('bona_fide', 0)} + {c.get('attack', 0)}" for k, c in counts.items())
+            + (f" (dev includes {', '.join(data['extra_dev'])})" if data.get("extra_dev") else "") + ".\n")
     for v in variants:
         parts.append(f"\n## Suspects {v}\n\n" + markdown_table(results, v))
     parts.append("\n## Dev figures (for choosing the shipped detector; dev pairs only, nested "
@@ -480,6 +487,9 @@ def main(argv=None) -> int:
     ap.add_argument("--morphs", nargs="*", default=[], help="morph manifests PATH=SPECIES, one per family")
     ap.add_argument("--pairs", default=None,
                     help="folder with pairs_train/dev/test.csv already built (then --morphs is not needed)")
+    ap.add_argument("--extra-dev", action="append", default=[], metavar="PAIRS.csv",
+                    help="more labelled dev pairs (other subjects, e.g. benchmarks/canada_dev_pairs.py), added to "
+                         "the dev pairs of every protocol: they choose C and the shipped detector, nothing else")
     ap.add_argument("--out", required=True)
     ap.add_argument("--cache", default=None, help="feature cache folder (default OUT/cache)")
     ap.add_argument("--families", default=None, help="comma-separated families to hold out (default: all)")
@@ -529,6 +539,13 @@ def _main(args) -> int:
         info = {"counts": built.counts, "dropped_morphs": built.dropped_morphs, "failures": len(built.failures),
                 "suspect_chains": args.suspect_chains, "live_profile": args.live_profile}
     splits = {k: read_pairs_csv(f, require_labels=True) for k, f in files.items()}
+    if args.extra_dev:
+        from madpad.mad.pairs import add_dev_pairs
+
+        splits["dev"] = add_dev_pairs(splits["dev"], [(f"--extra-dev {f}", read_pairs_csv(f, require_labels=True))
+                                                      for f in args.extra_dev],
+                                      others={"train": splits["train"], "test": splits["test"]})
+        info["extra_dev"] = [Path(f).name for f in args.extra_dev]
     info["counts"] = {k: {c: sum(p.label == c for p in ps) for c in ("bona_fide", "attack")} for k, ps in splits.items()}
     families = sorted({p.species for p in splits["test"] if p.label == "attack"})
     if args.families:

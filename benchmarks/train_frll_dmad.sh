@@ -7,22 +7,25 @@
 # 1. generates the four morph families of benchmarks/frll_morph_families.sh (landmark,
 #    landmark_spliced, spliced_poisson, tem189; one subject split, same-gender pairs inside each
 #    split; resumable),
-# 2. builds the pairs and "trains" the shipped detector on ALL families with
+#    Then the same four families on the 40 FRLL-Canada subjects, as DEV pairs only
+#    (benchmarks/canada_dev_pairs.py: more dev subjects, another framing; 160 bona fide + 416 attack),
+# 2. builds the pairs and trains the shipped detector on ALL families with
 #    `python -m madpad.detect train --config madpad/configs/detect/frll_dmad.yaml`: 10 simulated
 #    live captures per subject with the `gate` live profile, every suspect (bona fide and morph
-#    alike) through a seeded `attacker` post-processing chain; the shipped detector is the
-#    untrained demorph_distance (the dev choice of step 3's table), so this step checks the pairs
-#    and scores dev and test (madpad/configs/detect/frll_dmad_svm.yaml trains demorph_svm on the
-#    same pairs),
+#    alike) through a seeded `attacker` post-processing chain; the shipped detector is
+#    dmad_cues [demorph_diff] (the dev choice of step 3's table), C chosen on the FRLL dev pairs
+#    plus the FRLL-Canada ones (data.extra_dev); it scores dev and test
+#    (madpad/configs/detect/frll_dmad_svm.yaml trains demorph_svm on the same pairs),
 # 3. runs the leave-one-morph-family-out table for every detector of benchmarks/mad_lomo.py on
 #    the same pairs (train on three families, select on their dev pairs, test on the fourth;
 #    intervals and the paired difference to the untrained embedding_distance; expression decile;
 #    every figure again with all test suspects re-encoded as JPEG q75; the dev figures that
-#    choose the shipped detector),
+#    choose the shipped detector, on the FRLL and FRLL-Canada dev pairs),
 # 4. scores all test pairs with the shipped checkpoint (`detect score`) and writes a PAD report
 #    with subject-bootstrap intervals (`report pad`).
 #
-# Outputs: OUT_DIR/morphs/<family>/ (manifest.csv), OUT_DIR/model/ (checkpoint, scores_dev.csv,
+# Outputs: OUT_DIR/morphs/<family>/ (manifest.csv), OUT_DIR/canada/ (morphs/, pairs/pairs_dev.csv;
+# derived from FRLL-Canada, CC BY 4.0), OUT_DIR/model/ (checkpoint, scores_dev.csv,
 # scores_test.csv, train_summary.json), OUT_DIR/model/pairs/ (pair CSVs, processed suspects and
 # simulated live captures; derived from FRLL, CC BY 4.0), OUT_DIR/lomo/ (results.md, results.json,
 # score CSVs), OUT_DIR/scores_test_all.csv, OUT_DIR/report/ (report.md/json/html).
@@ -32,17 +35,21 @@ set -euo pipefail
 : "${MADPAD_SHARED:?set MADPAD_SHARED to the folder holding data/frll}"
 OUT=${1:-runs/frll_dmad}
 FRLL="$MADPAD_SHARED/data/frll"
+CANADA="$MADPAD_SHARED/data/frll_canada"
 FAMILIES="landmark landmark_spliced spliced_poisson tem189"
 bash benchmarks/frll_morph_families.sh "$OUT"
+python benchmarks/canada_dev_pairs.py --canada "$CANADA" --out "$OUT/canada"
+EXTRA_DEV="$OUT/canada/pairs/pairs_dev.csv"
 MORPHS=""
 for f in $FAMILIES; do
   MORPHS="$MORPHS${MORPHS:+,}$OUT/morphs/$f/manifest.csv=$f"
 done
 python -m madpad.detect train --config madpad/configs/detect/frll_dmad.yaml \
   --set "data.build.morphs=[$MORPHS]" --set "data.build.out=$OUT/model/pairs" \
-  --set "out=$OUT/model" --set "cache=$OUT/cache"
+  --set "data.extra_dev=[$EXTRA_DEV]" --set "out=$OUT/model" --set "cache=$OUT/cache"
 # shellcheck disable=SC2086
 python benchmarks/mad_lomo.py --frll "$FRLL" --pairs "$OUT/model/pairs" --out "$OUT/lomo" --cache "$OUT/cache" \
+  --extra-dev "$EXTRA_DEV" \
   ${LOMO_ARGS:-}
 python -m madpad.detect score --model "$OUT/model" --pairs "$OUT/model/pairs/pairs_test.csv" \
   --out "$OUT/scores_test_all.csv" --cache "$OUT/cache"

@@ -193,3 +193,20 @@ def test_unknown_components_are_usage_errors_not_per_item_failures(small_frll, t
         rc = main(["--method", "landmark", "--pairs", str(pairs), "--out", str(tmp_path / "o"), *opts])
         assert rc == 2 and message in capsys.readouterr().err
         assert not (tmp_path / "o" / "manifest.csv").exists()
+
+
+def test_morph_attribution_credits_each_source_data_set_by_its_folder():
+    from madpad.data.frll import FRLL_CANADA_CREDIT, FRLL_CREDIT, dataset_credits
+    from madpad.morph.batch import MorphRequest, attribution_text
+
+    canada = dataset_credits(["/d/shared/data/frll_canada"])
+    assert canada == [FRLL_CANADA_CREDIT] and "Young Adult White Faces" in canada[0] and "4220517" in canada[0]
+    assert dataset_credits(["/d/shared/data/frll/neutral"]) == [FRLL_CREDIT]
+    assert dataset_credits(["/x/FRLL_Canada", "/y/frll/smiling"]) == [FRLL_CANADA_CREDIT, FRLL_CREDIT]
+    assert dataset_credits(["/d/photos/lab"]) == []
+    req = [MorphRequest("a__b", Path("/d/frll_canada/003f.jpg"), Path("/d/frll_canada/010f.jpg"), "003f", "010f")]
+    text = attribution_text(req, method="tem189", params={})
+    assert "Young Adult White Faces" in text and "London Set" not in text and "morphed with madpad `tem189`" in text
+    plain = attribution_text([MorphRequest("x", Path("/p/a.jpg"), Path("/p/b.jpg"), "a", "b")], method="landmark",
+                             params={})
+    assert "Keep the licence and attribution terms" in plain and "CC BY" not in plain

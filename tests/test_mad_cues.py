@@ -265,8 +265,9 @@ def test_cue_blocks_are_switchable_and_hand_checkable(pairs, cache):
     lm_s, lm_l = s[:, lay["landmarks"]].reshape(-1, 68, 2), l[:, lay["landmarks"]].reshape(-1, 68, 2)
     np.testing.assert_allclose(X[:, 2:2 + len(LANDMARK_NAMES)], [landmark_displacement(a, b) for a, b in zip(lm_s, lm_l)])
     assert X.shape[1] == len(det.feature_names()) == 2 + len(LANDMARK_NAMES) + 7
-    only_lm = get_detector("landmark_displacement", embedder_params=FAST)
-    np.testing.assert_allclose(only_lm.pair_matrix(s, l), X[:, 2:2 + len(LANDMARK_NAMES)])
+    only_lm = get_detector("landmark_displacement", embedder_params=FAST)  # lean rows: embedding + landmarks
+    s2, l2, _, _ = only_lm._image_features(pairs, cache)
+    np.testing.assert_allclose(only_lm.pair_matrix(s2, l2), X[:, 2:2 + len(LANDMARK_NAMES)])
 
 
 def test_cue_detector_round_trip_and_no_face_status(pairs, cache, tmp_path):

@@ -269,3 +269,29 @@ def test_demorph_distance_computes_only_embedding_and_landmarks_and_shares_the_c
     shared = get_detector("demorph_distance", embedder_params=FAST).score(real_pairs, cache=cache)
     assert cache.misses == misses
     np.testing.assert_array_equal(shared, alone)
+
+
+def test_cue_detectors_that_need_only_embedding_and_landmarks_use_the_lean_extractor(real_pairs, monkeypatch):
+    """demorph_svm and any dmad_cues feature set within LEAN_BLOCKS compute one FR embedding and 68
+    landmarks per image, and get the same pair features as from the whole cue vector."""
+    from madpad.mad import cues
+
+    assert isinstance(get_detector("dmad_cues", embedder_params=FAST)._extractor(), cues.CueExtractor)
+    assert isinstance(get_detector("dmad_cues", embedder_params=FAST, features=["diff", "smad"])._extractor(),
+                      cues.CueExtractor)
+
+    def forbidden(*a, **k):
+        raise AssertionError("a lean cue detector computed a cue it does not use")
+
+    for name, extra in (("demorph_svm", {}), ("dmad_cues", {"features": ["cos", "landmarks", "demorph_diff"]})):
+        lean = get_detector(name, embedder_params=FAST, **extra)
+        assert isinstance(lean._extractor(), cues.DemorphExtractor)
+        with monkeypatch.context() as m:
+            for f in ("region_cues", "mask_lower_face", "texture_features"):
+                m.setattr(cues, f, forbidden)
+            X, ok, _, _ = lean._features(real_pairs, FeatureCache())
+        whole = get_detector(name, embedder_params=FAST, **extra)
+        whole._fx = cues.CueExtractor(embedder_params=FAST)
+        X_whole, ok_whole, _, _ = whole._features(real_pairs, FeatureCache())
+        assert ok.all() and np.array_equal(ok, ok_whole)
+        np.testing.assert_array_equal(X, X_whole)

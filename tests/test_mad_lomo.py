@@ -187,3 +187,26 @@ def test_expression_decile_and_its_bpcer_by_hand(lomo):
 
 def test_lomo_protocols_hold_out_each_family(lomo):
     assert lomo.lomo_protocols(["b", "a", "c", "a"]) == [(["b", "c"], "a"), (["a", "c"], "b"), (["a", "b"], "c")]
+
+
+def test_canada_dev_pair_lists_are_same_gender_seeded_and_share_pairs(load_script):
+    from types import SimpleNamespace
+
+    cd = load_script(BENCH / "canada_dev_pairs.py")
+    subs = [f"{i:03d}{g}" for i in range(6) for g in "fm"]
+    images = [SimpleNamespace(subject=s, id=s, path=Path(f"/d/{s}.jpg"), extra={"gender": "female" if s[-1] == "f"
+                                                                                    else "male"}) for s in subs]
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(len(subs), 8))
+    emb[subs.index("001f")] = emb[subs.index("004f")] + 0.01  # a look-alike pair
+    lists = cd.pair_lists(images, per_family=7, seed=3, embeddings=emb)
+    a05, alphas, sim = lists["alpha05"], lists["alphas"], lists["similar_alphas"]
+    assert len(a05) == 7 and all(r["alpha"] == 0.5 and r["split"] == "dev" for r in a05)
+    assert all(r["subject_a"][-1] == r["subject_b"][-1] for r in a05 + sim)  # same gender only
+    assert [r["id"] for r in alphas] == [r["id"] for r in a05]  # tem189 morphs the same pairs
+    assert {r["alpha"] for r in alphas} <= {0.4, 0.5, 0.6} and len({r["alpha"] for r in alphas}) > 1
+    assert ("001f", "004f") in {(r["subject_a"], r["subject_b"]) for r in sim}
+    assert len(sim) >= len(subs)  # 2 partners per subject, union of unordered pairs
+    again = cd.pair_lists(images, per_family=7, seed=3, embeddings=emb)
+    assert again == lists
+    assert [r["id"] for r in cd.pair_lists(images, per_family=7, seed=4)["alpha05"]] != [r["id"] for r in a05]

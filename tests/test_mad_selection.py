@@ -235,3 +235,54 @@ def test_dev_species_selects_dev_attacks_and_names_the_field_when_unknown(tmp_pa
     with pytest.raises(KeyboardInterrupt):  # default: dev filtered like train
         train_from_config(load_train_config(None, base))
     assert seen == {"train": ["a"], "dev": ["a"]}
+
+
+# --------------------------------------------------------------------------- more dev subjects
+def _subject_pair(pid, subj, label="bona_fide", species=""):
+    return Pair(id=pid, suspect=f"s_{pid}", live=f"l_{pid}", label=label, species=species, subjects=(subj,),
+                extra={"live_subject": subj})
+
+
+def test_add_dev_pairs_appends_new_subjects_and_names_the_source_of_a_clash():
+    from madpad.mad.pairs import add_dev_pairs
+
+    others = {"train": [_subject_pair("t1", "a")], "test": [_subject_pair("x1", "c")]}
+    dev = [_subject_pair("d1", "b")]
+    more = [_subject_pair("e1", "ca1"), _subject_pair("e2", "ca1", "attack", "f1")]
+    out = add_dev_pairs(dev, [("more.csv", more)], others=others)
+    assert [p.id for p in out] == ["d1", "e1", "e2"] and [p.id for p in dev] == ["d1"]  # dev itself unchanged
+    assert [p.id for p in add_dev_pairs(dev, [("m", [_subject_pair("e3", "b")])], others=others)] == ["d1", "e3"]
+    assert [p.id for p in add_dev_pairs(None, [("m", more)], others=others)] == ["e1", "e2"]
+    with pytest.raises(UsageError, match=r"^more.csv: pair 'e4': subject 'c' is a test subject$"):
+        add_dev_pairs(dev, [("more.csv", [_subject_pair("e4", "c")])], others=others)
+    with pytest.raises(UsageError, match=r"subject 'a' is a train subject"):
+        add_dev_pairs(dev, [("m", [_subject_pair("e5", "a")])], others=others)
+    with pytest.raises(UsageError, match=r"^m: pair id 'x1' is already used$"):
+        add_dev_pairs(dev, [("m", [_subject_pair("x1", "ca2")])], others=others)
+    with pytest.raises(UsageError, match=r"^second: pair id 'e1' is already used$"):  # twice in the extra lists
+        add_dev_pairs(dev, [("first", more), ("second", [_subject_pair("e1", "ca3")])], others=others)
+
+
+def test_extra_dev_pairs_reach_model_selection_with_the_dev_species_filter(tmp_path, monkeypatch):
+    from madpad.mad.baselines import EmbeddingDistanceDetector
+    from madpad.mad.training import load_train_config, train_from_config
+
+    train = _pair_csv(tmp_path, "train", ["", "", "a", "a"])
+    dev = _pair_csv(tmp_path, "dev", ["", "", "a", "b"])
+    extra = _pair_csv(tmp_path, "more", ["", "a", "b", "b"])
+    base = [f"data.train={train}", f"data.dev={dev}", f"out={tmp_path / 'm'}", "detector=embedding_distance"]
+    seen = {}
+
+    def fake_fit(self, pairs, *, dev=None):
+        seen["dev"] = sorted(p.id for p in dev)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(EmbeddingDistanceDetector, "fit", fake_fit)
+    with pytest.raises(KeyboardInterrupt):
+        train_from_config(load_train_config(None, base + [f"data.extra_dev=[{extra}]"]))
+    assert seen["dev"] == ["dev0", "dev1", "dev2", "dev3", "more0", "more1", "more2", "more3"]
+    with pytest.raises(KeyboardInterrupt):  # a single path is a list of one; species filtered as dev
+        train_from_config(load_train_config(None, base + [f"data.extra_dev={extra}", "data.dev_species=[b]"]))
+    assert seen["dev"] == ["dev0", "dev1", "dev3", "more0", "more2", "more3"]
+    with pytest.raises(UsageError, match=r"data.extra_dev .*train.csv: pair id 'train0' is already used"):
+        train_from_config(load_train_config(None, base + [f"data.extra_dev=[{train}]"]))

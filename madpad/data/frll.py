@@ -24,6 +24,25 @@ _FRLL_NAME = re.compile(r"^(\d+)_(\d\d)\.jpg$", re.IGNORECASE)
 _CANADA_NAME = re.compile(r"^(\d+)([fm])\.jpg$", re.IGNORECASE)
 FRLL_CAPTURES = {"neutral": ("03", "enrolment"), "smiling": ("08", "probe")}
 
+_CC_BY = "Licensed under CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)."
+FRLL_CREDIT = ("Face Research Lab London Set. Lisa DeBruine and Benedict Jones (2017). figshare. "
+               f"doi:10.6084/m9.figshare.5047666.v5. {_CC_BY}")
+FRLL_CANADA_CREDIT = ("Young Adult White Faces with Manipulated Versions. Lisa DeBruine and Benedict Jones (2017). "
+                      f"figshare. doi:10.6084/m9.figshare.4220517.v1. {_CC_BY}")
+
+
+def dataset_credits(paths) -> list[str]:
+    """The credit lines of the CC BY data sets that image ``paths`` come from, recognised by folder
+    name: a folder whose name contains ``canada`` (``frll_canada``) -> :data:`FRLL_CANADA_CREDIT`;
+    any other folder whose name contains ``frll`` -> :data:`FRLL_CREDIT`. In that order, each once;
+    ``[]`` when none is recognised."""
+    canada = frll = False
+    for p in paths:
+        parts = [q.lower() for q in Path(p).parts]
+        canada |= any("canada" in q for q in parts)
+        frll |= any("frll" in q and "canada" not in q for q in parts)
+    return [c for c, hit in ((FRLL_CANADA_CREDIT, canada), (FRLL_CREDIT, frll)) if hit]
+
 
 def _subject_table(root: Path) -> dict:
     p = root / "subjects.csv"

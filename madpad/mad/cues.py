@@ -393,6 +393,8 @@ CUE_BLOCKS = ("diff", "absdiff", "cos", "landmarks", "upper_cos", "upper_diff", 
 #: blocks computed from the demorphed suspect (one warp per pair, :mod:`madpad.mad.demorph`)
 DEMORPH_BLOCKS = ("demorph_diff", "demorph_cos")
 SUSPECT_ONLY_BLOCKS = ("smad", "texture")
+#: blocks that need only the FR embedding and the 68 landmarks of each image (:class:`DemorphExtractor`)
+LEAN_BLOCKS = (*EMBEDDING_PAIR_BLOCKS, "landmarks", *DEMORPH_BLOCKS)
 
 
 def cue_pair_block(feature: str, s: np.ndarray, l: np.ndarray | None, lay: dict[str, slice],
@@ -454,10 +456,14 @@ class CueDetector(EmbeddingClassifierDetector):
     feature_blocks = CUE_BLOCKS
     suspect_only_blocks = SUSPECT_ONLY_BLOCKS
 
-    def _extractor(self) -> CueExtractor:
+    def _extractor(self) -> CueExtractor | DemorphExtractor:
+        """The per-image extractor: the lean :class:`DemorphExtractor` (FR embedding + 68 landmarks)
+        when every block of ``features`` needs no more (:data:`LEAN_BLOCKS`), else :class:`CueExtractor`.
+        Both give the same values for those blocks (the lean rows are cut from cached cue rows)."""
         if getattr(self, "_fx", None) is None:
-            self._fx = CueExtractor(embedder=self.embedder, embedder_params=self.embedder_params,
-                                    texture_size=self.texture_size)
+            cls = DemorphExtractor if set(self.features) <= set(LEAN_BLOCKS) else CueExtractor
+            self._fx = cls(embedder=self.embedder, embedder_params=self.embedder_params,
+                           texture_size=self.texture_size)
         return self._fx
 
     def feature_names(self) -> list[str]:

@@ -28,7 +28,7 @@ import hashlib
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -425,6 +425,34 @@ def build_dmad_pairs(images, morphs: Iterable, out_dir: str | os.PathLike, *, co
     if failures:
         write_table(out / "failures.csv", failures, columns=["source", "output", "error"])
     return BuiltPairs(out, files, counts, dropped, failures)
+
+
+def pair_subject(p: Pair) -> str:
+    """The subject whose live capture a pair holds (``live_subject``, else the first subject,
+    else the pair id)."""
+    return str(p.extra.get("live_subject") or (p.subjects[0] if p.subjects else p.id))
+
+
+def add_dev_pairs(dev: Sequence[Pair] | None, extra: Sequence[tuple[str, Sequence[Pair]]], *,
+                  others: Mapping[str, Sequence[Pair]]) -> list[Pair]:
+    """``dev`` followed by the pairs of every ``(source, pairs)`` of ``extra`` (more dev subjects,
+    e.g. another dataset). Dev subjects must stay disjoint from the other splits and pair ids
+    unique: an extra pair whose id is already used, or whose live-capture subject
+    (:func:`pair_subject`) is a subject of a split of ``others`` (``{"train": ..., "test": ...}``),
+    is a one-line :class:`UsageError` naming ``source`` and the pair."""
+    out = list(dev or [])
+    ids = {p.id for p in out} | {p.id for ps in others.values() for p in (ps or [])}
+    subjects = {k: {pair_subject(p) for p in (ps or [])} for k, ps in others.items()}
+    for source, pairs in extra:
+        for p in pairs:
+            if p.id in ids:
+                raise UsageError(f"{source}: pair id {p.id!r} is already used")
+            for k, subs in subjects.items():
+                if pair_subject(p) in subs:
+                    raise UsageError(f"{source}: pair {p.id!r}: subject {pair_subject(p)!r} is a {k} subject")
+            ids.add(p.id)
+            out.append(p)
+    return out
 
 
 def filter_pairs(pairs: Sequence[Pair], *, species: Sequence[str] | None = None) -> list[Pair]:

@@ -40,6 +40,7 @@ TRAIN_DEFAULTS: dict = {
         "dev_species": None,     # attack species kept for dev (default: train_species); may name species absent
                                  # from training (leave-one-method-out dev: model selection rewards generalisation)
         "test_species": None,    # attack species kept for test
+        "extra_dev": [],         # more labelled dev pair CSVs (other subjects, e.g. another dataset): appended to dev
         "build": {
             "frll": None,          # FRLL folder (neutral/, smiling/)
             "images": None,        # or an image manifest (id,path,subject,label,...,capture)
@@ -90,6 +91,7 @@ def expand_paths(cfg: dict) -> None:
     d = cfg["data"]
     for k in ("train", "dev", "test"):
         d[k] = fix(d[k])
+    d["extra_dev"] = [fix(v) for v in ([d["extra_dev"]] if isinstance(d["extra_dev"], str) else d["extra_dev"] or [])]
     b = d["build"]
     for k in ("frll", "images", "images_root", "out"):
         b[k] = fix(b[k])
@@ -216,6 +218,22 @@ def _load_split(path, species, *, name: str, warn: Echo, field: str | None = Non
     return pairs
 
 
+def _with_extra_dev(dev, data: dict, *, train, test, warn: Echo):
+    """``dev`` + the pairs of every ``data.extra_dev`` CSV, with the dev species selection
+    (:func:`madpad.mad.pairs.add_dev_pairs`: their subjects must not be train or test subjects)."""
+    from madpad.mad.pairs import add_dev_pairs, read_pairs_csv
+
+    species = data["dev_species"] if data.get("dev_species") is not None else data["train_species"]
+    extra = []
+    for path in data["extra_dev"]:
+        pairs = read_pairs_csv(path, require_labels=True)
+        if species:
+            pairs = select_species(pairs, species, field="data.extra_dev", path=path, strict=False, warn=warn)
+        extra.append((f"data.extra_dev {path}", pairs))
+    out = add_dev_pairs(dev, extra, others={"train": train, "test": test or []})
+    return out if any(p.label == "attack" for p in out) and any(p.label == "bona_fide" for p in out) else None
+
+
 def train_from_config(cfg: dict, *, echo: Echo | None = None, warn: Echo | None = None) -> dict:
     """Train, save and evaluate the detector of a resolved config (:func:`load_train_config`);
     returns the summary written to ``out/train_summary.json``. The config's ``threads`` and
@@ -253,6 +271,8 @@ def train_from_config(cfg: dict, *, echo: Echo | None = None, warn: Echo | None 
         dev = _load_split(data["dev"], data["train_species"], name="dev", warn=warn, field="data.train_species",
                           strict=False)
     test = _load_split(data["test"], data["test_species"], name="test", warn=warn)
+    if data.get("extra_dev"):
+        dev = _with_extra_dev(dev, data, train=train, test=test, warn=warn)
     cache = feature_cache(cfg.get("cache"))
     t0 = time.time()
     fit_kwargs = {"dev": dev}

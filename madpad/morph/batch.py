@@ -198,19 +198,16 @@ def write_pairs_csv(path: str | Path, requests: Sequence[MorphRequest]) -> Path:
 
 
 # --------------------------------------------------------------------------- attribution
-FRLL_CREDIT = ("Face Research Lab London Set. Lisa DeBruine and Benedict Jones (2017). figshare. "
-               "doi:10.6084/m9.figshare.5047666.v5. Licensed under CC BY 4.0 "
-               "(https://creativecommons.org/licenses/by/4.0/).")
-
-
 def attribution_text(requests: Sequence[MorphRequest], *, method: str, params: dict) -> str:
+    from madpad.data.frll import dataset_credits
+
     folders = sorted({str(Path(r.a).parent) for r in requests} | {str(Path(r.b).parent) for r in requests})
-    is_frll = any("frll" in part.lower() for f in folders for part in Path(f).parts)
+    credits = dataset_credits(folders)
     lines = ["# Attribution of the source images", ""]
-    if is_frll:
-        lines += ["The morphs in this folder are derived from photographs of the", "",
-                  f"- {FRLL_CREDIT}", "",
-                  ("The subjects consented to the use of their photos \"in original or altered forms\" for "
+    if credits:
+        lines += ["The morphs in this folder are derived from photographs of the", ""]
+        lines += [f"- {c}" for c in credits] + [""]
+        lines += [("The subjects consented to the use of their photos \"in original or altered forms\" for "
                    "research and illustration."), ""]
     else:
         lines += [("The morphs in this folder are derived from the source images listed in `manifest.csv` "

@@ -24,12 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import madpad
+from madpad.data.frll import FRLL_CREDIT
 from madpad.pipeline.stages.demo.common import STEP_TITLES, STEPS, read_status
 
 DEFAULT_COMMAND = "python -m madpad.pipeline run pipelines/demo.yaml"
-FRLL_CREDIT = ("Face Research Lab London Set. Lisa DeBruine and Benedict Jones (2017). figshare. "
-               "doi:10.6084/m9.figshare.5047666.v5. Licensed under CC BY 4.0 "
-               "(https://creativecommons.org/licenses/by/4.0/).")
 CHANGES = [
     ("the bundled sample: 24 subjects, neutral and smiling frontal photos resized from 1350x1350 to 600x600 and "
      "re-encoded as JPEG (madpad/sample_data/frll24/ATTRIBUTION.md);"),
