@@ -32,10 +32,13 @@
 # Per-image features are cached in OUT_DIR/cache (shared by steps 2-4); every step resumes.
 # LOMO_ARGS: extra arguments of mad_lomo.py (e.g. LOMO_ARGS="--only embedding_svm --bootstrap 200").
 set -euo pipefail
-: "${MADPAD_SHARED:?set MADPAD_SHARED to the folder holding data/frll}"
+: "${MADPAD_SHARED:?set MADPAD_SHARED to the folder holding data/frll and data/frll_canada}"
 OUT=${1:-runs/frll_dmad}
 FRLL="$MADPAD_SHARED/data/frll"
 CANADA="$MADPAD_SHARED/data/frll_canada"
+for d in "$FRLL" "$CANADA"; do
+  [ -d "$d" ] || { echo "train_frll_dmad.sh: folder not found: $d (MADPAD_SHARED must hold data/frll and data/frll_canada)" >&2; exit 2; }
+done
 FAMILIES="landmark landmark_spliced spliced_poisson tem189"
 bash benchmarks/frll_morph_families.sh "$OUT"
 python benchmarks/canada_dev_pairs.py --canada "$CANADA" --out "$OUT/canada"
