@@ -77,6 +77,35 @@ def test_a_bona_fide_pair_demorphs_back_to_the_suspect_despite_pose_and_exposure
     assert err < 5.0 and err_raw > 30.0
 
 
+def test_a_tightly_cropped_live_capture_leaves_the_suspect_where_it_does_not_reach(rng):
+    """Where the live capture does not cover the suspect's frame, L_w takes the suspect's pixels, so
+    D = S there (not a mirrored copy of the live capture's border); the covered face is unchanged."""
+    import cv2
+
+    lm = _landmarks(rng)
+    s = _smooth_image(rng, scale=4.0)
+    y0, y1, x0, x1, f = 35, 150, 30, 112, 1.5  # the gate crops the face tightly and enlarges it
+    live = cv2.resize(s[y0:y1, x0:x1], (round((x1 - x0) * f), round((y1 - y0) * f)), interpolation=cv2.INTER_CUBIC)
+    live_lm = (lm - [x0, y0]) * f
+    out = np.zeros(s.shape[:2], bool)
+    out[:y0 - 8], out[:, :x0 - 8] = True, True  # well outside the crop
+    inside = np.zeros(s.shape[:2], bool)
+    inside[y0 + 8:y1 - 8, x0 + 8:x1 - 8] = True
+    lw = live_in_suspect_frame(s, live, lm, live_lm, colour_match=False)
+    np.testing.assert_array_equal(lw[out], s[out].astype(np.float32))
+    d = demorph_image(s, live, lm, live_lm, alpha=0.5, colour_match=False)
+    np.testing.assert_array_equal(d[out], s[out])
+    mirrored = live_in_suspect_frame(s, live, lm, live_lm, colour_match=False, fill_uncovered=False)
+    assert np.abs(mirrored[out] - s[out]).mean() > 10.0  # the old behaviour: the border reflected
+    np.testing.assert_allclose(lw[inside], mirrored[inside])
+    assert np.abs(lw[inside] - s[inside]).mean() < 3.0
+    # the fill is part of the cached demorph features' identity
+    from madpad.mad.demorph import DemorphFeatures
+
+    assert DemorphFeatures(None, "x").id(0.5) == "x|demorph-v1|alpha=0.5|colour=1|fill=1"
+    assert DemorphFeatures(None, "x", fill_uncovered=False).id(0.5) == "x|demorph-v1|alpha=0.5|colour=1"
+
+
 def test_demorphing_warps_the_expression_away(rng):
     """Landmarks of the live capture moved (a smile) are moved back onto the suspect's."""
     from madpad.face.warp import RemapWarpPlan, border_points, delaunay_triangles

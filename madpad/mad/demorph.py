@@ -21,7 +21,11 @@ Steps of :func:`live_in_suspect_frame`:
    suspect's, so expression and pose differences do not ghost into ``D``;
 3. optionally (``colour_match``, default on) the warped live capture's per-channel mean and
    standard deviation inside the suspect's face hull are matched to the suspect's, so a darker or
-   tinted gate capture is not amplified by ``1 / (1 - alpha)``.
+   tinted gate capture is not amplified by ``1 / (1 - alpha)``;
+4. optionally (``fill_uncovered``, default on) the pixels of the suspect's frame that the live
+   capture does not cover (a tightly cropped gate capture leaves the hair, chin or background of
+   the suspect uncovered) take the suspect's own values, so ``D = S`` there instead of a mirrored
+   copy of the live capture's border.
 
 :class:`DemorphFeatures` computes the FR embedding of ``D`` for each blend factor of a pair (one
 warp per pair), cached per pair in a :class:`~madpad.mad.cache.FeatureCache` under the content keys
@@ -62,10 +66,12 @@ def check_alpha(alpha) -> float:
 
 
 def live_in_suspect_frame(suspect: np.ndarray, live: np.ndarray, suspect_landmarks, live_landmarks, *,
-                          colour_match: bool = True) -> np.ndarray:
+                          colour_match: bool = True, fill_uncovered: bool = True) -> np.ndarray:
     """The live capture moved into the suspect's geometry (float32 (H, W, 3), suspect's size):
     similarity on the stable points, then a piecewise-affine warp of the 68 landmarks onto the
-    suspect's, then (``colour_match``) the suspect's colour statistics inside its face hull."""
+    suspect's, then (``colour_match``) the suspect's colour statistics inside its face hull, then
+    (``fill_uncovered``) the suspect's pixels where the live capture does not reach (blended by the
+    warped coverage, which is fractional along the live capture's edge)."""
     from madpad.face.align import apply_transform, similarity_transform, warp
     from madpad.face.warp import (
         RemapWarpPlan,
@@ -94,6 +100,9 @@ def live_in_suspect_frame(suspect: np.ndarray, live: np.ndarray, suspect_landmar
         raise ValueError(f"demorphing: cannot triangulate the suspect's landmarks ({str(exc).splitlines()[0]})") from None
     plan = RemapWarpPlan(dst, triangles, (w, h))
     out = plan(moved, src).astype(np.float32)
+    if fill_uncovered:
+        reach = warp(np.full(l_img.shape[:2], 255, np.uint8), M, (w, h), border="constant")
+        cover = (plan(reach, src).astype(np.float32) / 255.0)[..., None]
     if colour_match:
         m = face_hull_mask(s_img.shape, s_lm)
         if m.sum() >= 16:
@@ -102,15 +111,18 @@ def live_in_suspect_frame(suspect: np.ndarray, live: np.ndarray, suspect_landmar
                 ms, ss = s[..., c][m].mean(), s[..., c][m].std()
                 ml, sl = out[..., c][m].mean(), out[..., c][m].std()
                 out[..., c] = (out[..., c] - ml) * (ss / max(sl, 1e-3)) + ms
+    if fill_uncovered:
+        out = cover * out + (1.0 - cover) * s_img.astype(np.float32)
     return out
 
 
 def demorph_images(suspect, live, suspect_landmarks, live_landmarks, *, alphas: Sequence[float] = (0.5,),
-                   colour_match: bool = True) -> list[np.ndarray]:
+                   colour_match: bool = True, fill_uncovered: bool = True) -> list[np.ndarray]:
     """Demorphed images ``clip((S - alpha * L_w) / (1 - alpha))`` (RGB uint8, the suspect's size and
     geometry: the suspect's landmarks apply to them), one per blend factor, from one warp."""
     s = np.asarray(suspect, dtype=np.uint8)
-    lw = live_in_suspect_frame(s, live, suspect_landmarks, live_landmarks, colour_match=colour_match)
+    lw = live_in_suspect_frame(s, live, suspect_landmarks, live_landmarks, colour_match=colour_match,
+                               fill_uncovered=fill_uncovered)
     sf = s.astype(np.float32)
     out = []
     for a in alphas:
@@ -120,10 +132,10 @@ def demorph_images(suspect, live, suspect_landmarks, live_landmarks, *, alphas: 
 
 
 def demorph_image(suspect, live, suspect_landmarks, live_landmarks, *, alpha: float = 0.5,
-                  colour_match: bool = True) -> np.ndarray:
+                  colour_match: bool = True, fill_uncovered: bool = True) -> np.ndarray:
     """One demorphed image (see :func:`demorph_images`)."""
     return demorph_images(suspect, live, suspect_landmarks, live_landmarks, alphas=(alpha,),
-                          colour_match=colour_match)[0]
+                          colour_match=colour_match, fill_uncovered=fill_uncovered)[0]
 
 
 def analysis_from_landmarks(landmarks68: np.ndarray):
@@ -150,17 +162,20 @@ class DemorphFeatures:
 
     ``emb``: a madpad.face embedder (the one whose landmarks and embeddings the per-image rows
     hold); ``model_id``: the per-image extractor's id (so a cached vector names the embedder and
-    its settings); ``colour_match``: see :func:`live_in_suspect_frame`."""
+    its settings); ``colour_match``, ``fill_uncovered``: see :func:`live_in_suspect_frame`."""
 
     VERSION = "demorph-v1"
 
-    def __init__(self, emb, model_id: str, *, colour_match: bool = True):
+    def __init__(self, emb, model_id: str, *, colour_match: bool = True, fill_uncovered: bool = True):
         self.emb = emb
         self.colour_match = bool(colour_match)
+        self.fill_uncovered = bool(fill_uncovered)
         self.base_id = model_id
 
     def id(self, alpha: float) -> str:
-        return f"{self.base_id}|{self.VERSION}|alpha={check_alpha(alpha):g}|colour={int(self.colour_match)}"
+        # the uncovered-frame fill is named only when on, so the ids of the earlier rows stay theirs
+        return (f"{self.base_id}|{self.VERSION}|alpha={check_alpha(alpha):g}|colour={int(self.colour_match)}"
+                + ("|fill=1" if self.fill_uncovered else ""))
 
     def one(self, suspect, live, suspect_landmarks, live_landmarks, alphas: Sequence[float]) -> np.ndarray:
         """Embeddings (len(alphas), dim) of the demorphed suspect of one pair."""
@@ -168,7 +183,7 @@ class DemorphFeatures:
 
         s = load_image(suspect)
         images = demorph_images(s, load_image(live), suspect_landmarks, live_landmarks, alphas=alphas,
-                                colour_match=self.colour_match)
+                                colour_match=self.colour_match, fill_uncovered=self.fill_uncovered)
         a = analysis_from_landmarks(suspect_landmarks)
         return np.stack([embed_analysed(self.emb, d, a) for d in images])
 
