@@ -100,9 +100,6 @@ def live_in_suspect_frame(suspect: np.ndarray, live: np.ndarray, suspect_landmar
         raise ValueError(f"demorphing: cannot triangulate the suspect's landmarks ({str(exc).splitlines()[0]})") from None
     plan = RemapWarpPlan(dst, triangles, (w, h))
     out = plan(moved, src).astype(np.float32)
-    if fill_uncovered:
-        reach = warp(np.full(l_img.shape[:2], 255, np.uint8), M, (w, h), border="constant")
-        cover = (plan(reach, src).astype(np.float32) / 255.0)[..., None]
     if colour_match:
         m = face_hull_mask(s_img.shape, s_lm)
         if m.sum() >= 16:
@@ -111,7 +108,9 @@ def live_in_suspect_frame(suspect: np.ndarray, live: np.ndarray, suspect_landmar
                 ms, ss = s[..., c][m].mean(), s[..., c][m].std()
                 ml, sl = out[..., c][m].mean(), out[..., c][m].std()
                 out[..., c] = (out[..., c] - ml) * (ss / max(sl, 1e-3)) + ms
-    if fill_uncovered:
+    if fill_uncovered:  # the live capture's reach in the suspect's frame, warped like its pixels
+        reach = warp(np.full(l_img.shape[:2], 255, np.uint8), M, (w, h), border="constant")
+        cover = (plan(reach, src).astype(np.float32) / 255.0)[..., None]
         out = cover * out + (1.0 - cover) * s_img.astype(np.float32)
     return out
 

@@ -218,14 +218,14 @@ def _load_split(path, species, *, name: str, warn: Echo, field: str | None = Non
     return pairs
 
 
-def _with_extra_dev(dev, data: dict, *, train, test, warn: Echo):
-    """``dev`` + the pairs of every ``data.extra_dev`` CSV, with the dev species selection
-    (:func:`madpad.mad.pairs.add_dev_pairs`: their subjects must not be train or test subjects)."""
+def _with_extra_dev(dev, paths, species, *, train, test, warn: Echo):
+    """``dev`` + the pairs of every ``data.extra_dev`` CSV in ``paths``, kept to the dev attack
+    ``species`` (:func:`madpad.mad.pairs.add_dev_pairs`: their subjects must not be train or test
+    subjects)."""
     from madpad.mad.pairs import add_dev_pairs, read_pairs_csv
 
-    species = data["dev_species"] if data.get("dev_species") is not None else data["train_species"]
     extra = []
-    for path in data["extra_dev"]:
+    for path in paths:
         pairs = read_pairs_csv(path, require_labels=True)
         if species:
             pairs = select_species(pairs, species, field="data.extra_dev", path=path, strict=False, warn=warn)
@@ -265,14 +265,14 @@ def train_from_config(cfg: dict, *, echo: Echo | None = None, warn: Echo | None 
     for k in ("train_species", "dev_species", "test_species"):
         species_option(data.get(k), field=f"data.{k}")
     train = _load_split(data["train"], data["train_species"], name="train", warn=warn)
-    if data.get("dev_species") is not None:  # LOMO dev: species may be absent from training
-        dev = _load_split(data["dev"], data["dev_species"], name="dev", warn=warn)
-    else:
-        dev = _load_split(data["dev"], data["train_species"], name="dev", warn=warn, field="data.train_species",
-                          strict=False)
+    # dev keeps data.dev_species (LOMO dev: species may be absent from training), else train's species
+    own = data.get("dev_species") is not None
+    dev_species = data["dev_species"] if own else data["train_species"]
+    dev = _load_split(data["dev"], dev_species, name="dev", warn=warn, field=None if own else "data.train_species",
+                      strict=own)
     test = _load_split(data["test"], data["test_species"], name="test", warn=warn)
     if data.get("extra_dev"):
-        dev = _with_extra_dev(dev, data, train=train, test=test, warn=warn)
+        dev = _with_extra_dev(dev, data["extra_dev"], dev_species, train=train, test=test, warn=warn)
     cache = feature_cache(cfg.get("cache"))
     t0 = time.time()
     fit_kwargs = {"dev": dev}
