@@ -61,6 +61,14 @@ def test_dlib_embedder_rejects_non_dlib_landmarks():
         get_embedder("dlib", landmarker="mediapipe_mesh")
 
 
+@pytest.mark.parametrize("params", [{"padding": -0.1}, {"padding": float("nan")}, {"num_jitters": -1}])
+def test_dlib_embedder_rejects_settings_dlib_would_abort_on(params):
+    # dlib's own check fires only at the first embedding, as a multi-line C++ assertion
+    with pytest.raises(ValueError, match=r"num_jitters >= 0 and a finite padding >= 0"):
+        get_embedder("dlib", **params)
+    assert get_embedder("dlib", padding=0.0).padding == 0.0  # the edge itself is dlib's valid range
+
+
 def test_dlib5_landmarks_give_close_embedding(sample_dir, sample_embeddings):
     e5 = get_embedder("dlib", landmarker="dlib5")
     v = e5.embed([sample_dir / "neutral" / "001_03.jpg"])

@@ -205,6 +205,10 @@ class DlibEmbedder(FaceEmbedder):
                              f"got {lname!r}")
         self.num_jitters = int(num_jitters)
         self.padding = float(padding)
+        if self.num_jitters < 0 or not np.isfinite(self.padding) or self.padding < 0:
+            # dlib itself aborts later, deep in the first embedding, with a C++ assertion message
+            raise ValueError(f"the dlib embedder needs num_jitters >= 0 and a finite padding >= 0; "
+                             f"got num_jitters={num_jitters!r}, padding={padding!r}")
         self.models_dir = models_dir
         self.model_path = model_path
 
