@@ -39,7 +39,12 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from madpad.errors import MissingDependencyError, UnknownComponentError, UsageError
+from madpad.errors import (
+    MadpadError,
+    MissingDependencyError,
+    UnknownComponentError,
+    UsageError,
+)
 
 
 def import_object(spec: str, *, extra: str | None = None, what: str = "") -> Any:
@@ -254,7 +259,12 @@ class Registry:
         target = self.load(name)
         kwargs = {**entry.defaults, **params}
         self.check_params(name, kwargs)
-        return target(**kwargs)
+        try:
+            return target(**kwargs)
+        except MadpadError:
+            raise
+        except ValueError as exc:  # a constructor's own check of a value: input, not a bug
+            raise UsageError(f"{self.kind} {name!r}: {exc}") from exc
 
     # ------------------------------------------------------------------ helpers
     def _check_interface(self, name: str, target: Any) -> None:

@@ -111,6 +111,18 @@ def test_train_unknown_detector_parameter_is_a_one_line_usage_error(pair_files, 
     assert not out.exists()  # refused before any work
 
 
+def test_train_bad_embedder_setting_is_a_one_line_usage_error(pair_files, tmp_path, capsys):
+    # the embedder is built lazily, inside feature extraction: its check must still reach the CLI
+    out = tmp_path / "model"
+    rc = main(["train", "--set", "detector=embedding_svm", "--set", "params.embedder_params={padding: -0.1}",
+               "--set", f"data.train={pair_files['train']}", "--set", f"out={out}"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.endswith("error: face embedder 'dlib': the dlib embedder needs num_jitters >= 0 and a finite "
+                        "padding >= 0; got num_jitters=0, padding=-0.1"), err
+
+
 def _sample_pairs_csv(tmp_path, rows):
     """A pair CSV over the bundled FRLL sample (downscaled copies) and a crude blend 'morph'."""
     import cv2

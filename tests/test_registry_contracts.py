@@ -374,6 +374,16 @@ def test_unknown_parameter_message_names_the_kind_entry_and_valid_keys():
                               "valid: ['equalise', 'max_side', 'threshold', 'upsample', 'upsample_retry']")
 
 
+def test_a_value_a_constructor_rejects_is_a_usage_error_naming_the_kind_and_entry():
+    from madpad.face.embed import EMBEDDERS
+
+    with pytest.raises(UsageError) as exc:  # the CLIs turn UsageError into one line and exit 2
+        EMBEDDERS.create("dlib", padding=-0.1)
+    assert str(exc.value) == ("face embedder 'dlib': the dlib embedder needs num_jitters >= 0 and a finite "
+                              "padding >= 0; got num_jitters=0, padding=-0.1")
+    assert isinstance(exc.value.__cause__, ValueError)
+
+
 def test_checkpoint_kinds_identify_one_class_each():
     kinds = {}
     for name in MORPH_DETECTORS.names():
