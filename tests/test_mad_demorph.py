@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -244,7 +245,7 @@ def test_demorph_distance_separates_morphs_from_a_smiling_traveller(real_pairs, 
         get_detector("demorph_distance", alpha=1.0)
 
 
-def test_demorph_blocks_are_hand_checkable_and_the_svm_round_trips(real_pairs, tmp_path):
+def test_demorph_blocks_are_hand_checkable_and_the_svm_round_trips(real_pairs, tmp_path, caplog):
     cache = FeatureCache()
     det = get_detector("dmad_cues", embedder_params=FAST, features=["demorph_cos", "demorph_diff"], C=1.0)
     X, ok, _, _ = det._features(real_pairs, cache)
@@ -259,7 +260,21 @@ def test_demorph_blocks_are_hand_checkable_and_the_svm_round_trips(real_pairs, t
     assert svm.features == ["diff", "demorph_diff"] and len(svm.feature_names()) == 3 * 128
     scores = svm.score(real_pairs, cache=cache)
     svm.save(tmp_path / "s")
-    np.testing.assert_array_equal(load_detector(tmp_path / "s").score(real_pairs, cache=cache), scores)
+    head = json.loads((tmp_path / "s" / "detector.json").read_text())
+    # the demorphing the features were computed with is recorded, so a later change is noticed
+    assert head["demorph"] == {"version": "demorph-v1", "colour_match": True, "fill_uncovered": True}
+    with caplog.at_level(logging.WARNING, logger="madpad.mad.cues"):
+        np.testing.assert_array_equal(load_detector(tmp_path / "s").score(real_pairs, cache=cache), scores)
+    assert not caplog.records
+    del head["demorph"]  # a checkpoint from before the record (and the uncovered-frame fill)
+    (tmp_path / "s" / "detector.json").write_text(json.dumps(head))
+    with caplog.at_level(logging.WARNING, logger="madpad.mad.cues"):
+        load_detector(tmp_path / "s")
+    assert len(caplog.records) == 1 and "not recorded, so possibly without the uncovered-frame fill" in caplog.text
+    assert "retrain it" in caplog.text
+    embedding_only = get_detector("embedding_svm", embedder_params=FAST, C=1.0).fit(real_pairs, cache=cache)
+    embedding_only.save(tmp_path / "e")  # no demorphing, nothing recorded
+    assert "demorph" not in json.loads((tmp_path / "e" / "detector.json").read_text())
     blank = np.full((200, 200, 3), 90, np.uint8)
     r = svm.score_pairs([Pair("noface", real_pairs[0].suspect, blank)], cache=cache)
     assert r.status == ["no_face"] and np.isnan(r.scores).all()

@@ -412,8 +412,13 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
             "model": "model.npz", "classifier": self.classifier, "C_selected": getattr(self, "C_", None),
             "C_selection": getattr(self, "selection_", []), "class_counts": getattr(self, "class_counts_", None),
             "n_skipped": getattr(self, "n_skipped_", 0),
-            "score": "classifier decision value; higher = more likely a morph; attack when score >= threshold"})
+            "score": "classifier decision value; higher = more likely a morph; attack when score >= threshold",
+            **self._checkpoint_extra()})
         return d
+
+    def _checkpoint_extra(self) -> dict:
+        """More header entries of a subclass (what its features were computed with)."""
+        return {}
 
     @classmethod
     def load(cls, directory, header: dict | None = None, **overrides) -> EmbeddingClassifierDetector:

@@ -39,6 +39,7 @@ checkpoint format and per-pair statuses). :class:`UpperFaceDistanceDetector` is 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from madpad.errors import FaceNotFoundError
-from madpad.mad.base import Pair, as_pairs, write_header
+from madpad.mad.base import Pair, as_pairs, read_header, write_header
 from madpad.mad.baselines import (
     EMBEDDING_PAIR_BLOCKS,
     EmbeddingClassifierDetector,
@@ -61,6 +62,8 @@ from madpad.mad.features import (
     embed_analysed,
     texture_features,
 )
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- landmark geometry (dlib 68)
 #: points that neither expression nor a smile moves much: eye corners and the nose bridge
@@ -465,6 +468,25 @@ class CueDetector(EmbeddingClassifierDetector):
             self._fx = cls(embedder=self.embedder, embedder_params=self.embedder_params,
                            texture_size=self.texture_size)
         return self._fx
+
+    def _checkpoint_extra(self) -> dict:
+        # the demorphing settings the features were computed with; load warns when they differ from
+        # today's (a checkpoint without them may predate the uncovered-frame fill)
+        from madpad.mad.demorph import demorph_settings
+
+        return {"demorph": demorph_settings()} if set(self.features) & set(DEMORPH_BLOCKS) else {}
+
+    @classmethod
+    def load(cls, directory, header: dict | None = None, **overrides) -> CueDetector:
+        from madpad.mad.demorph import demorph_settings
+
+        head = header or read_header(directory)
+        det = super().load(directory, head, **overrides)
+        if set(det.features) & set(DEMORPH_BLOCKS) and head.get("demorph") != demorph_settings():
+            was = head.get("demorph", "not recorded, so possibly without the uncovered-frame fill")
+            log.warning("%s: trained with other demorphing settings (%s; now %s): its scores use features a "
+                        "little unlike those it learned; retrain it", directory, was, demorph_settings())
+        return det
 
     def feature_names(self) -> list[str]:
         """Name of every column of the pair-feature matrix."""

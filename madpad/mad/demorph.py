@@ -149,6 +149,12 @@ def analysis_from_landmarks(landmarks68: np.ndarray):
                         landmarks5=landmarks5_of(lm), n_faces=1)
 
 
+def demorph_settings() -> dict:
+    """What the demorphed images of the detectors are made with (:class:`DemorphFeatures` defaults),
+    as recorded in trained checkpoints."""
+    return {"version": DemorphFeatures.VERSION, "colour_match": True, "fill_uncovered": True}
+
+
 @dataclass
 class DemorphResult:
     features: np.ndarray   # (n, len(alphas) * dim) float32: the embedding of D per alpha; NaN rows for failures
@@ -238,4 +244,4 @@ class DemorphFeatures:
 
 
 __all__ = ["DEMORPH_ALPHAS", "DemorphFeatures", "DemorphResult", "analysis_from_landmarks", "check_alpha",
-           "demorph_image", "demorph_images", "live_in_suspect_frame"]
+           "demorph_image", "demorph_images", "demorph_settings", "live_in_suspect_frame"]
