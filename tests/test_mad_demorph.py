@@ -18,6 +18,7 @@ from madpad.mad.demorph import (
     demorph_image,
     demorph_images,
     live_in_suspect_frame,
+    low_res_factor,
 )
 
 FAST = {"detector": {"name": "dlib_hog", "upsample": 0, "max_side": 400}}
@@ -105,6 +106,50 @@ def test_a_tightly_cropped_live_capture_leaves_the_suspect_where_it_does_not_rea
 
     assert DemorphFeatures(None, "x").id(0.5) == "x|demorph-v1|alpha=0.5|colour=1|fill=1"
     assert DemorphFeatures(None, "x", fill_uncovered=False).id(0.5) == "x|demorph-v1|alpha=0.5|colour=1"
+
+
+def test_low_res_factor_hand_cases():
+    def eyes(iod):  # 68 points whose eye centres (means of 36-41 and 42-47) are iod apart
+        lm = np.zeros((68, 2))
+        lm[36:42], lm[42:48] = (0.0, 0.0), (iod, 0.0)
+        return lm
+
+    assert low_res_factor(eyes(100), eyes(30)) == pytest.approx(0.3)  # compared at the live capture's scale
+    assert low_res_factor(eyes(100), eyes(48)) == 1.0  # at or above the threshold: as it is
+    assert low_res_factor(eyes(100), eyes(47.9), threshold=48) == pytest.approx(0.479)
+    assert low_res_factor(eyes(30), eyes(40)) == 1.0  # not below the suspect's resolution
+    assert low_res_factor(eyes(100), eyes(30), threshold=None) == 1.0
+    assert low_res_factor(eyes(100), eyes(30), threshold=20) == 1.0
+
+
+def test_a_low_resolution_live_capture_is_compared_at_its_own_resolution(rng):
+    """A bona fide pair whose live capture is the suspect at 0.3 of its size: D - S must not be the
+    suspect's fine detail (an unsharp mask that reads as another face), as it was before."""
+    import cv2
+
+    lm = _landmarks(rng)  # inter-ocular distance 40 px
+    s = _smooth_image(rng, scale=1.2)  # fine detail that a low-resolution camera loses
+    f = 0.3
+    live = cv2.resize(s, (round(W * f), round(H * f)), interpolation=cv2.INTER_AREA)
+    live_lm = (lm + 0.5) * f - 0.5  # pixel centres of the smaller image; inter-ocular distance 12 px < 48 and < 40
+    assert low_res_factor(lm, live_lm) == pytest.approx(f, rel=0.01)
+    face = face_hull_mask(s.shape, lm)
+    d = demorph_image(s, live, lm, live_lm, alpha=0.5, colour_match=False)
+    d_old = demorph_image(s, live, lm, live_lm, alpha=0.5, colour_match=False, low_res_iod=None)
+    err = np.abs(d[face].astype(int) - s[face]).mean()
+    err_old = np.abs(d_old[face].astype(int) - s[face]).mean()
+    assert err < 1.0 and err_old > 5.0, (err, err_old)
+    # a full-resolution live capture is demorphed exactly as before (same formula, same rounding)
+    np.testing.assert_array_equal(demorph_image(s, s, lm, lm, alpha=0.3),
+                                  demorph_image(s, s, lm, lm, alpha=0.3, low_res_iod=None))
+    # the cached rows of such pairs get their own id; the others keep theirs
+    fx = DemorphFeatures(_MeanColourEmbedder(), "m", colour_match=False)
+    assert fx.id(0.5, True) == "m|demorph-v1|alpha=0.5|colour=0|fill=1|lowres<48"
+    cache = FeatureCache()
+    fx.many([Pair("lo", s, live), Pair("hi", s, s)], np.stack([lm, lm]), np.stack([live_lm, lm]), alphas=(0.5,),
+            cache=cache)
+    ids = {k[0] for k in cache._mem}
+    assert ids == {"m|demorph-v1|alpha=0.5|colour=0|fill=1|lowres<48", "m|demorph-v1|alpha=0.5|colour=0|fill=1"}
 
 
 def test_demorphing_warps_the_expression_away(rng):
@@ -262,7 +307,8 @@ def test_demorph_blocks_are_hand_checkable_and_the_svm_round_trips(real_pairs, t
     svm.save(tmp_path / "s")
     head = json.loads((tmp_path / "s" / "detector.json").read_text())
     # the demorphing the features were computed with is recorded, so a later change is noticed
-    assert head["demorph"] == {"version": "demorph-v1", "colour_match": True, "fill_uncovered": True}
+    assert head["demorph"] == {"version": "demorph-v1", "colour_match": True, "fill_uncovered": True,
+                               "low_res_iod": 48.0}
     with caplog.at_level(logging.WARNING, logger="madpad.mad.cues"):
         np.testing.assert_array_equal(load_detector(tmp_path / "s").score(real_pairs, cache=cache), scores)
     assert not caplog.records

@@ -27,6 +27,14 @@ Steps of :func:`live_in_suspect_frame`:
    the suspect uncovered) take the suspect's own values, so ``D = S`` there instead of a mirrored
    copy of the live capture's border.
 
+Then ``D = (S - alpha L_w) / (1 - alpha)``. A **low-resolution live capture** (inter-ocular distance
+below :data:`LOW_RES_IOD` pixels and below the suspect's, :func:`low_res_factor`) is upsampled
+into the suspect's frame, so ``S - L_w`` would hold every fine detail of the suspect and ``D`` would
+be an unsharp mask of it (a halo that reads as another face). Then the difference is taken at the
+live capture's resolution: ``D = S + alpha / (1 - alpha) * (S_low - L_w)``, with ``S_low`` the
+suspect resampled down to the live capture's scale and back (the same formula as above when
+``S_low = S``).
+
 :class:`DemorphFeatures` computes the FR embedding of ``D`` for each blend factor of a pair (one
 warp per pair), cached per pair in a :class:`~madpad.mad.cache.FeatureCache` under the content keys
 of both images. The detectors that use it are in :mod:`madpad.mad.cues` (blocks ``demorph_diff``
@@ -55,6 +63,10 @@ from madpad.mad.cues import (
 DEMORPH_ALPHAS = (0.3, 0.5)
 #: points per side of the frame border added to the triangulation (they stay fixed)
 BORDER_PER_SIDE = 5
+#: a live capture whose inter-ocular distance (pixels) is below this and below the suspect's is
+#: compared at its own resolution (:func:`low_res_factor`); about the eye distance of the 150 px
+#: dlib face chip, so captures the FR chip does not upsample are left as they are
+LOW_RES_IOD = 48.0
 
 
 def check_alpha(alpha) -> float:
@@ -115,26 +127,59 @@ def live_in_suspect_frame(suspect: np.ndarray, live: np.ndarray, suspect_landmar
     return out
 
 
+def low_res_factor(suspect_landmarks, live_landmarks, *, threshold: float | None = LOW_RES_IOD) -> float:
+    """The scale (< 1) at which a low-resolution live capture is compared with the suspect: its
+    inter-ocular distance over the suspect's, when it is below ``threshold`` pixels and below the
+    suspect's; else 1 (``threshold`` None: always 1)."""
+    if threshold is None:
+        return 1.0
+    s_iod = eye_distance(check_landmarks68(suspect_landmarks, "suspect landmarks"))
+    l_iod = eye_distance(check_landmarks68(live_landmarks, "live landmarks"))
+    if l_iod >= float(threshold) or l_iod >= s_iod or l_iod <= 1.0:
+        return 1.0
+    return float(l_iod / s_iod)
+
+
+def at_scale(image: np.ndarray, factor: float) -> np.ndarray:
+    """``image`` resampled down by ``factor`` (area averaging) and back up to its size (bilinear):
+    what a camera with that resolution would have seen."""
+    import cv2
+
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def demorph_images(suspect, live, suspect_landmarks, live_landmarks, *, alphas: Sequence[float] = (0.5,),
-                   colour_match: bool = True, fill_uncovered: bool = True) -> list[np.ndarray]:
+                   colour_match: bool = True, fill_uncovered: bool = True,
+                   low_res_iod: float | None = LOW_RES_IOD) -> list[np.ndarray]:
     """Demorphed images ``clip((S - alpha * L_w) / (1 - alpha))`` (RGB uint8, the suspect's size and
-    geometry: the suspect's landmarks apply to them), one per blend factor, from one warp."""
+    geometry: the suspect's landmarks apply to them), one per blend factor, from one warp. A live
+    capture of low resolution (:func:`low_res_factor` with ``low_res_iod``; None: never) is compared
+    at its own resolution: ``clip(S + alpha / (1 - alpha) * (S_low - L_w))``."""
     s = np.asarray(suspect, dtype=np.uint8)
-    lw = live_in_suspect_frame(s, live, suspect_landmarks, live_landmarks, colour_match=colour_match,
+    f = low_res_factor(suspect_landmarks, live_landmarks, threshold=low_res_iod)
+    ref = s if f >= 1.0 else at_scale(s, f)
+    lw = live_in_suspect_frame(ref, live, suspect_landmarks, live_landmarks, colour_match=colour_match,
                                fill_uncovered=fill_uncovered)
     sf = s.astype(np.float32)
     out = []
     for a in alphas:
         a = check_alpha(a)
-        out.append(np.clip(np.rint((sf - a * lw) / (1.0 - a)), 0, 255).astype(np.uint8))
+        if f >= 1.0:
+            d = (sf - a * lw) / (1.0 - a)
+        else:
+            d = sf + a / (1.0 - a) * (ref.astype(np.float32) - lw)
+        out.append(np.clip(np.rint(d), 0, 255).astype(np.uint8))
     return out
 
 
 def demorph_image(suspect, live, suspect_landmarks, live_landmarks, *, alpha: float = 0.5,
-                  colour_match: bool = True, fill_uncovered: bool = True) -> np.ndarray:
+                  colour_match: bool = True, fill_uncovered: bool = True,
+                  low_res_iod: float | None = LOW_RES_IOD) -> np.ndarray:
     """One demorphed image (see :func:`demorph_images`)."""
     return demorph_images(suspect, live, suspect_landmarks, live_landmarks, alphas=(alpha,),
-                          colour_match=colour_match, fill_uncovered=fill_uncovered)[0]
+                          colour_match=colour_match, fill_uncovered=fill_uncovered, low_res_iod=low_res_iod)[0]
 
 
 def analysis_from_landmarks(landmarks68: np.ndarray):
@@ -152,7 +197,8 @@ def analysis_from_landmarks(landmarks68: np.ndarray):
 def demorph_settings() -> dict:
     """What the demorphed images of the detectors are made with (:class:`DemorphFeatures` defaults),
     as recorded in trained checkpoints."""
-    return {"version": DemorphFeatures.VERSION, "colour_match": True, "fill_uncovered": True}
+    return {"version": DemorphFeatures.VERSION, "colour_match": True, "fill_uncovered": True,
+            "low_res_iod": LOW_RES_IOD}
 
 
 @dataclass
@@ -167,20 +213,32 @@ class DemorphFeatures:
 
     ``emb``: a madpad.face embedder (the one whose landmarks and embeddings the per-image rows
     hold); ``model_id``: the per-image extractor's id (so a cached vector names the embedder and
-    its settings); ``colour_match``, ``fill_uncovered``: see :func:`live_in_suspect_frame`."""
+    its settings); ``colour_match``, ``fill_uncovered``: see :func:`live_in_suspect_frame`;
+    ``low_res_iod``: see :func:`demorph_images`."""
 
     VERSION = "demorph-v1"
 
-    def __init__(self, emb, model_id: str, *, colour_match: bool = True, fill_uncovered: bool = True):
+    def __init__(self, emb, model_id: str, *, colour_match: bool = True, fill_uncovered: bool = True,
+                 low_res_iod: float | None = LOW_RES_IOD):
         self.emb = emb
         self.colour_match = bool(colour_match)
         self.fill_uncovered = bool(fill_uncovered)
+        self.low_res_iod = None if low_res_iod is None else float(low_res_iod)
         self.base_id = model_id
 
-    def id(self, alpha: float) -> str:
-        # the uncovered-frame fill is named only when on, so the ids of the earlier rows stay theirs
+    def id(self, alpha: float, low_res: bool = False) -> str:
+        """Cache id of one alpha; ``low_res``: the pair's live capture is compared at its own
+        resolution. The fill and the low-resolution comparison are named only where they apply, so
+        rows that neither changes keep their earlier ids."""
         return (f"{self.base_id}|{self.VERSION}|alpha={check_alpha(alpha):g}|colour={int(self.colour_match)}"
-                + ("|fill=1" if self.fill_uncovered else ""))
+                + ("|fill=1" if self.fill_uncovered else "")
+                + (f"|lowres<{self.low_res_iod:g}" if low_res else ""))
+
+    def _low_res(self, suspect_landmarks, live_landmarks) -> bool:
+        try:
+            return low_res_factor(suspect_landmarks, live_landmarks, threshold=self.low_res_iod) < 1.0
+        except ValueError:  # malformed landmarks: one() reports them
+            return False
 
     def one(self, suspect, live, suspect_landmarks, live_landmarks, alphas: Sequence[float]) -> np.ndarray:
         """Embeddings (len(alphas), dim) of the demorphed suspect of one pair."""
@@ -188,7 +246,8 @@ class DemorphFeatures:
 
         s = load_image(suspect)
         images = demorph_images(s, load_image(live), suspect_landmarks, live_landmarks, alphas=alphas,
-                                colour_match=self.colour_match, fill_uncovered=self.fill_uncovered)
+                                colour_match=self.colour_match, fill_uncovered=self.fill_uncovered,
+                                low_res_iod=self.low_res_iod)
         a = analysis_from_landmarks(suspect_landmarks)
         return np.stack([embed_analysed(self.emb, d, a) for d in images])
 
@@ -218,15 +277,16 @@ class DemorphFeatures:
             except OSError as exc:  # a file that cannot be read: a per-pair status, not a crash
                 status[i], error[i] = "unreadable", f"pair {getattr(p, 'id', i)}: {exc}"
                 continue
-            rows = [cache.get(self.id(a), key) for a in alphas]
+            low = self._low_res(suspect_landmarks[i], live_landmarks[i])
+            rows = [cache.get(self.id(a, low), key) for a in alphas]
             if all(r is not None for r in rows):
                 cache.hits += 1
                 out[i] = np.concatenate(rows)
                 if not np.all(np.isfinite(out[i])):
                     status[i], error[i] = "failed", f"pair {getattr(p, 'id', i)}: demorphing failed (cached result)"
             else:
-                todo.append((i, key))
-        for i, key in tqdm(todo, desc="demorphing", disable=None if (progress and todo) else True, unit="pair"):
+                todo.append((i, key, low))
+        for i, key, low in tqdm(todo, desc="demorphing", disable=None if (progress and todo) else True, unit="pair"):
             cache.misses += 1
             p = pairs[i]
             try:
@@ -238,10 +298,22 @@ class DemorphFeatures:
                 status[i], error[i] = "failed", f"pair {getattr(p, 'id', i)}: demorphing failed ({exc})"
                 v = np.full((len(alphas), dim), np.nan, np.float32)
             for a, row in zip(alphas, v):
-                cache.put(self.id(a), key, row)
+                cache.put(self.id(a, low), key, row)
             out[i] = v.ravel()
         return DemorphResult(out, status, error)
 
 
-__all__ = ["DEMORPH_ALPHAS", "DemorphFeatures", "DemorphResult", "analysis_from_landmarks", "check_alpha",
-           "demorph_image", "demorph_images", "demorph_settings", "live_in_suspect_frame"]
+__all__ = [
+    "DEMORPH_ALPHAS",
+    "LOW_RES_IOD",
+    "DemorphFeatures",
+    "DemorphResult",
+    "analysis_from_landmarks",
+    "at_scale",
+    "check_alpha",
+    "demorph_image",
+    "demorph_images",
+    "demorph_settings",
+    "live_in_suspect_frame",
+    "low_res_factor",
+]
