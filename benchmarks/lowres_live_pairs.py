@@ -1,0 +1,137 @@
+"""Low-resolution gate cameras: D-MAD pairs with every live capture downscaled, and their figures.
+
+A dev-only robustness check (issue 11: live captures that vary as real gates vary). ``make``
+writes a copy of pair CSVs whose live captures are downscaled (area averaging, JPEG q90) until the
+inter-ocular distance of the face is at most ``--iod`` pixels (captures already that small are
+only re-encoded; a live capture without a face found is kept as it is and counted). ``summary``
+prints, for score CSVs of ``python -m madpad.detect score``, the mean over attack species of the
+per-species D-EER and BPCER@APCER=1 % (each species with all bona fide pairs: the dev key of
+``mad_lomo.py``), the pooled figures and the status counts.
+
+    python benchmarks/lowres_live_pairs.py make --pairs runs/frll_dmad/model/pairs/pairs_dev.csv \\
+        --pairs runs/frll_dmad/canada/pairs/pairs_dev.csv --iod 36 --out runs/lowres/iod36_dev \\
+        --cache runs/frll_dmad/cache
+    python -m madpad.detect score --model runs/frll_dmad/model --pairs runs/lowres/iod36_dev/pairs.csv \\
+        --out runs/lowres/iod36_dev/scores.csv --cache runs/frll_dmad/cache
+    python benchmarks/lowres_live_pairs.py summary runs/lowres/iod36_dev/scores.csv
+
+The live captures are derived from the FRLL photos (CC BY 4.0, DeBruine & Jones 2017): simulated
+gate captures, downscaled here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: face finding of the mad_lomo table (dlib HOG at 400 px), whose per-image rows the cache holds
+FAST = {"detector": {"name": "dlib_hog", "upsample": 0, "max_side": 400}}
+
+
+def downscale_to_iod(image: np.ndarray, iod: float | None, target: float) -> np.ndarray:
+    """``image`` shrunk (area averaging) so a face with inter-ocular distance ``iod`` has at most
+    ``target`` pixels between the eyes; unchanged when it already has (or ``iod`` is None)."""
+    import cv2
+
+    if iod is None or not np.isfinite(iod) or iod <= target:
+        return image
+    f = target / float(iod)
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def make(args) -> int:
+    from madpad.errors import UsageError
+    from madpad.io import read_image, write_image
+    from madpad.mad.cache import FeatureCache
+    from madpad.mad.cues import DemorphExtractor, eye_distance
+    from madpad.mad.pairs import read_pairs_csv
+
+    if not args.iod > 1:
+        raise UsageError(f"--iod must be a number of pixels above 1; got {args.iod}")
+    pairs = [p for f in args.pairs for p in read_pairs_csv(f, require_labels=True)]
+    out = Path(args.out)
+    (out / "live").mkdir(parents=True, exist_ok=True)
+    fx = DemorphExtractor(embedder_params=FAST)
+    cache = FeatureCache(args.cache)
+    lives = sorted({str(p.live) for p in pairs})
+    rows = fx.many(lives, cache=cache)
+    lm = fx.layout()["landmarks"]
+    new, no_face = {}, 0
+    for src, st, feat in zip(lives, rows.status, rows.features):
+        iod = eye_distance(feat[lm].reshape(68, 2)) if st == "ok" else None
+        no_face += iod is None
+        tag = hashlib.sha256(src.encode()).hexdigest()[:8]
+        dst = out / "live" / f"{Path(src).stem}_{tag}.jpg"
+        if not dst.exists():
+            write_image(dst, downscale_to_iod(read_image(src), iod, args.iod), quality=90)
+        new[src] = dst
+    with open(out / "pairs.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "suspect", "live", "label", "species", "subjects"])
+        for p in pairs:
+            w.writerow([p.id, os.path.relpath(p.suspect, out), os.path.relpath(new[str(p.live)], out), p.label,
+                        p.species or "", ";".join(p.subjects)])
+    print(f"{len(pairs)} pairs, {len(lives)} live captures at inter-ocular distance <= {args.iod:g} px "
+          f"({no_face} without a face kept as they are) -> {out / 'pairs.csv'}")
+    return 0
+
+
+def summary_line(path) -> str:
+    from madpad.mad.evaluation import summarize
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    status: dict = {}
+    for r in rows:
+        status[r["status"]] = status.get(r["status"], 0) + 1
+    ok = [r for r in rows if r["status"] == "ok" and r["score"] not in ("", "nan")]
+    score = np.array([float(r["score"]) for r in ok])
+    y = np.array([r["label"] == "attack" for r in ok], dtype=int)
+    species = np.array([r["species"] for r in ok])
+    d, b = [], []
+    for s in sorted({s for s in species if s}):
+        k = (y == 0) | (species == s)
+        m = summarize(score[k], y[k], list(species[k]))
+        d.append(m["d_eer"])
+        b.append(m["bpcer_at_apcer_1"])
+    pooled = summarize(score, y, list(species))
+    return (f"| {path} | {100 * np.mean(d):.2f} | {100 * np.mean(b):.2f} | {100 * pooled['d_eer']:.2f} | "
+            f"{100 * pooled['bpcer_at_apcer_1']:.2f} | {', '.join(f'{k} {v}' for k, v in sorted(status.items()))} |")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("make", help="pairs with downscaled live captures")
+    m.add_argument("--pairs", action="append", required=True, help="labelled pair CSV (repeatable)")
+    m.add_argument("--iod", type=float, required=True, help="inter-ocular distance of the live faces, pixels")
+    m.add_argument("--out", required=True)
+    m.add_argument("--cache", default=None, help="feature cache folder (face finding of the live captures)")
+    s = sub.add_parser("summary", help="figures of score CSVs")
+    s.add_argument("scores", nargs="+")
+    args = ap.parse_args(argv)
+
+    from madpad.cli import run_main
+
+    if args.cmd == "make":
+        return run_main(lambda: make(args), prog="lowres_live_pairs")
+
+    def _summary():
+        print("| scores | mean per-species D-EER | mean per-species BPCER@APCER=1 % | pooled D-EER | "
+              "pooled BPCER@APCER=1 % | statuses |")
+        print("|---|---|---|---|---|---|")
+        for f in args.scores:
+            print(summary_line(f))
+        return 0
+
+    return run_main(_summary, prog="lowres_live_pairs")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""benchmarks/lowres_live_pairs.py: the low-resolution gate-camera variant of D-MAD pairs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def lowres(load_script):
+    return load_script(BENCH / "lowres_live_pairs.py")
+
+
+def test_downscale_to_iod_shrinks_only_faces_above_the_target(lowres):
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[:, 100:] = 200
+    small = lowres.downscale_to_iod(img, 40.0, 20.0)
+    assert small.shape == (50, 100, 3)  # eyes 40 px apart -> 20 px: half the size
+    assert small[:, :49].max() == 0 and small[:, 51:].min() == 200  # area averaging keeps the halves
+    assert lowres.downscale_to_iod(img, 12.0, 20.0) is img  # already small enough
+    assert lowres.downscale_to_iod(img, None, 20.0) is img  # no face found: kept as it is
+
+
+def test_summary_is_the_mean_of_per_species_figures_with_every_bona_fide_pair(lowres, tmp_path):
+    rows = [("b1", 0.0, "bona_fide", "", "ok"), ("b2", 1.0, "bona_fide", "", "ok"), ("b3", 2.0, "bona_fide", "", "ok"),
+            ("b4", 3.0, "bona_fide", "", "ok"), ("a1", 5.0, "attack", "x", "ok"), ("a2", 6.0, "attack", "x", "ok"),
+            ("c1", 7.0, "attack", "y", "ok"), ("c2", 2.5, "attack", "y", "ok"), ("n1", "", "attack", "y", "no_face")]
+    path = tmp_path / "scores.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "score", "label", "species", "status"])
+        w.writerows(rows)
+    cells = [c.strip() for c in lowres.summary_line(path).strip("|").split("|")]
+    from madpad.mad.evaluation import summarize
+
+    bf = [0.0, 1.0, 2.0, 3.0]
+    x = summarize(np.array(bf + [5.0, 6.0]), np.array([0] * 4 + [1] * 2), [""] * 4 + ["x"] * 2)
+    y = summarize(np.array(bf + [7.0, 2.5]), np.array([0] * 4 + [1] * 2), [""] * 4 + ["y"] * 2)
+    assert x["d_eer"] == 0.0 and y["d_eer"] > 0.0  # species y overlaps the bona fide scores, x does not
+    assert cells[1] == f"{100 * (x['d_eer'] + y['d_eer']) / 2:.2f}"
+    assert cells[2] == f"{100 * (x['bpcer_at_apcer_1'] + y['bpcer_at_apcer_1']) / 2:.2f}"
+    assert cells[5] == "no_face 1, ok 8"  # the failure to acquire is counted, not scored
