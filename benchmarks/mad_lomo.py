@@ -97,6 +97,10 @@ def default_entries(registered: Sequence[str] | None = None, *, selection: str =
         if name in registered:
             rows.append(DetectorEntry(f"{name} + 2 augmented views per training pair", name,
                                       {"embedder_params": ep, **auto, "augment_copies": 2}, group="augmented"))
+    if "demorph_svm" in registered:
+        rows.append(DetectorEntry("dmad_cues [demorph_diff] + 2 augmented views per training pair", "dmad_cues",
+                                  {"embedder_params": ep, "features": ["demorph_diff"], "classifier": "rbf_svm", **auto,
+                                   "augment_copies": 2}, group="augmented"))
     return rows
 
 
