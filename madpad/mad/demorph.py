@@ -197,8 +197,7 @@ def analysis_from_landmarks(landmarks68: np.ndarray):
 def demorph_settings() -> dict:
     """What the demorphed images of the detectors are made with (:class:`DemorphFeatures` defaults),
     as recorded in trained checkpoints."""
-    return {"version": DemorphFeatures.VERSION, "colour_match": True, "fill_uncovered": True,
-            "low_res_iod": LOW_RES_IOD}
+    return DemorphFeatures(None, "").settings
 
 
 @dataclass
@@ -225,6 +224,12 @@ class DemorphFeatures:
         self.fill_uncovered = bool(fill_uncovered)
         self.low_res_iod = None if low_res_iod is None else float(low_res_iod)
         self.base_id = model_id
+
+    @property
+    def settings(self) -> dict:
+        """The options that change the demorphed images (recorded in trained checkpoints)."""
+        return {"version": self.VERSION, "colour_match": self.colour_match, "fill_uncovered": self.fill_uncovered,
+                "low_res_iod": self.low_res_iod}
 
     def id(self, alpha: float, low_res: bool = False) -> str:
         """Cache id of one alpha; ``low_res``: the pair's live capture is compared at its own
