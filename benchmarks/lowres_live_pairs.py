@@ -29,9 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-#: face finding of the mad_lomo table (dlib HOG at 400 px), whose per-image rows the cache holds
-FAST = {"detector": {"name": "dlib_hog", "upsample": 0, "max_side": 400}}
-
 
 def downscale_to_iod(image: np.ndarray, iod: float | None, target: float) -> np.ndarray:
     """``image`` shrunk (area averaging) so a face with inter-ocular distance ``iod`` has at most
@@ -46,6 +43,8 @@ def downscale_to_iod(image: np.ndarray, iod: float | None, target: float) -> np.
 
 
 def make(args) -> int:
+    from mad_fr_systems import FAST_DETECTOR
+
     from madpad.errors import UsageError
     from madpad.io import read_image, write_image
     from madpad.mad.cache import FeatureCache
@@ -57,7 +56,8 @@ def make(args) -> int:
     pairs = [p for f in args.pairs for p in read_pairs_csv(f, require_labels=True)]
     out = Path(args.out)
     (out / "live").mkdir(parents=True, exist_ok=True)
-    fx = DemorphExtractor(embedder_params=FAST)
+    # the table's face finding, whose per-image rows the cache holds
+    fx = DemorphExtractor(embedder_params={"detector": dict(FAST_DETECTOR)})
     cache = FeatureCache(args.cache)
     lives = sorted({str(p.live) for p in pairs})
     rows = fx.many(lives, cache=cache)
@@ -66,7 +66,7 @@ def make(args) -> int:
     for src, st, feat in zip(lives, rows.status, rows.features):
         iod = eye_distance(feat[lm].reshape(68, 2)) if st == "ok" else None
         no_face += iod is None
-        tag = hashlib.sha256(src.encode()).hexdigest()[:8]
+        tag = hashlib.sha256(str(Path(src).resolve()).encode()).hexdigest()[:8]  # one name per file, however spelt
         dst = out / "live" / f"{Path(src).stem}_{tag}.jpg"
         if not dst.exists():
             write_image(dst, downscale_to_iod(read_image(src), iod, args.iod), quality=90)
