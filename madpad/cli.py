@@ -149,14 +149,22 @@ def deep_merge(base: dict, override: Mapping) -> dict:
 
 def coerce_types(config: dict, defaults: Mapping[str, Any], *, where: str = "config") -> dict:
     """Check each value against the type of its default (int/float/bool/str), coercing
-    ints to floats; ``None`` defaults accept anything."""
+    ints to floats; ``None`` defaults accept anything. A section (a mapping default) set to
+    null (``--set data.build=null``, an empty ``params:`` in YAML) takes its defaults; set to
+    anything else but a mapping it is an error naming the key."""
     out = dict(config)
     for key, default in defaults.items():
         if key not in out or default is None:
             continue
         value = out[key]
-        if isinstance(default, dict) and isinstance(value, Mapping):
-            out[key] = coerce_types(dict(value), default, where=f"{where}.{key}")
+        if isinstance(default, dict):
+            if value is None:
+                out[key] = copy.deepcopy(default)
+            elif not isinstance(value, Mapping):
+                raise UsageError(f"{where}: '{key}={value}' is of invalid type {type(value).__name__}; "
+                                 f"'{key}' is a section of settings: set its keys (i.e. '{key}.KEY=VALUE')")
+            else:
+                out[key] = coerce_types(dict(value), default, where=f"{where}.{key}")
             continue
         if value is None:
             continue

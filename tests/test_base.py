@@ -168,6 +168,20 @@ def test_resolve_config_precedence_and_type_checks(tmp_path):
         check_keys({"train": {"balance": 1}}, defaults)
 
 
+def test_resolve_config_section_set_to_null_or_a_scalar(tmp_path):
+    defaults = {"epochs": 10, "train": {"balanced": True, "lr": 0.1}, "params": {}}
+    # null (an empty YAML section, or --set train=null) takes the section's defaults
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("train:\nparams:\n")
+    assert resolve_config(defaults, config_path=cfg_file) == defaults
+    assert resolve_config(defaults, set_items=["train=null"]) == defaults
+    # anything else but a mapping is one error naming the key, not a crash later
+    with pytest.raises(UsageError, match=r"config: 'train=3' is of invalid type int; 'train' is a section"):
+        resolve_config(defaults, set_items=["train=3"])
+    with pytest.raises(UsageError, match=r"'params=\[1, 2\]' is of invalid type list; 'params' is a section"):
+        resolve_config(defaults, set_items=["params=[1, 2]"])
+
+
 def test_run_main_maps_input_errors_to_exit_2(capsys):
     def body():
         raise ManifestError("unknown label 'Morph'", path="m.csv", row=14, field="label")
