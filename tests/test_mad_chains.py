@@ -343,6 +343,53 @@ def test_augment_copies_add_seeded_training_views_and_zero_changes_nothing(tiny_
         get_detector("embedding_svm", augment_copies=1, augment_profile="atacker")
 
 
+def test_low_res_live_views_shrink_only_the_drawn_live_captures(tiny_pairs):
+    from madpad.mad import get_detector
+    from madpad.mad.augment import augmentation_rng, augmented_pairs, check_low_res, low_res_draw, shrink_to_side
+
+    src_side = min(np.asarray(tiny_pairs[0].live).shape[:2])
+    a0 = augmented_pairs(tiny_pairs, 3)
+    a1 = augmented_pairs(tiny_pairs, 3, low_res=1.0, low_res_side=(100, 160))
+    for p0, p1 in zip(a0, a1):
+        # the suspect view and the other draws are those of the plain augmentation
+        assert p1.suspect.identity == p0.suspect.identity
+        np.testing.assert_array_equal(np.asarray(p1.suspect), np.asarray(p0.suspect))
+        live = np.asarray(p1.live)
+        assert 100 <= min(live.shape[:2]) <= 160 < src_side, live.shape
+        assert "lowres-side=" in p1.live.identity and p1.live.identity != p0.live.identity
+    # with p = 0.5 some views are shrunk; the others keep identity and pixels (so cached features)
+    a5 = augmented_pairs(tiny_pairs, 3, low_res=0.5, low_res_side=(100, 160))
+    shrunk = [p5 for p5 in a5 if "lowres-side=" in p5.live.identity]
+    assert 0 < len(shrunk) < len(a5)
+    for p0, p5 in zip(a0, a5):
+        live = np.asarray(p5.live)
+        if p5 in shrunk:
+            assert min(live.shape[:2]) <= 160
+        else:
+            assert p5.live.identity == p0.live.identity
+            np.testing.assert_array_equal(live, np.asarray(p0.live))
+    # the draw: probability p, sides log-uniform inside the range, same stream length either way
+    sides = [low_res_draw(augmentation_rng(0, 1, i, "live-lowres"), 0.3, (100, 240)) for i in range(3000)]
+    drawn = np.array([s for s in sides if s is not None])
+    assert 0.27 < len(drawn) / len(sides) < 0.33
+    assert drawn.min() >= 100 and drawn.max() <= 240
+    assert abs(np.median(drawn) - np.sqrt(100 * 240)) < 8  # log-uniform: median at the geometric mean
+    # shrinking keeps the aspect and leaves small images alone
+    img = np.zeros((300, 200, 3), np.uint8)
+    assert shrink_to_side(img, 100).shape == (150, 100, 3)
+    assert shrink_to_side(img, 250) is img
+    # the detector passes its option through; bad values are one clear error
+    det = get_detector("embedding_svm", **FAST, augment_copies=1, augment_low_res=1.0)
+    views = det._with_augmented_copies(tiny_pairs)[len(tiny_pairs):]
+    assert all(min(np.asarray(v.live).shape[:2]) < src_side for v in views)
+    assert det.get_config()["augment_low_res"] == 1.0
+    assert "augment_low_res" not in get_detector("embedding_svm", augment_copies=1).get_config()
+    with pytest.raises(UsageError, match=r"augment_low_res must be a probability in \[0, 1\]; got 1.5"):
+        get_detector("embedding_svm", augment_copies=1, augment_low_res=1.5)
+    with pytest.raises(ValueError, match="8 <= low <= high"):
+        check_low_res(0.5, (200, 100))
+
+
 def test_foundation_suspect_augmentation_goes_through_a_chain():
     from madpad.mad.foundation import FoundationDetector
 

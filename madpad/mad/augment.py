@@ -126,6 +126,44 @@ class AugmentedView:
     __repr__ = __str__
 
 
+LOW_RES_SIDE = (100.0, 240.0)
+
+
+def check_low_res(p, side=LOW_RES_SIDE) -> tuple[float, tuple[float, float]]:
+    """Validated (probability, (shortest side low, high)) of the low-resolution live draw."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"augment_low_res must be a probability in [0, 1]; got {p!r}")
+    try:
+        lo, hi = (float(v) for v in side)
+    except (TypeError, ValueError):
+        raise ValueError(f"low_res_side must be two numbers of pixels (low, high); got {side!r}") from None
+    if not (8.0 <= lo <= hi and np.isfinite(hi)):
+        raise ValueError(f"low_res_side must be two numbers of pixels with 8 <= low <= high; got {side!r}")
+    return float(p), (lo, hi)
+
+
+def low_res_draw(rng: np.random.Generator, p: float, side=LOW_RES_SIDE) -> float | None:
+    """The shortest side (pixels) a live capture is shrunk to with probability ``p`` (log-uniform
+    in ``side``), or None; always takes the same two draws from ``rng``."""
+    u = rng.uniform(0.0, 1.0, size=2)
+    if not u[0] < p:
+        return None
+    lo, hi = np.log(side[0]), np.log(side[1])
+    return float(np.exp(lo + (hi - lo) * u[1]))
+
+
+def shrink_to_side(image: np.ndarray, side: float) -> np.ndarray:
+    """``image`` shrunk (area averaging, aspect kept) so its shortest side is ``side`` pixels;
+    unchanged when it already is that small."""
+    import cv2
+
+    h, w = image.shape[:2]
+    f = float(side) / min(h, w)
+    if f >= 1.0:
+        return image
+    return cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
 def suspect_augmentation(image: np.ndarray, rng: np.random.Generator, *, profile: str = "attacker",
                          config: AugmentConfig | None = None) -> np.ndarray:
     """A suspect image through a chain drawn from ``profile`` (:func:`madpad.mad.chains.random_chain`)
@@ -137,12 +175,18 @@ def suspect_augmentation(image: np.ndarray, rng: np.random.Generator, *, profile
 
 
 def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str = "attacker",
-                    config: AugmentConfig | None = None) -> list:
+                    config: AugmentConfig | None = None, low_res: float = 0.0, low_res_side=LOW_RES_SIDE) -> list:
     """``copies`` augmented views of every pair (only the new pairs, ids ``<id>#aug<k>``; labels,
     species and subjects kept). Copy ``k`` of pair ``p``: suspect through
     :func:`suspect_augmentation` with ``augmentation_rng(seed, k, p.id, "suspect")``, live
     capture through :func:`augment_image` with ``augmentation_rng(seed, k, p.id, "live")``.
-    The same distribution for bona fide and attack suspects, so no file history separates them."""
+    The same distribution for bona fide and attack suspects, so no file history separates them.
+
+    ``low_res``: the probability that a view's live capture is first shrunk (area averaging) to a
+    shortest side drawn log-uniformly from ``low_res_side`` pixels (a gate camera that sees the face
+    small; the default 100-240 px puts the eyes of the face-centred ``gate`` captures about 20-50 px
+    apart), drawn from ``augmentation_rng(seed, k, p.id, "live-lowres")``. The other draws do not
+    change with it, and a view without a low-resolution draw keeps its identity (and cached features)."""
     from madpad.mad.base import Pair
     from madpad.mad.chains import check_profile
 
@@ -150,24 +194,29 @@ def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str =
     if copies < 0:
         raise ValueError(f"augment copies must be >= 0; got {copies}")
     check_profile(suspect_profile)
+    low_res, low_res_side = check_low_res(low_res, low_res_side)
     cfg = config or AugmentConfig()
     tag = f"aug-v1|{suspect_profile}|{cfg}"
     out = []
     for k in range(1, copies + 1):
         for p in pairs:
+            side = low_res_draw(augmentation_rng(seed, k, p.id, "live-lowres"), low_res, low_res_side)
+
             def sus(img, _k=k, _id=p.id):
                 return suspect_augmentation(img, augmentation_rng(seed, _k, _id, "suspect"), profile=suspect_profile,
                                             config=cfg)
 
-            def live(img, _k=k, _id=p.id):
-                return augment_image(img, augmentation_rng(seed, _k, _id, "live"), cfg)
+            def live(img, _k=k, _id=p.id, _side=side):
+                small = img if _side is None else shrink_to_side(img, _side)
+                return augment_image(small, augmentation_rng(seed, _k, _id, "live"), cfg)
 
             ident = f"{tag}|seed={int(seed)}|copy={k}|pair={p.id}"
+            live_ident = ident + "|live" + ("" if side is None else f"|lowres-side={side:.2f}")
             out.append(Pair(id=f"{p.id}#aug{k}", suspect=AugmentedView(p.suspect, ident + "|suspect", sus),
-                            live=AugmentedView(p.live, ident + "|live", live), label=p.label, species=p.species,
+                            live=AugmentedView(p.live, live_ident, live), label=p.label, species=p.species,
                             subjects=p.subjects, extra={**p.extra, "augment_copy": k}))
     return out
 
 
-__all__ = ["AugmentConfig", "AugmentedView", "augment_image", "augmentation_rng", "augmented_pairs",
-           "suspect_augmentation"]
+__all__ = ["AugmentConfig", "AugmentedView", "LOW_RES_SIDE", "augment_image", "augmentation_rng", "augmented_pairs",
+           "check_low_res", "low_res_draw", "shrink_to_side", "suspect_augmentation"]
