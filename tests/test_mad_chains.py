@@ -345,7 +345,13 @@ def test_augment_copies_add_seeded_training_views_and_zero_changes_nothing(tiny_
 
 def test_low_res_live_views_shrink_only_the_drawn_live_captures(tiny_pairs):
     from madpad.mad import get_detector
-    from madpad.mad.augment import augmentation_rng, augmented_pairs, check_low_res, low_res_draw, shrink_to_side
+    from madpad.mad.augment import (
+        augmentation_rng,
+        augmented_pairs,
+        check_low_res,
+        low_res_draw,
+        shrink_to_side,
+    )
 
     src_side = min(np.asarray(tiny_pairs[0].live).shape[:2])
     a0 = augmented_pairs(tiny_pairs, 3)

@@ -218,5 +218,5 @@ def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str =
     return out
 
 
-__all__ = ["AugmentConfig", "AugmentedView", "LOW_RES_SIDE", "augment_image", "augmentation_rng", "augmented_pairs",
+__all__ = ["LOW_RES_SIDE", "AugmentConfig", "AugmentedView", "augment_image", "augmentation_rng", "augmented_pairs",
            "check_low_res", "low_res_draw", "shrink_to_side", "suspect_augmentation"]
