@@ -101,6 +101,10 @@ def default_entries(registered: Sequence[str] | None = None, *, selection: str =
         rows.append(DetectorEntry("dmad_cues [demorph_diff] + 2 augmented views per training pair", "dmad_cues",
                                   {"embedder_params": ep, "features": ["demorph_diff"], "classifier": "rbf_svm", **auto,
                                    "augment_copies": 2}, group="augmented"))
+        rows.append(DetectorEntry("dmad_cues [demorph_diff] + 2 augmented views, half with a low-resolution live capture",
+                                  "dmad_cues", {"embedder_params": ep, "features": ["demorph_diff"],
+                                                "classifier": "rbf_svm", **auto, "augment_copies": 2,
+                                                "augment_low_res": 0.5}, group="augmented"))
     return rows
 
 
