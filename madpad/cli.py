@@ -167,6 +167,10 @@ def coerce_types(config: dict, defaults: Mapping[str, Any], *, where: str = "con
                 out[key] = coerce_types(dict(value), default, where=f"{where}.{key}")
             continue
         if value is None:
+            if isinstance(default, (bool, int, float)):  # no setting of this kind means "off" by null
+                kind = "a bool" if isinstance(default, bool) else "an int" if isinstance(default, int) else "a number"
+                raise UsageError(f"{where}: '{key}=null' is of invalid type NoneType; '{key}' must be {kind} "
+                                 f"(i.e. '{key}={str(default).lower() if isinstance(default, bool) else default}')")
             continue
         if isinstance(default, bool):
             if not isinstance(value, bool):
@@ -281,12 +285,15 @@ def setup_logging(verbose: int = 0) -> None:
 
 
 def apply_runtime_options(*, threads: int | None = None, seed: int | None = None) -> None:
-    """Apply thread count and global seeds, only when asked (called inside CLI mains)."""
+    """Apply thread count and global seeds, only when asked (called inside CLI mains);
+    ``threads`` must be a positive integer (or None)."""
     import os
     import random
 
     import numpy as np
 
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise UsageError(f"threads must be a positive integer or null; got {threads!r}")
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
         try:

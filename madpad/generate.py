@@ -36,6 +36,7 @@ from madpad.cli import (
     apply_runtime_options,
     check_output_dir,
     check_output_file,
+    int_arg,
     run_main,
     setup_logging,
 )
@@ -89,7 +90,7 @@ def _base_parser(add_help: bool) -> argparse.ArgumentParser:
                      help="cap on the working and output size: source images whose longer side exceeds it are "
                           "shrunk on reading, which bounds memory (default 2048; 0 = no cap)")
     run = p.add_argument_group("run")
-    run.add_argument("--threads", type=int, default=None, help="OpenCV/torch threads (default: library default)")
+    run.add_argument("--threads", type=int_arg(1), default=None, help="OpenCV/torch threads (default: library default)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("-v", "--verbose", action="count", default=0)
     return p
@@ -221,7 +222,7 @@ def _compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="embedding cache (default $MADPAD_CACHE/embeddings, else <out folder>/embedding_cache)")
     p.add_argument("--no-cache", action="store_true", help="do not cache embeddings")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int_arg(1), default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-v", "--verbose", action="count", default=0)
     return p

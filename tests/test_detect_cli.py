@@ -107,6 +107,17 @@ def test_train_config_errors_exit_2(tmp_path, capsys):
     ("embedding_svm", "params.embedder_params={padding: -0.1}",
      ("face embedder 'dlib': the dlib embedder needs num_jitters >= 0 and a finite padding >= 0; "
       "got num_jitters=0, padding=-0.1")),
+    # options of the wrong shape: one line naming the option, not a TypeError from deep inside
+    ("embedding_svm", "params.features=5", "features must be a non-empty list of ["),
+    ("embedding_svm", "params.features=null", "features must be a non-empty list of ["),
+    ("embedding_svm", "params.embedder_params=5", "embedder_params must be a mapping of options"),
+    ("embedding_distance", "params.embedder_params=[1]", "embedder_params must be a mapping of options"),
+    ("embedding_svm", "data.extra_dev=5", "data.extra_dev must be a pair CSV path or a list of them; got 5"),
+    ("embedding_svm", "data.extra_dev={a: 1}", "data.extra_dev must be a pair CSV path or a list of them"),
+    ("embedding_svm", "seed=null", "config: 'seed=null' is of invalid type NoneType; 'seed' must be an int"),
+    ("embedding_svm", "data.build=7", "'build=7' is of invalid type int; 'build' is a section"),
+    ("embedding_svm", "threads=abc", "threads must be a positive integer or null; got 'abc'"),
+    ("embedding_svm", "threads=0", "threads must be a positive integer or null; got 0"),
 ])
 def test_train_bad_detector_parameter_is_a_one_line_usage_error(detector, setting, message, pair_files, tmp_path,
                                                                   capsys):

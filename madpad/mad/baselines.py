@@ -44,7 +44,7 @@ from madpad.mad.base import (
     write_header,
 )
 from madpad.mad.cache import FeatureCache
-from madpad.mad.features import FaceFeatureExtractor
+from madpad.mad.features import FaceFeatureExtractor, params_mapping
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class EmbeddingDistanceDetector(_FaceFeaturePairs):
     def __init__(self, *, embedder: str = "dlib", embedder_params: dict | None = None, progress: bool = False,
                  texture_size: int = 160):
         self.embedder = embedder
-        self.embedder_params = dict(embedder_params or {})
+        self.embedder_params = params_mapping(embedder_params)
         self.progress = progress
         self.texture_size = texture_size
         self.feature_cache = FeatureCache()
@@ -182,6 +182,8 @@ def embedding_pair_block(feature: str, es: np.ndarray, el: np.ndarray) -> np.nda
 
 def check_classifier_options(features: Any, blocks: Any, *, classifier: str, class_weight: Any, C: Any) -> list[str]:
     """Validate the options shared by the trained FR-embedding detectors; returns the feature list."""
+    if not isinstance(features, (str, list, tuple)):
+        raise UsageError(f"features must be a non-empty list of {list(blocks)}; got {features!r}")
     feats = [features] if isinstance(features, str) else list(features)
     bad = [f for f in feats if f not in blocks]
     if not feats or bad:
@@ -231,7 +233,7 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
         self.selection = check_selection(selection)
         self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res)
         self.embedder = embedder
-        self.embedder_params = dict(embedder_params or {})
+        self.embedder_params = params_mapping(embedder_params)
         self.features = feats
         self.classifier = classifier
         self.C = C

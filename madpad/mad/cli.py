@@ -82,7 +82,7 @@ def main_train(argv: Sequence[str] | None = None) -> int:
 
 # --------------------------------------------------------------------------- score
 def main_score(argv: Sequence[str] | None = None) -> int:
-    from madpad.cli import apply_runtime_options, run_main, setup_logging
+    from madpad.cli import apply_runtime_options, int_arg, run_main, setup_logging
 
     ap = argparse.ArgumentParser(prog="python -m madpad.detect score",
                                  description="Score suspect/live pairs with a trained detector. Writes "
@@ -98,7 +98,7 @@ def main_score(argv: Sequence[str] | None = None) -> int:
                                                   "when set, else memory only)")
     ap.add_argument("--device", default=None, help="foundation detectors: cpu, cuda, auto")
     ap.add_argument("--batch-size", type=int, default=None, help="foundation detectors: images per forward pass")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int_arg(1), default=None)
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("-v", "--verbose", action="count", default=0)
     args = ap.parse_args(list(argv) if argv is not None else None)

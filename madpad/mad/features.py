@@ -140,6 +140,19 @@ def feature_layout(embed_dim: int, *, texture: bool, shape: bool) -> dict[str, s
     return out
 
 
+def params_mapping(value, field: str = "embedder_params") -> dict:
+    """``value`` as a dict of options (None = no options); anything else is a UsageError naming ``field``."""
+    from collections.abc import Mapping
+
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        from madpad.errors import UsageError
+
+        raise UsageError(f"{field} must be a mapping of options (e.g. {{detector: {{name: dlib_hog}}}}); got {value!r}")
+    return dict(value)
+
+
 class FaceFeatureExtractor:
     """FR embedding (+ texture, + shape) of full images, one face analysis per image.
 
@@ -152,7 +165,7 @@ class FaceFeatureExtractor:
     def __init__(self, *, embedder: str = "dlib", embedder_params: dict | None = None, texture: bool = False,
                  texture_size: int = 160, shape: bool = False):
         self.embedder_name = embedder
-        self.embedder_params = dict(embedder_params or {})
+        self.embedder_params = params_mapping(embedder_params)
         self.texture = bool(texture)
         self.texture_size = int(texture_size)
         self.shape = bool(shape)

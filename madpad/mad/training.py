@@ -91,7 +91,11 @@ def expand_paths(cfg: dict) -> None:
     d = cfg["data"]
     for k in ("train", "dev", "test"):
         d[k] = fix(d[k])
-    d["extra_dev"] = [fix(v) for v in ([d["extra_dev"]] if isinstance(d["extra_dev"], str) else d["extra_dev"] or [])]
+    extra = d["extra_dev"]
+    if extra is not None and not isinstance(extra, (str, list)) or isinstance(extra, list) and not all(
+            isinstance(v, str) for v in extra):
+        raise UsageError(f"data.extra_dev must be a pair CSV path or a list of them; got {extra!r}")
+    d["extra_dev"] = [fix(v) for v in ([extra] if isinstance(extra, str) else extra or [])]
     b = d["build"]
     for k in ("frll", "images", "images_root", "out"):
         b[k] = fix(b[k])

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from madpad.cli import apply_runtime_options, resolve_config, run_main, setup_logging
+from madpad.cli import (
+    apply_runtime_options,
+    int_arg,
+    resolve_config,
+    run_main,
+    setup_logging,
+)
 from madpad.errors import ImageReadError, MadpadError, ManifestError, UsageError
 from madpad.io import read_image, resolve_relative_to
 
@@ -116,7 +122,7 @@ def build_tshirt_parser() -> argparse.ArgumentParser:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a rule parameter")
     ap.add_argument("--print-config", action="store_true", help="print the resolved rule parameters and exit")
     ap.add_argument("--limit", type=int, default=None, help="score only the first N images")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int_arg(1), default=None)
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("-v", "--verbose", action="count", default=0)
     return ap
