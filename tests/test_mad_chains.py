@@ -396,6 +396,37 @@ def test_low_res_live_views_shrink_only_the_drawn_live_captures(tiny_pairs):
         check_low_res(0.5, (200, 100))
 
 
+def test_mirrored_test_time_average_is_the_mean_of_both_views(tiny_pairs, tmp_path):
+    from madpad.mad import get_detector, load_detector
+    from madpad.mad.augment import mirrored_pairs
+    from madpad.mad.cache import FeatureCache
+
+    cache = FeatureCache()
+    plain = get_detector("embedding_svm", **FAST).fit(tiny_pairs, cache=cache)
+    tta = get_detector("embedding_svm", **FAST, tta="mirror").fit(tiny_pairs, cache=cache)
+    mirrored = mirrored_pairs(tiny_pairs)
+    np.testing.assert_array_equal(np.asarray(mirrored[0].suspect), np.asarray(tiny_pairs[0].suspect)[:, ::-1])
+    np.testing.assert_array_equal(np.asarray(mirrored[0].live), np.asarray(tiny_pairs[0].live)[:, ::-1])
+    s0, sm = plain.score(tiny_pairs), plain.score(mirrored)
+    assert not np.allclose(s0, sm)  # the mirror is another view of the pair
+    np.testing.assert_allclose(tta.score(tiny_pairs), (s0 + sm) / 2)
+    # the checkpoint keeps the option; a detector without it records nothing
+    tta.save(tmp_path / "m")
+    again = load_detector(tmp_path / "m")
+    assert again.get_config()["tta"] == "mirror" and "tta" not in plain.get_config()
+    np.testing.assert_allclose(again.score(tiny_pairs), tta.score(tiny_pairs))
+    # C chosen on dev with the averaged scores: the mirrored dev pairs are analysed too
+    dev = tiny_pairs[:2]
+    auto = {**FAST, "C": "auto", "selection": "pooled"}
+    c1, c2 = FeatureCache(), FeatureCache()
+    get_detector("embedding_svm", **auto).fit(tiny_pairs, dev=dev, cache=c1)
+    get_detector("embedding_svm", **auto, tta="mirror").fit(tiny_pairs, dev=dev, cache=c2)
+    assert c2.misses - c1.misses == len({c2.key(p.suspect) for p in mirrored_pairs(dev)}
+                                        | {c2.key(p.live) for p in mirrored_pairs(dev)})
+    with pytest.raises(UsageError, match=r"tta must be one of \[None, 'mirror'\]; got 'flip'"):
+        get_detector("embedding_svm", tta="flip")
+
+
 def test_foundation_suspect_augmentation_goes_through_a_chain():
     from madpad.mad.foundation import FoundationDetector
 

@@ -13,6 +13,7 @@ post-processing chain of :mod:`madpad.mad.chains`) and by the FR-embedding detec
 pair (suspect through a chain drawn from the ``attacker`` profile, then :func:`augment_image`;
 live capture through :func:`augment_image`). A view is an :class:`AugmentedView`: computed only
 when its features are not cached, under a cache key of (source image, augmentation identity).
+:func:`mirrored_pairs` gives the second view of the test-time averaging (``tta: mirror``).
 """
 
 from __future__ import annotations
@@ -218,5 +219,22 @@ def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str =
     return out
 
 
+def mirror(image: np.ndarray) -> np.ndarray:
+    """The image mirrored left-right."""
+    return np.ascontiguousarray(np.asarray(image)[:, ::-1])
+
+
+def mirrored_pairs(pairs) -> list:
+    """Every pair with both images mirrored left-right (ids ``<id>#mirror``; labels, species and
+    subjects kept): the second view of the test-time averaging of the trained FR detectors
+    (``tta: mirror``). Features are cached per mirrored image, as for the augmented views."""
+    from madpad.mad.base import Pair
+
+    return [Pair(id=f"{p.id}#mirror", suspect=AugmentedView(p.suspect, "hflip", mirror),
+                 live=None if p.live is None else AugmentedView(p.live, "hflip", mirror), label=p.label,
+                 species=p.species, subjects=p.subjects, extra=dict(p.extra)) for p in pairs]
+
+
 __all__ = ["LOW_RES_SIDE", "AugmentConfig", "AugmentedView", "augment_image", "augmentation_rng", "augmented_pairs",
-           "check_low_res", "low_res_draw", "shrink_to_side", "suspect_augmentation"]
+           "check_low_res", "low_res_draw", "mirror", "mirrored_pairs",
+           "shrink_to_side", "suspect_augmentation"]

@@ -197,6 +197,11 @@ def check_classifier_options(features: Any, blocks: Any, *, classifier: str, cla
     return feats
 
 
+#: test-time averaging of the trained FR detectors (``tta``): None, or "mirror" (the mean of the
+#: decision values of the pair and of the pair with both images mirrored left-right)
+TTA_MODES = (None, "mirror")
+
+
 def check_selection(selection: Any) -> str:
     """The dev selection mode of ``C="auto"`` (:data:`madpad.mad.selection.SELECTION_MODES`)."""
     from madpad.mad.selection import SELECTION_MODES
@@ -227,11 +232,12 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
                  features: Sequence[str] = ("diff",), classifier: str = "logreg", C: Any = 1.0,
                  gamma: Any = "scale", class_weight: str | None = "balanced", texture_size: int = 160,
                  max_iter: int = 5000, progress: bool = False, selection: str = "lomo", augment_copies: int = 0,
-                 augment_profile: str = "attacker", augment_seed: int = 0, augment_low_res: float = 0.0):
+                 augment_profile: str = "attacker", augment_seed: int = 0, augment_low_res: float = 0.0,
+                 tta: str | None = None):
         feats = check_classifier_options(features, self.feature_blocks, classifier=classifier,
                                          class_weight=class_weight, C=C)
         self.selection = check_selection(selection)
-        self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res)
+        self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res, tta)
         self.embedder = embedder
         self.embedder_params = params_mapping(embedder_params)
         self.features = feats
@@ -260,7 +266,7 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
                 **self._augment_config()}
 
     # ------------------------------------------------------------------ training-time augmentation
-    def _set_augment(self, copies: Any, profile: str, seed: Any, low_res: Any = 0.0) -> None:
+    def _set_augment(self, copies: Any, profile: str, seed: Any, low_res: Any = 0.0, tta: Any = None) -> None:
         from madpad.mad.augment import check_low_res
         from madpad.mad.chains import check_profile
 
@@ -271,13 +277,38 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
             self.augment_low_res = check_low_res(low_res)[0]
         except ValueError as e:
             raise UsageError(str(e)) from None
+        if tta not in TTA_MODES:
+            raise UsageError(f"tta must be one of {list(TTA_MODES)}; got {tta!r}")
+        self.tta = tta
 
     def _augment_config(self) -> dict:
         out = {"augment_copies": self.augment_copies, "augment_profile": self.augment_profile,
                "augment_seed": self.augment_seed}
         if self.augment_low_res:  # absent when off, so older checkpoints' configs read the same
             out["augment_low_res"] = self.augment_low_res
+        if self.tta:
+            out["tta"] = self.tta
         return out
+
+    def _mirrored_features(self, pairs, cache):
+        """(features, ok) of the mirrored pairs (``tta: mirror``), or None without test-time averaging."""
+        if not self.tta:
+            return None
+        from madpad.mad.augment import mirrored_pairs
+
+        X, ok, _, _ = self._features(mirrored_pairs(pairs), cache)
+        return X, ok
+
+    @staticmethod
+    def _averaged_decision(model: dict, X: np.ndarray, mirrored) -> np.ndarray:
+        """Decision values of ``X``; with mirrored features, the mean of the pair's and its mirror's
+        (the pair's own where the mirror has no usable features)."""
+        d = _decision(model, X)
+        if mirrored is not None:
+            Xm, okm = mirrored
+            if okm.any():
+                d[okm] = 0.5 * (d[okm] + _decision(model, Xm[okm]))
+        return d
 
     def _with_augmented_copies(self, pairs: list[Pair]) -> list[Pair]:
         """``pairs`` plus ``augment_copies`` augmented views of each (madpad.mad.augment.augmented_pairs:
@@ -362,8 +393,15 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
                 spd = np.array([p.species if p.label == "attack" else "" for p in dev], dtype=object)
                 Xd, okd, _, _ = self._features(dev, cache)
                 Xd, yd, spd = Xd[okd], yd[okd], spd[okd]
-                sel = select_candidates(list(C_GRID), lambda c, ti, di: _decision(self._fit_model(X[ti], y[ti], c),
-                                                                                   Xd[di]),
+                mirrored = self._mirrored_features(dev, cache)
+                if mirrored is not None:
+                    mirrored = (mirrored[0][okd], mirrored[1][okd])
+
+                def dev_decision(c, ti, di):
+                    m = None if mirrored is None else (mirrored[0][di], mirrored[1][di])
+                    return self._averaged_decision(self._fit_model(X[ti], y[ti], c), Xd[di], m)
+
+                sel = select_candidates(list(C_GRID), dev_decision,
                                         train_y=y, train_species=sp, dev_y=yd, dev_species=spd,
                                         mode=selection or self.selection, prefer=list(C_GRID))
                 self.selection_ = [{"C": r.pop("candidate"), **r} for r in sel.table]
@@ -406,7 +444,8 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
         X, ok, status, error = self._features(pairs, cache)
         out = np.full(len(pairs), np.nan)
         if ok.any():
-            out[ok] = _decision(self.model_, X[ok])
+            mirrored = self._mirrored_features([p for p, k in zip(pairs, ok) if k], cache)
+            out[ok] = self._averaged_decision(self.model_, X[ok], mirrored)
         return ScoreResult(out, status, error)
 
     def decision_from_features(self, X: np.ndarray) -> np.ndarray:
@@ -506,11 +545,11 @@ class FusedEmbeddingDetector(EmbeddingClassifierDetector):
                  classifier: str = "logreg", C: Any = 1.0, gamma: Any = "scale",
                  class_weight: str | None = "balanced", max_iter: int = 5000, progress: bool = False,
                  selection: str = "lomo", augment_copies: int = 0, augment_profile: str = "attacker",
-                 augment_seed: int = 0, augment_low_res: float = 0.0):
+                 augment_seed: int = 0, augment_low_res: float = 0.0, tta: str | None = None):
         feats = check_classifier_options(features, FUSED_BLOCKS, classifier=classifier, class_weight=class_weight,
                                          C=C)
         self.selection = check_selection(selection)
-        self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res)
+        self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res, tta)
         self.systems = embedder_specs(embedders)
         for s in self.systems:
             check_embedder_files(s["name"], s["params"])
