@@ -167,7 +167,7 @@ def coerce_types(config: dict, defaults: Mapping[str, Any], *, where: str = "con
                 out[key] = coerce_types(dict(value), default, where=f"{where}.{key}")
             continue
         if value is None:
-            if isinstance(default, (bool, int, float)):  # no setting of this kind means "off" by null
+            if isinstance(default, (bool, int, float)):  # a bool/int/float setting has no null value
                 kind = "a bool" if isinstance(default, bool) else "an int" if isinstance(default, int) else "a number"
                 raise UsageError(f"{where}: '{key}=null' is of invalid type NoneType; '{key}' must be {kind} "
                                  f"(i.e. '{key}={str(default).lower() if isinstance(default, bool) else default}')")

@@ -92,8 +92,8 @@ def expand_paths(cfg: dict) -> None:
     for k in ("train", "dev", "test"):
         d[k] = fix(d[k])
     extra = d["extra_dev"]
-    if extra is not None and not isinstance(extra, (str, list)) or isinstance(extra, list) and not all(
-            isinstance(v, str) for v in extra):
+    if not (extra is None or isinstance(extra, str)
+            or isinstance(extra, list) and all(isinstance(v, str) for v in extra)):
         raise UsageError(f"data.extra_dev must be a pair CSV path or a list of them; got {extra!r}")
     d["extra_dev"] = [fix(v) for v in ([extra] if isinstance(extra, str) else extra or [])]
     b = d["build"]
