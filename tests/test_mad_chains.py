@@ -396,6 +396,29 @@ def test_low_res_live_views_shrink_only_the_drawn_live_captures(tiny_pairs):
         check_low_res(0.5, (200, 100))
 
 
+def test_grey_live_views_have_no_colour_and_leave_the_rest_alone(tiny_pairs):
+    from madpad.mad import get_detector
+    from madpad.mad.augment import augmented_pairs
+
+    a0 = augmented_pairs(tiny_pairs, 2, low_res=0.5)
+    a1 = augmented_pairs(tiny_pairs, 2, low_res=0.5, grey=1.0)
+    for p0, p1 in zip(a0, a1):
+        live0, live1 = np.asarray(p0.live).astype(int), np.asarray(p1.live).astype(int)
+        assert np.abs(live1[..., 0] - live1[..., 1]).max() <= 1 and np.abs(live1[..., 1] - live1[..., 2]).max() <= 1
+        assert np.abs(live0[..., 0] - live0[..., 1]).max() > 10  # the colour views keep their colour
+        assert live1.shape == live0.shape  # the same low-resolution draw
+        assert p1.live.identity == p0.live.identity + "|no-colour"
+        np.testing.assert_array_equal(np.asarray(p1.suspect), np.asarray(p0.suspect))
+    half = augmented_pairs(tiny_pairs, 4, low_res=0.5, grey=0.5)
+    assert 0 < sum(p.live.identity.endswith("|no-colour") for p in half) < len(half)
+    assert [p.live.identity for p in augmented_pairs(tiny_pairs, 2, low_res=0.5, grey=0.0)] == \
+        [p.live.identity for p in a0]
+    det = get_detector("embedding_svm", **FAST, augment_copies=1, augment_grey=0.3)
+    assert det.get_config()["augment_grey"] == 0.3
+    with pytest.raises(UsageError, match=r"augment_grey must be a probability in \[0, 1\]; got -0.1"):
+        get_detector("embedding_svm", augment_copies=1, augment_grey=-0.1)
+
+
 def test_mirrored_test_time_average_is_the_mean_of_both_views(tiny_pairs, tmp_path):
     from madpad.mad import get_detector, load_detector
     from madpad.mad.augment import mirrored_pairs

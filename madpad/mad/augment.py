@@ -130,17 +130,23 @@ class AugmentedView:
 LOW_RES_SIDE = (100.0, 240.0)
 
 
+def check_probability(p, name: str) -> float:
+    """``p`` as a float in [0, 1]; otherwise a ValueError naming ``name``."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1]; got {p!r}")
+    return float(p)
+
+
 def check_low_res(p, side=LOW_RES_SIDE) -> tuple[float, tuple[float, float]]:
     """Validated (probability, (shortest side low, high)) of the low-resolution live draw."""
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0.0 <= float(p) <= 1.0:
-        raise ValueError(f"augment_low_res must be a probability in [0, 1]; got {p!r}")
+    p = check_probability(p, "augment_low_res")
     try:
         lo, hi = (float(v) for v in side)
     except (TypeError, ValueError):
         raise ValueError(f"low_res_side must be two numbers of pixels (low, high); got {side!r}") from None
     if not (8.0 <= lo <= hi and np.isfinite(hi)):
         raise ValueError(f"low_res_side must be two numbers of pixels with 8 <= low <= high; got {side!r}")
-    return float(p), (lo, hi)
+    return p, (lo, hi)
 
 
 def low_res_draw(rng: np.random.Generator, p: float, side=LOW_RES_SIDE) -> float | None:
@@ -176,7 +182,8 @@ def suspect_augmentation(image: np.ndarray, rng: np.random.Generator, *, profile
 
 
 def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str = "attacker",
-                    config: AugmentConfig | None = None, low_res: float = 0.0, low_res_side=LOW_RES_SIDE) -> list:
+                    config: AugmentConfig | None = None, low_res: float = 0.0, low_res_side=LOW_RES_SIDE,
+                    grey: float = 0.0) -> list:
     """``copies`` augmented views of every pair (only the new pairs, ids ``<id>#aug<k>``; labels,
     species and subjects kept). Copy ``k`` of pair ``p``: suspect through
     :func:`suspect_augmentation` with ``augmentation_rng(seed, k, p.id, "suspect")``, live
@@ -186,8 +193,10 @@ def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str =
     ``low_res``: the probability that a view's live capture is first shrunk (area averaging) to a
     shortest side drawn log-uniformly from ``low_res_side`` pixels (a gate camera that sees the face
     small; the default 100-240 px puts the eyes of the face-centred ``gate`` captures about 20-50 px
-    apart), drawn from ``augmentation_rng(seed, k, p.id, "live-lowres")``. The other draws do not
-    change with it, and a view without a low-resolution draw keeps its identity (and cached features)."""
+    apart), drawn from ``augmentation_rng(seed, k, p.id, "live-lowres")``. ``grey``: the probability
+    that the live capture is turned grey first (a camera without colour), drawn from
+    ``augmentation_rng(seed, k, p.id, "live-grey")``. The other draws do not change with these, and a
+    view without either keeps its identity (and cached features)."""
     from madpad.mad.base import Pair
     from madpad.mad.chains import check_profile
 
@@ -196,27 +205,39 @@ def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str =
         raise ValueError(f"augment copies must be >= 0; got {copies}")
     check_profile(suspect_profile)
     low_res, low_res_side = check_low_res(low_res, low_res_side)
+    grey = check_probability(grey, "augment_grey")
     cfg = config or AugmentConfig()
     tag = f"aug-v1|{suspect_profile}|{cfg}"
     out = []
     for k in range(1, copies + 1):
         for p in pairs:
             side = low_res_draw(augmentation_rng(seed, k, p.id, "live-lowres"), low_res, low_res_side)
+            to_grey = bool(augmentation_rng(seed, k, p.id, "live-grey").uniform() < grey)
 
             def sus(img, _k=k, _id=p.id):
                 return suspect_augmentation(img, augmentation_rng(seed, _k, _id, "suspect"), profile=suspect_profile,
                                             config=cfg)
 
-            def live(img, _k=k, _id=p.id, _side=side):
+            def live(img, _k=k, _id=p.id, _side=side, _grey=to_grey):
                 small = img if _side is None else shrink_to_side(img, _side)
-                return augment_image(small, augmentation_rng(seed, _k, _id, "live"), cfg)
+                out = augment_image(small, augmentation_rng(seed, _k, _id, "live"), cfg)
+                return grey_rgb(out) if _grey else out
 
             ident = f"{tag}|seed={int(seed)}|copy={k}|pair={p.id}"
-            live_ident = ident + "|live" + ("" if side is None else f"|lowres-side={side:.2f}")
+            live_ident = (ident + "|live" + ("" if side is None else f"|lowres-side={side:.2f}")
+                          + ("|no-colour" if to_grey else ""))
             out.append(Pair(id=f"{p.id}#aug{k}", suspect=AugmentedView(p.suspect, ident + "|suspect", sus),
                             live=AugmentedView(p.live, live_ident, live), label=p.label, species=p.species,
                             subjects=p.subjects, extra={**p.extra, "augment_copy": k}))
     return out
+
+
+def grey_rgb(image: np.ndarray) -> np.ndarray:
+    """The image without colour (luma in three equal channels, uint8)."""
+    import cv2
+
+    g = cv2.cvtColor(np.asarray(image, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
+    return cv2.cvtColor(g, cv2.COLOR_GRAY2RGB)
 
 
 def mirror(image: np.ndarray) -> np.ndarray:
@@ -236,5 +257,5 @@ def mirrored_pairs(pairs) -> list:
 
 
 __all__ = ["LOW_RES_SIDE", "AugmentConfig", "AugmentedView", "augment_image", "augmentation_rng", "augmented_pairs",
-           "check_low_res", "low_res_draw", "mirror", "mirrored_pairs",
+           "check_low_res", "check_probability", "grey_rgb", "low_res_draw", "mirror", "mirrored_pairs",
            "shrink_to_side", "suspect_augmentation"]

@@ -233,11 +233,11 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
                  gamma: Any = "scale", class_weight: str | None = "balanced", texture_size: int = 160,
                  max_iter: int = 5000, progress: bool = False, selection: str = "lomo", augment_copies: int = 0,
                  augment_profile: str = "attacker", augment_seed: int = 0, augment_low_res: float = 0.0,
-                 tta: str | None = None):
+                 augment_grey: float = 0.0, tta: str | None = None):
         feats = check_classifier_options(features, self.feature_blocks, classifier=classifier,
                                          class_weight=class_weight, C=C)
         self.selection = check_selection(selection)
-        self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res, tta)
+        self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res, tta, augment_grey)
         self.embedder = embedder
         self.embedder_params = params_mapping(embedder_params)
         self.features = feats
@@ -266,8 +266,9 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
                 **self._augment_config()}
 
     # ------------------------------------------------------------------ training-time augmentation
-    def _set_augment(self, copies: Any, profile: str, seed: Any, low_res: Any = 0.0, tta: Any = None) -> None:
-        from madpad.mad.augment import check_low_res
+    def _set_augment(self, copies: Any, profile: str, seed: Any, low_res: Any = 0.0, tta: Any = None,
+                     grey: Any = 0.0) -> None:
+        from madpad.mad.augment import check_low_res, check_probability
         from madpad.mad.chains import check_profile
 
         if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 0:
@@ -275,6 +276,7 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
         self.augment_copies, self.augment_profile, self.augment_seed = int(copies), check_profile(profile), int(seed)
         try:
             self.augment_low_res = check_low_res(low_res)[0]
+            self.augment_grey = check_probability(grey, "augment_grey")
         except ValueError as e:
             raise UsageError(str(e)) from None
         if tta not in TTA_MODES:
@@ -286,6 +288,8 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
                "augment_seed": self.augment_seed}
         if self.augment_low_res:  # absent when off, so older checkpoints' configs read the same
             out["augment_low_res"] = self.augment_low_res
+        if self.augment_grey:
+            out["augment_grey"] = self.augment_grey
         if self.tta:
             out["tta"] = self.tta
         return out
@@ -313,14 +317,16 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
     def _with_augmented_copies(self, pairs: list[Pair]) -> list[Pair]:
         """``pairs`` plus ``augment_copies`` augmented views of each (madpad.mad.augment.augmented_pairs:
         suspect through an ``augment_profile`` chain + photometric/geometric augmentation, live capture
-        through the augmentation, shrunk first with probability ``augment_low_res``; seeded by
+        through the augmentation, shrunk first with probability ``augment_low_res`` and turned grey
+        with probability ``augment_grey``; seeded by
         (augment_seed, copy, pair id); features cached per view)."""
         if not self.augment_copies:
             return pairs
         from madpad.mad.augment import augmented_pairs
 
         return pairs + augmented_pairs(pairs, self.augment_copies, seed=self.augment_seed,
-                                       suspect_profile=self.augment_profile, low_res=self.augment_low_res)
+                                       suspect_profile=self.augment_profile, low_res=self.augment_low_res,
+                                       grey=self.augment_grey)
 
     # ------------------------------------------------------------------ features
     def pair_matrix(self, s: np.ndarray, l: np.ndarray | None) -> np.ndarray:
@@ -545,11 +551,12 @@ class FusedEmbeddingDetector(EmbeddingClassifierDetector):
                  classifier: str = "logreg", C: Any = 1.0, gamma: Any = "scale",
                  class_weight: str | None = "balanced", max_iter: int = 5000, progress: bool = False,
                  selection: str = "lomo", augment_copies: int = 0, augment_profile: str = "attacker",
-                 augment_seed: int = 0, augment_low_res: float = 0.0, tta: str | None = None):
+                 augment_seed: int = 0, augment_low_res: float = 0.0, augment_grey: float = 0.0,
+                 tta: str | None = None):
         feats = check_classifier_options(features, FUSED_BLOCKS, classifier=classifier, class_weight=class_weight,
                                          C=C)
         self.selection = check_selection(selection)
-        self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res, tta)
+        self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res, tta, augment_grey)
         self.systems = embedder_specs(embedders)
         for s in self.systems:
             check_embedder_files(s["name"], s["params"])
