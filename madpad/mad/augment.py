@@ -194,7 +194,7 @@ def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str =
     shortest side drawn log-uniformly from ``low_res_side`` pixels (a gate camera that sees the face
     small; the default 100-240 px puts the eyes of the face-centred ``gate`` captures about 20-50 px
     apart), drawn from ``augmentation_rng(seed, k, p.id, "live-lowres")``. ``grey``: the probability
-    that the live capture is turned grey first (a camera without colour), drawn from
+    that the live capture comes out grey (a camera without colour: the luma of the augmented view), drawn from
     ``augmentation_rng(seed, k, p.id, "live-grey")``. The other draws do not change with these, and a
     view without either keeps its identity (and cached features)."""
     from madpad.mad.base import Pair
