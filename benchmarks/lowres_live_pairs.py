@@ -33,13 +33,11 @@ import numpy as np
 def downscale_to_iod(image: np.ndarray, iod: float | None, target: float) -> np.ndarray:
     """``image`` shrunk (area averaging) so a face with inter-ocular distance ``iod`` has at most
     ``target`` pixels between the eyes; unchanged when it already has (or ``iod`` is None)."""
-    import cv2
+    from madpad.io import resize_by
 
     if iod is None or not np.isfinite(iod) or iod <= target:
         return image
-    f = target / float(iod)
-    h, w = image.shape[:2]
-    return cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    return resize_by(image, target / float(iod))
 
 
 def make(args) -> int:

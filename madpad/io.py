@@ -106,6 +106,14 @@ def as_rgb_uint8(image: Any, *, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def resize_by(image: np.ndarray, factor: float) -> np.ndarray:
+    """``image`` resized by ``factor`` (area interpolation; each side rounded, at least 1 pixel)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
+
+
 def downscale(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
     """Shrink ``image`` (area interpolation) so its longer side is at most ``max_side``.
 
@@ -116,11 +124,8 @@ def downscale(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, floa
     h, w = image.shape[:2]
     if not max_side or max(h, w) <= int(max_side):
         return image, 1.0
-    import cv2
-
     f = float(max_side) / float(max(h, w))
-    small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(small), f
+    return np.ascontiguousarray(resize_by(image, f)), f
 
 
 def encode_image(image: np.ndarray, suffix: str = ".png", *, quality: int = 95) -> bytes:

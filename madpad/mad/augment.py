@@ -162,13 +162,10 @@ def low_res_draw(rng: np.random.Generator, p: float, side=LOW_RES_SIDE) -> float
 def shrink_to_side(image: np.ndarray, side: float) -> np.ndarray:
     """``image`` shrunk (area averaging, aspect kept) so its shortest side is ``side`` pixels;
     unchanged when it already is that small."""
-    import cv2
+    from madpad.io import resize_by
 
-    h, w = image.shape[:2]
-    f = float(side) / min(h, w)
-    if f >= 1.0:
-        return image
-    return cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    f = float(side) / min(image.shape[:2])
+    return image if f >= 1.0 else resize_by(image, f)
 
 
 def suspect_augmentation(image: np.ndarray, rng: np.random.Generator, *, profile: str = "attacker",

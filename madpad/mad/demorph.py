@@ -145,9 +145,10 @@ def at_scale(image: np.ndarray, factor: float) -> np.ndarray:
     what a camera with that resolution would have seen."""
     import cv2
 
+    from madpad.io import resize_by
+
     h, w = image.shape[:2]
-    small = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(resize_by(image, factor), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def demorph_images(suspect, live, suspect_landmarks, live_landmarks, *, alphas: Sequence[float] = (0.5,),

@@ -77,6 +77,7 @@ from typing import Any
 import numpy as np
 
 from madpad.errors import UsageError
+from madpad.io import downscale
 from madpad.mad.base import (
     MorphDetector,
     Pair,
@@ -263,13 +264,7 @@ class FoundationDetector(MorphDetector):
         if not self.config.face_crop:
             # no alignment: at most twice the input size (memory of the training memo; the
             # backbone's transform resizes to its input size anyway)
-            f = 2.0 * size / max(img.shape[:2])
-            if f < 1.0:
-                import cv2
-
-                img = cv2.resize(img, (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f))),
-                                 interpolation=cv2.INTER_AREA)
-            return img
+            return downscale(img, 2 * size)[0]
         return align_for_backbone(img, self._face_landmarks(img), size=size, margin=self.config.crop_margin)
 
     def _to_tensor(self, img: np.ndarray):
