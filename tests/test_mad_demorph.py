@@ -385,3 +385,126 @@ def test_cue_detectors_that_need_only_embedding_and_landmarks_use_the_lean_extra
         X_whole, ok_whole, _, _ = whole._features(real_pairs, FeatureCache())
         assert ok.all() and np.array_equal(ok, ok_whole)
         np.testing.assert_array_equal(X, X_whole)
+
+
+# ------------------------------------------------------------------ demorphing at the live capture's sharpness
+def test_sharpness_sigma_recovers_the_blur_of_the_live_capture_and_ignores_exposure(rng):
+    import cv2
+
+    from madpad.mad.demorph import SHARPNESS_SIGMAS, band_ratio, sharpness_sigma
+
+    lm = _landmarks(rng)  # inter-ocular distance 40 px: the sigmas tried are 0.4 ... 5.2 px
+    s = _smooth_image(rng, scale=0.8)
+    face = face_hull_mask(s.shape, lm)
+    assert sharpness_sigma(s, s.astype(np.float32), lm) == 0.0  # as sharp as the suspect: nothing to match
+    darker = np.clip(0.5 * s.astype(np.float64) + 60, 0, 255).astype(np.uint8)  # exposure and contrast only
+    assert band_ratio(darker.mean(2), face, 40.0) == pytest.approx(band_ratio(s.mean(2), face, 40.0), rel=0.05)
+    assert sharpness_sigma(s, darker.astype(np.float32), lm) == 0.0
+    found = []
+    for true in (1.0, 2.0, 4.0):
+        live = cv2.GaussianBlur(s, (0, 0), true).astype(np.float32)
+        sigma = sharpness_sigma(s, live, lm)
+        # the largest grid sigma that leaves the suspect at least as sharp: at most the true blur, not far below
+        assert 0.55 * true <= sigma <= 1.05 * true, (true, sigma)
+        assert min(abs(sigma / 40.0 - g) for g in SHARPNESS_SIGMAS) < 1e-9  # a grid value x IOD
+        found.append(sigma)
+    assert found == sorted(found) and len(set(found)) == 3
+    # only where the live capture reaches counts: a blurred live capture that covers nothing of the face
+    assert sharpness_sigma(s, cv2.GaussianBlur(s, (0, 0), 4.0).astype(np.float32), lm,
+                           cover=np.zeros(s.shape[:2], np.float32)) == 0.0
+
+
+def test_a_blurred_live_capture_takes_out_the_suspects_coarse_content_only(rng):
+    """Bona fide: live = blur(S). Plain demorphing gives D = 2S - blur(S), an unsharp mask of the
+    suspect; at the live capture's sharpness D ~ S. Morph of A and B with live = blur(A): plain
+    D = B + (A - blur(A)) keeps all of A's fine detail, matched D only half of it."""
+    import cv2
+
+    lm = _landmarks(rng)
+    face = face_hull_mask((H, W), lm)
+    s = _smooth_image(rng, scale=0.8)
+    live = cv2.GaussianBlur(s, (0, 0), 2.0)
+    plain = demorph_image(s, live, lm, lm, alpha=0.5, colour_match=False)
+    matched = demorph_image(s, live, lm, lm, alpha=0.5, colour_match=False, match_sharpness=True)
+    err_plain = np.abs(plain[face].astype(int) - s[face]).mean()
+    err = np.abs(matched[face].astype(int) - s[face]).mean()
+    assert err < err_plain / 3, (err, err_plain)
+    # where a tightly cropped, blurred live capture does not reach, D = S (the fill takes the blurred reference)
+    y0, y1, x0, x1 = 35, 150, 30, 112
+    out = np.zeros(s.shape[:2], bool)
+    out[:y0 - 8], out[:, :x0 - 8] = True, True
+    cropped = demorph_image(s, live[y0:y1, x0:x1], lm, lm - [x0, y0], alpha=0.5, colour_match=False,
+                            match_sharpness=True)
+    assert np.abs(cropped[out].astype(int) - s[out]).max() <= 1
+    # a live capture as sharp as the suspect: the same image as without the option, bit for bit
+    np.testing.assert_array_equal(demorph_image(s, s, lm, lm, alpha=0.3, match_sharpness=True),
+                                  demorph_image(s, s, lm, lm, alpha=0.3))
+
+    a, b = _smooth_image(rng, scale=0.8).astype(np.float64), _smooth_image(rng, scale=0.8).astype(np.float64)
+    morph = np.rint(0.5 * a + 0.5 * b).astype(np.uint8)
+    live_a = cv2.GaussianBlur(a.astype(np.uint8), (0, 0), 2.0)
+    detail_a = (a - cv2.GaussianBlur(a, (0, 0), 2.0))[face]
+
+    def share_of_a(d):  # regression coefficient of D - B on A's fine detail, inside the face
+        return float(((d.astype(np.float64)[face] - b[face]) * detail_a).sum() / (detail_a ** 2).sum())
+
+    kw = {"alpha": 0.5, "colour_match": False}
+    assert share_of_a(demorph_image(morph, live_a, lm, lm, **kw)) > 0.85
+    assert share_of_a(demorph_image(morph, live_a, lm, lm, match_sharpness=True, **kw)) < 0.65
+
+
+def test_sharpness_matching_has_its_own_cache_rows_and_checkpoint_record(rng):
+    import cv2
+
+    from madpad.mad.demorph import demorph_settings
+
+    assert DemorphFeatures(None, "x", match_sharpness=True).id(0.5) == "x|demorph-v1|alpha=0.5|colour=1|fill=1|sharp=1"
+    assert demorph_settings(True) == {**demorph_settings(), "match_sharpness": True}
+    assert "match_sharpness" not in demorph_settings()  # earlier checkpoints' records read the same
+    lm = _landmarks(rng)
+    s = _smooth_image(rng, scale=0.8)
+    pairs = [Pair("p", s, cv2.GaussianBlur(s, (0, 0), 2.0))]
+    cache = FeatureCache()
+    rows = [DemorphFeatures(_MeanColourEmbedder(), "m", colour_match=False, match_sharpness=m).many(
+        pairs, lm[None], lm[None], alphas=(0.5,), cache=cache).features for m in (False, True)]
+    assert {k[0] for k in cache._mem} == {"m|demorph-v1|alpha=0.5|colour=0|fill=1",
+                                          "m|demorph-v1|alpha=0.5|colour=0|fill=1|sharp=1"}
+    assert not np.allclose(rows[0], rows[1])  # the option reaches the demorphed image
+
+
+def test_demorph_sharpness_option_of_the_detectors(real_pairs, tmp_path, caplog):
+    import cv2
+
+    from madpad.errors import UsageError
+
+    cache = FeatureCache()
+    bona = real_pairs[0]
+    blurred = [Pair("blurred", bona.suspect, cv2.GaussianBlur(np.asarray(bona.live), (0, 0), 2.5), "bona_fide")]
+    plain = get_detector("demorph_distance", embedder_params=FAST).score(blurred, cache=cache)
+    det = get_detector("demorph_distance", embedder_params=FAST, demorph_sharpness=True)
+    matched = det.score(blurred, cache=cache)
+    assert matched[0] < plain[0]  # the blurred capture of the traveller no longer leaves a halo that reads as another face
+    cos = get_detector("dmad_cues", embedder_params=FAST, features=["demorph_cos"], demorph_sharpness=True)
+    np.testing.assert_allclose(cos._features(blurred, cache)[0][0, 1], matched[0], atol=1e-6)  # alpha 0.5 column
+    det.save(tmp_path / "d")
+    assert load_detector(tmp_path / "d").get_config()["demorph_sharpness"] is True
+    svm = get_detector("dmad_cues", embedder_params=FAST, features=["demorph_diff"], C=1.0,
+                       demorph_sharpness=True).fit(real_pairs, cache=cache)
+    scores = svm.score(real_pairs, cache=cache)
+    svm.save(tmp_path / "s")
+    head = json.loads((tmp_path / "s" / "detector.json").read_text())
+    assert head["config"]["demorph_sharpness"] is True and head["demorph"]["match_sharpness"] is True
+    with caplog.at_level(logging.WARNING, logger="madpad.mad.cues"):
+        np.testing.assert_array_equal(load_detector(tmp_path / "s").score(real_pairs, cache=cache), scores)
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING, logger="madpad.mad.cues"):  # loaded without the option: noticed
+        load_detector(tmp_path / "s", demorph_sharpness=False)
+    assert "trained with other demorphing settings" in caplog.text
+    assert "demorph_sharpness" not in get_detector("dmad_cues").get_config()
+    for name in ("dmad_cues", "demorph_distance", "demorph_svm"):
+        with pytest.raises(UsageError, match="demorph_sharpness must be true or false; got 'yes'"):
+            get_detector(name, demorph_sharpness="yes")
+    for name, extra in (("embedding_svm", {}), ("dmad_cues", {"features": ["diff", "landmarks"]})):
+        with pytest.raises(UsageError, match=r"demorph_sharpness needs a demorphing feature block .* features "
+                                             r"\['diff'.*\] have none"):
+            get_detector(name, demorph_sharpness=True, **extra)

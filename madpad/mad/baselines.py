@@ -180,6 +180,13 @@ def embedding_pair_block(feature: str, es: np.ndarray, el: np.ndarray) -> np.nda
     raise ValueError(f"not an embedding pair feature: {feature!r}")
 
 
+def check_flag(value: Any, name: str) -> bool:
+    """A detector option that must be true or false (a string such as "no" is refused, not read as true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise UsageError(f"{name} must be true or false; got {value!r}")
+    return bool(value)
+
+
 def check_classifier_options(features: Any, blocks: Any, *, classifier: str, class_weight: Any, C: Any) -> list[str]:
     """Validate the options shared by the trained FR-embedding detectors; returns the feature list."""
     if not isinstance(features, (str, list, tuple)):
@@ -227,15 +234,20 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
     checkpoint_kind = "embedding_classifier"
     feature_blocks = FEATURE_BLOCKS  # the blocks ``features`` may name (subclasses with other blocks override)
     suspect_only_blocks = ("suspect", "texture")  # blocks computed from the suspect image alone
+    demorph_blocks: tuple[str, ...] = ()  # blocks made from demorphed suspects (``demorph_sharpness`` applies)
 
     def __init__(self, *, embedder: str = "dlib", embedder_params: dict | None = None,
                  features: Sequence[str] = ("diff",), classifier: str = "logreg", C: Any = 1.0,
                  gamma: Any = "scale", class_weight: str | None = "balanced", texture_size: int = 160,
                  max_iter: int = 5000, progress: bool = False, selection: str = "lomo", augment_copies: int = 0,
                  augment_profile: str = "attacker", augment_seed: int = 0, augment_low_res: float = 0.0,
-                 augment_grey: float = 0.0, tta: str | None = None):
+                 augment_grey: float = 0.0, tta: str | None = None, demorph_sharpness: bool = False):
         feats = check_classifier_options(features, self.feature_blocks, classifier=classifier,
                                          class_weight=class_weight, C=C)
+        self.demorph_sharpness = check_flag(demorph_sharpness, "demorph_sharpness")
+        if self.demorph_sharpness and not set(feats) & set(self.demorph_blocks):
+            raise UsageError(f"demorph_sharpness needs a demorphing feature block (demorph_diff or demorph_cos of "
+                             f"dmad_cues and demorph_svm); features {feats} have none")
         self.selection = check_selection(selection)
         self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res, tta, augment_grey)
         self.embedder = embedder
@@ -263,7 +275,9 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
         return {"embedder": self.embedder, "embedder_params": self.embedder_params, "features": self.features,
                 "classifier": self.classifier, "C": self.C, "gamma": self.gamma, "class_weight": self.class_weight,
                 "texture_size": self.texture_size, "max_iter": self.max_iter, "selection": self.selection,
-                **self._augment_config()}
+                **self._augment_config(),
+                # absent when off, so older checkpoints' configs read the same
+                **({"demorph_sharpness": True} if self.demorph_sharpness else {})}
 
     # ------------------------------------------------------------------ training-time augmentation
     def _set_augment(self, copies: Any, profile: str, seed: Any, low_res: Any = 0.0, tta: Any = None,

@@ -53,6 +53,7 @@ from madpad.mad.baselines import (
     EmbeddingClassifierDetector,
     EmbeddingDistanceDetector,
     ScoreResult,
+    check_flag,
     embedding_pair_block,
 )
 from madpad.mad.cache import FeatureCache
@@ -458,6 +459,7 @@ class CueDetector(EmbeddingClassifierDetector):
     checkpoint_kind = "dmad_cues"
     feature_blocks = CUE_BLOCKS
     suspect_only_blocks = SUSPECT_ONLY_BLOCKS
+    demorph_blocks = DEMORPH_BLOCKS
 
     def _extractor(self) -> CueExtractor | DemorphExtractor:
         """The per-image extractor: the lean :class:`DemorphExtractor` (FR embedding + 68 landmarks)
@@ -474,7 +476,7 @@ class CueDetector(EmbeddingClassifierDetector):
         # today's (a checkpoint without them may predate the uncovered-frame fill)
         from madpad.mad.demorph import demorph_settings
 
-        return {"demorph": demorph_settings()} if set(self.features) & set(DEMORPH_BLOCKS) else {}
+        return {"demorph": demorph_settings(self.demorph_sharpness)} if set(self.features) & set(DEMORPH_BLOCKS) else {}
 
     @classmethod
     def load(cls, directory, header: dict | None = None, **overrides) -> CueDetector:
@@ -482,10 +484,11 @@ class CueDetector(EmbeddingClassifierDetector):
 
         head = header or read_header(directory)
         det = super().load(directory, head, **overrides)
-        if set(det.features) & set(DEMORPH_BLOCKS) and head.get("demorph") != demorph_settings():
+        now = demorph_settings(det.demorph_sharpness)
+        if set(det.features) & set(DEMORPH_BLOCKS) and head.get("demorph") != now:
             was = head.get("demorph", "not recorded, so possibly without the uncovered-frame fill")
             log.warning("%s: trained with other demorphing settings (%s; now %s): its scores use features a "
-                        "little unlike those it learned; retrain it", directory, was, demorph_settings())
+                        "little unlike those it learned; retrain it", directory, was, now)
         return det
 
     def feature_names(self) -> list[str]:
@@ -514,21 +517,22 @@ class CueDetector(EmbeddingClassifierDetector):
             from madpad.mad.demorph import DEMORPH_ALPHAS
 
             demorphed = demorph_rows(self._extractor(), pairs, s, l, status, error, alphas=DEMORPH_ALPHAS,
-                                     cache=cache if cache is not None else self.feature_cache, progress=self.progress)
+                                     cache=cache if cache is not None else self.feature_cache, progress=self.progress,
+                                     match_sharpness=self.demorph_sharpness)
         X = self.pair_matrix(s, l, demorphed)
         ok = np.array([st == "ok" for st in status], dtype=bool) & np.all(np.isfinite(X), axis=1)
         return X, ok, status, error
 
 
 def demorph_rows(fx: CueExtractor | DemorphExtractor, pairs, s: np.ndarray, l: np.ndarray, status: list, error: list, *,
-                 alphas, cache: FeatureCache, progress: bool = False) -> np.ndarray:
+                 alphas, cache: FeatureCache, progress: bool = False, match_sharpness: bool = False) -> np.ndarray:
     """Embeddings of the demorphed suspects (n, len(alphas) * dim) of :class:`~madpad.mad.demorph.DemorphFeatures`
-    from the landmarks in the per-image rows ``s`` and ``l``; ``status``/``error`` of pairs whose
-    demorphing fails are updated in place."""
+    (``match_sharpness``: its option) from the landmarks in the per-image rows ``s`` and ``l``;
+    ``status``/``error`` of pairs whose demorphing fails are updated in place."""
     from madpad.mad.demorph import DemorphFeatures
 
     lay = fx.layout()
-    res = DemorphFeatures(fx.emb, fx.demorph_id).many(
+    res = DemorphFeatures(fx.emb, fx.demorph_id, match_sharpness=match_sharpness).many(
         pairs, s[:, lay["landmarks"]].reshape(-1, 68, 2), l[:, lay["landmarks"]].reshape(-1, 68, 2), alphas=alphas,
         cache=cache, progress=progress, ok=[st == "ok" for st in status])
     for i, st in enumerate(res.status):
@@ -572,12 +576,13 @@ class DemorphDistanceDetector(UpperFaceDistanceDetector):
     checkpoint_kind = "demorph_distance"
 
     def __init__(self, *, alpha: float = 0.5, embedder: str = "dlib", embedder_params: dict | None = None,
-                 progress: bool = False, texture_size: int = 160):
+                 progress: bool = False, texture_size: int = 160, demorph_sharpness: bool = False):
         from madpad.mad.demorph import check_alpha
 
         super().__init__(embedder=embedder, embedder_params=embedder_params, progress=progress,
                          texture_size=texture_size)
         self.alpha = check_alpha(alpha)
+        self.demorph_sharpness = check_flag(demorph_sharpness, "demorph_sharpness")
 
     def _extractor(self) -> DemorphExtractor:
         if getattr(self, "_fx", None) is None:
@@ -586,13 +591,15 @@ class DemorphDistanceDetector(UpperFaceDistanceDetector):
         return self._fx
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "alpha": self.alpha}
+        return {**super().get_config(), "alpha": self.alpha,
+                **({"demorph_sharpness": True} if self.demorph_sharpness else {})}
 
     def score_pairs(self, pairs: Sequence[Pair], *, cache: FeatureCache | None = None) -> ScoreResult:
         pairs = as_pairs(pairs)
         s, l, status, error = self._image_features(pairs, cache)
         dm = demorph_rows(self._extractor(), pairs, s, l, status, error, alphas=(self.alpha,),
-                          cache=cache if cache is not None else self.feature_cache, progress=self.progress)
+                          cache=cache if cache is not None else self.feature_cache, progress=self.progress,
+                          match_sharpness=self.demorph_sharpness)
         score = cue_pair_block("demorph_cos", s, l, self._extractor().layout(), dm)[:, 0]
         score[[st != "ok" for st in status]] = np.nan
         return ScoreResult(score, status, error)

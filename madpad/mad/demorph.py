@@ -33,7 +33,9 @@ into the suspect's frame, so ``S - L_w`` would hold every fine detail of the sus
 be an unsharp mask of it (a halo that reads as another face). Then the difference is taken at the
 live capture's resolution: ``D = S + alpha / (1 - alpha) * (S_low - L_w)``, with ``S_low`` the
 suspect resampled down to the live capture's scale and back (the same formula as above when
-``S_low = S``).
+``S_low = S``). With ``match_sharpness`` (off by default), ``S_low`` is also blurred to the live
+capture's sharpness (:func:`sharpness_sigma`): a blurred gate capture has none of the suspect's
+fine detail to take out, so without it ``D`` keeps all of it (for a morph, all of contributor A's).
 
 :class:`DemorphFeatures` computes the FR embedding of ``D`` for each blend factor of a pair (one
 warp per pair), cached per pair in a :class:`~madpad.mad.cache.FeatureCache` under the content keys
@@ -67,6 +69,10 @@ BORDER_PER_SIDE = 5
 #: compared at its own resolution (:func:`low_res_factor`); about the eye distance of the 150 px
 #: dlib face chip, so captures the FR chip does not upsample are left as they are
 LOW_RES_IOD = 48.0
+#: Gaussian sigmas (x the suspect's IOD) tried by :func:`sharpness_sigma`, smallest first
+SHARPNESS_SIGMAS = (0.01, 0.02, 0.03, 0.045, 0.06, 0.08, 0.1, 0.13)
+#: scales (x IOD) of the Gaussians whose differences make the fine and coarse bands of :func:`band_ratio`
+SHARPNESS_BANDS = (0.015, 0.04, 0.12)
 
 
 def check_alpha(alpha) -> float:
@@ -84,6 +90,20 @@ def live_in_suspect_frame(suspect: np.ndarray, live: np.ndarray, suspect_landmar
     suspect's, then (``colour_match``) the suspect's colour statistics inside its face hull, then
     (``fill_uncovered``) the suspect's pixels where the live capture does not reach (blended by the
     warped coverage, which is fractional along the live capture's edge)."""
+    out, cover = warp_live(suspect, live, suspect_landmarks, live_landmarks, colour_match=colour_match)
+    return fill_from(out, cover, suspect) if fill_uncovered else out
+
+
+def fill_from(warped_live: np.ndarray, cover: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``reference``'s pixels where the warped live capture does not reach (``cover`` (H, W) in [0, 1])."""
+    c = np.asarray(cover, dtype=np.float32)[..., None]
+    return c * warped_live + (1.0 - c) * np.asarray(reference, dtype=np.float32)
+
+
+def warp_live(suspect: np.ndarray, live: np.ndarray, suspect_landmarks, live_landmarks, *,
+              colour_match: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The live capture warped and colour-matched into the suspect's frame (float32 (H, W, 3)), and
+    its coverage there ((H, W) in [0, 1]; 0 where it does not reach), as in :func:`live_in_suspect_frame`."""
     from madpad.face.align import apply_transform, similarity_transform, warp
     from madpad.face.warp import (
         RemapWarpPlan,
@@ -120,11 +140,9 @@ def live_in_suspect_frame(suspect: np.ndarray, live: np.ndarray, suspect_landmar
                 ms, ss = s[..., c][m].mean(), s[..., c][m].std()
                 ml, sl = out[..., c][m].mean(), out[..., c][m].std()
                 out[..., c] = (out[..., c] - ml) * (ss / max(sl, 1e-3)) + ms
-    if fill_uncovered:  # the live capture's reach in the suspect's frame, warped like its pixels
-        reach = warp(np.full(l_img.shape[:2], 255, np.uint8), M, (w, h), border="constant")
-        cover = (plan(reach, src).astype(np.float32) / 255.0)[..., None]
-        out = cover * out + (1.0 - cover) * s_img.astype(np.float32)
-    return out
+    # the live capture's reach in the suspect's frame, warped like its pixels
+    reach = warp(np.full(l_img.shape[:2], 255, np.uint8), M, (w, h), border="constant")
+    return out, plan(reach, src).astype(np.float32) / 255.0
 
 
 def low_res_factor(suspect_landmarks, live_landmarks, *, threshold: float | None = LOW_RES_IOD) -> float:
@@ -151,23 +169,78 @@ def at_scale(image: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(resize_by(image, factor), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def _luma(image: np.ndarray) -> np.ndarray:
+    x = np.asarray(image, dtype=np.float32)
+    return 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
+
+
+def band_ratio(luma: np.ndarray, mask: np.ndarray, iod: float) -> float:
+    """Sharpness of an image region free of its contrast: the RMS of the fine band (difference of
+    Gaussians at :data:`SHARPNESS_BANDS` [0] and [1] x IOD) over that of the coarse band ([1] and
+    [2]) of ``luma`` inside ``mask``. A blur lowers it; a change of exposure or contrast does not."""
+    import cv2
+
+    y = np.asarray(luma, dtype=np.float32)
+    g = [cv2.GaussianBlur(y, (0, 0), max(b * iod, 0.5)) for b in SHARPNESS_BANDS]
+    m = np.asarray(mask, dtype=bool)
+    fine, coarse = (g[0] - g[1])[m], (g[1] - g[2])[m]
+    if fine.size == 0:
+        return float("nan")
+    return float(np.sqrt(np.mean(fine ** 2)) / max(float(np.sqrt(np.mean(coarse ** 2))), 1e-3))
+
+
+def sharpness_sigma(reference: np.ndarray, warped_live: np.ndarray, suspect_landmarks,
+                    cover: np.ndarray | None = None) -> float:
+    """The Gaussian sigma (pixels) that brings ``reference`` (the suspect) down to the sharpness of
+    the live capture warped into its frame: the largest of :data:`SHARPNESS_SIGMAS` (x IOD) whose
+    blur leaves the suspect's :func:`band_ratio` inside the face hull (where ``cover`` > 0.99) at or
+    above the live capture's; 0 when the live capture is as sharp as the suspect."""
+    import cv2
+
+    lm = check_landmarks68(suspect_landmarks, "suspect landmarks")
+    iod = eye_distance(lm)
+    m = face_hull_mask(np.shape(reference), lm)
+    if cover is not None:
+        m &= np.asarray(cover) > 0.99
+    if m.sum() < 64 or iod <= 1.0:
+        return 0.0
+    target = band_ratio(_luma(warped_live), m, iod)
+    y = _luma(reference)
+    best = 0.0
+    for f in SHARPNESS_SIGMAS:
+        if not band_ratio(cv2.GaussianBlur(y, (0, 0), f * iod), m, iod) >= target:
+            break
+        best = f
+    return best * iod
+
+
 def demorph_images(suspect, live, suspect_landmarks, live_landmarks, *, alphas: Sequence[float] = (0.5,),
                    colour_match: bool = True, fill_uncovered: bool = True,
-                   low_res_iod: float | None = LOW_RES_IOD) -> list[np.ndarray]:
+                   low_res_iod: float | None = LOW_RES_IOD, match_sharpness: bool = False) -> list[np.ndarray]:
     """Demorphed images ``clip((S - alpha * L_w) / (1 - alpha))`` (RGB uint8, the suspect's size and
     geometry: the suspect's landmarks apply to them), one per blend factor, from one warp. A live
     capture of low resolution (:func:`low_res_factor` with ``low_res_iod``; None: never) is compared
-    at its own resolution: ``clip(S + alpha / (1 - alpha) * (S_low - L_w))``."""
+    at its own resolution: ``clip(S + alpha / (1 - alpha) * (S_low - L_w))``. ``match_sharpness``:
+    ``S_low`` is also blurred to the live capture's sharpness (:func:`sharpness_sigma`), so a
+    blurred live capture takes out the suspect's coarse content only and leaves its fine detail."""
+    import cv2
+
     s = np.asarray(suspect, dtype=np.uint8)
     f = low_res_factor(suspect_landmarks, live_landmarks, threshold=low_res_iod)
     ref = s if f >= 1.0 else at_scale(s, f)
-    lw = live_in_suspect_frame(ref, live, suspect_landmarks, live_landmarks, colour_match=colour_match,
-                               fill_uncovered=fill_uncovered)
+    lw, cover = warp_live(ref, live, suspect_landmarks, live_landmarks, colour_match=colour_match)
+    at_live_level = f < 1.0  # the difference is taken at the live capture's resolution or sharpness
+    if match_sharpness:
+        sigma = sharpness_sigma(ref, lw, suspect_landmarks, cover)
+        if sigma > 0:
+            ref, at_live_level = cv2.GaussianBlur(ref.astype(np.float32), (0, 0), sigma), True
+    if fill_uncovered:  # uncovered pixels take the reference, so D = S there
+        lw = fill_from(lw, cover, ref)
     sf = s.astype(np.float32)
     out = []
     for a in alphas:
         a = check_alpha(a)
-        if f >= 1.0:
+        if not at_live_level:
             d = (sf - a * lw) / (1.0 - a)
         else:
             d = sf + a / (1.0 - a) * (ref.astype(np.float32) - lw)
@@ -177,10 +250,11 @@ def demorph_images(suspect, live, suspect_landmarks, live_landmarks, *, alphas: 
 
 def demorph_image(suspect, live, suspect_landmarks, live_landmarks, *, alpha: float = 0.5,
                   colour_match: bool = True, fill_uncovered: bool = True,
-                  low_res_iod: float | None = LOW_RES_IOD) -> np.ndarray:
+                  low_res_iod: float | None = LOW_RES_IOD, match_sharpness: bool = False) -> np.ndarray:
     """One demorphed image (see :func:`demorph_images`)."""
     return demorph_images(suspect, live, suspect_landmarks, live_landmarks, alphas=(alpha,),
-                          colour_match=colour_match, fill_uncovered=fill_uncovered, low_res_iod=low_res_iod)[0]
+                          colour_match=colour_match, fill_uncovered=fill_uncovered, low_res_iod=low_res_iod,
+                          match_sharpness=match_sharpness)[0]
 
 
 def analysis_from_landmarks(landmarks68: np.ndarray):
@@ -195,10 +269,10 @@ def analysis_from_landmarks(landmarks68: np.ndarray):
                         landmarks5=landmarks5_of(lm), n_faces=1)
 
 
-def demorph_settings() -> dict:
-    """What the demorphed images of the detectors are made with (:class:`DemorphFeatures` defaults),
-    as recorded in trained checkpoints."""
-    return DemorphFeatures(None, "").settings
+def demorph_settings(match_sharpness: bool = False) -> dict:
+    """What the demorphed images of the detectors are made with (:class:`DemorphFeatures` defaults,
+    with ``match_sharpness`` as given), as recorded in trained checkpoints."""
+    return DemorphFeatures(None, "", match_sharpness=match_sharpness).settings
 
 
 @dataclass
@@ -214,13 +288,14 @@ class DemorphFeatures:
     ``emb``: a madpad.face embedder (the one whose landmarks and embeddings the per-image rows
     hold); ``model_id``: the per-image extractor's id (so a cached vector names the embedder and
     its settings); ``colour_match``, ``fill_uncovered``: see :func:`live_in_suspect_frame`;
-    ``low_res_iod``: see :func:`demorph_images`."""
+    ``low_res_iod``, ``match_sharpness``: see :func:`demorph_images`."""
 
     VERSION = "demorph-v1"
 
     def __init__(self, emb, model_id: str, *, colour_match: bool = True, fill_uncovered: bool = True,
-                 low_res_iod: float | None = LOW_RES_IOD):
+                 low_res_iod: float | None = LOW_RES_IOD, match_sharpness: bool = False):
         self.emb = emb
+        self.match_sharpness = bool(match_sharpness)
         self.colour_match = bool(colour_match)
         self.fill_uncovered = bool(fill_uncovered)
         self.low_res_iod = None if low_res_iod is None else float(low_res_iod)
@@ -229,16 +304,20 @@ class DemorphFeatures:
     @property
     def settings(self) -> dict:
         """The options that change the demorphed images (recorded in trained checkpoints)."""
-        return {"version": self.VERSION, "colour_match": self.colour_match, "fill_uncovered": self.fill_uncovered,
-                "low_res_iod": self.low_res_iod}
+        out = {"version": self.VERSION, "colour_match": self.colour_match, "fill_uncovered": self.fill_uncovered,
+               "low_res_iod": self.low_res_iod}
+        if self.match_sharpness:  # named only when on, so earlier checkpoints' settings read the same
+            out["match_sharpness"] = True
+        return out
 
     def id(self, alpha: float, low_res: bool = False) -> str:
         """Cache id of one alpha; ``low_res``: the pair's live capture is compared at its own
-        resolution. The fill and the low-resolution comparison are named only where they apply, so
-        rows that neither changes keep their earlier ids."""
+        resolution. The fill, the low-resolution comparison and the sharpness matching are named
+        only where they apply, so rows that none of them changes keep their earlier ids."""
         return (f"{self.base_id}|{self.VERSION}|alpha={check_alpha(alpha):g}|colour={int(self.colour_match)}"
                 + ("|fill=1" if self.fill_uncovered else "")
-                + (f"|lowres<{self.low_res_iod:g}" if low_res else ""))
+                + (f"|lowres<{self.low_res_iod:g}" if low_res else "")
+                + ("|sharp=1" if self.match_sharpness else ""))
 
     def _low_res(self, suspect_landmarks, live_landmarks) -> bool:
         try:
@@ -253,7 +332,7 @@ class DemorphFeatures:
         s = load_image(suspect)
         images = demorph_images(s, load_image(live), suspect_landmarks, live_landmarks, alphas=alphas,
                                 colour_match=self.colour_match, fill_uncovered=self.fill_uncovered,
-                                low_res_iod=self.low_res_iod)
+                                low_res_iod=self.low_res_iod, match_sharpness=self.match_sharpness)
         a = analysis_from_landmarks(suspect_landmarks)
         return np.stack([embed_analysed(self.emb, d, a) for d in images])
 
@@ -314,12 +393,18 @@ __all__ = [
     "LOW_RES_IOD",
     "DemorphFeatures",
     "DemorphResult",
+    "SHARPNESS_BANDS",
+    "SHARPNESS_SIGMAS",
     "analysis_from_landmarks",
     "at_scale",
+    "band_ratio",
     "check_alpha",
     "demorph_image",
     "demorph_images",
     "demorph_settings",
+    "fill_from",
     "live_in_suspect_frame",
     "low_res_factor",
+    "sharpness_sigma",
+    "warp_live",
 ]
