@@ -97,7 +97,9 @@ def _main(args) -> int:
     images = frll_canada_images(args.canada)
     subjects = sorted({r.subject for r in images})
     by_subject = {r.subject: r for r in images}
-    emb = embed_batch([str(by_subject[s].path) for s in subjects], get_embedder("dlib"), progress=False).embeddings
+    # cached in OUT/embeddings (content hash + embedder id), so a rerun does not embed the 40 photos again
+    emb = embed_batch([str(by_subject[s].path) for s in subjects], get_embedder("dlib"), cache=out / "embeddings",
+                      progress=False).embeddings
     lists = pair_lists(images, per_family=args.pairs_per_family, seed=args.seed, embeddings=emb)
     cols = ["id", "a", "b", "alpha", "subject_a", "subject_b", "split"]
     for name, rows in lists.items():
