@@ -288,6 +288,51 @@ def test_training_sees_new_augmentations_each_epoch_and_the_same_ones_for_a_seed
     assert all(torch.equal(a[3], b[3]) for a, b in zip(first, seen))
 
 
+def test_low_resolution_and_grey_live_captures_in_training(monkeypatch, data):
+    """augment_low_res / augment_grey, as for the FR-embedding detectors: the live capture (never the
+    suspect) of a training draw is shrunk to a shortest side of 100-240 px and/or turned grey,
+    seeded per (seed, epoch, pair); off by default, and only with the augmentation on."""
+    import cv2
+
+    import madpad.mad.augment as aug
+
+    train, _ = data
+    big = [Pair(p.id, cv2.resize(np.asarray(p.suspect), (300, 300)), cv2.resize(np.asarray(p.live), (300, 300)),
+                p.label, p.species, p.subjects) for p in train[:8]]
+    calls: list = []
+    real = aug.live_augmentation
+
+    def spy(image, rng, config=None, *, side=None, grey=False):
+        out = real(image, rng, config, side=side, grey=grey)
+        calls.append((image.shape, side, grey, out))
+        return out
+
+    monkeypatch.setattr(aug, "live_augmentation", spy)
+
+    def fit(**options):
+        calls.clear()
+        FoundationDetector(**{**TINY, "augment": 1.0, "epochs": 2, "batch_size": 8, **options}).fit(big)
+        return list(calls)
+
+    plain = fit()
+    assert len(plain) == 16 and all(side is None and not grey and out.shape == shape
+                                     for shape, side, grey, out in plain)
+    both = fit(augment_low_res=1.0, augment_grey=1.0)
+    assert len(both) == 16
+    for shape, side, grey, out in both:  # the tiny backbone's prepared images are 128 px: smaller draws shrink them
+        assert 100 <= side <= 240 and min(out.shape[:2]) == min(round(side), min(shape[:2]))
+        assert grey and np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+    assert sum(min(out.shape[:2]) < min(shape[:2]) for shape, _, _, out in both) >= 2
+    assert len({side for _, side, _, _ in both}) == 16  # a draw per pair and epoch
+    assert [c[1] for c in fit(augment_low_res=1.0, augment_grey=1.0)] == [c[1] for c in both]  # seeded
+    half = fit(augment_low_res=0.5)
+    assert 0 < sum(side is not None for _, side, _, _ in half) < 16 and not any(g for _, _, g, _ in half)
+    with pytest.raises(UsageError, match="need augment > 0"):
+        FoundationConfig(**{**TINY, "augment_low_res": 0.5}).validate()
+    with pytest.raises(UsageError, match="augment_grey"):
+        FoundationConfig(**{**TINY, "augment": 1.0, "augment_grey": 1.5}).validate()
+
+
 # --------------------------------------------------------------------------- resume, early stopping
 def test_resume_after_a_crash_gives_bit_identical_weights(data, tmp_path, monkeypatch):
     train, _ = data

@@ -178,6 +178,26 @@ def suspect_augmentation(image: np.ndarray, rng: np.random.Generator, *, profile
     return augment_image(out, rng, config)
 
 
+def live_draws(seed: int, copy: int, item: int | str, *, low_res: float = 0.0, low_res_side=LOW_RES_SIDE,
+               grey: float = 0.0) -> tuple[float | None, bool]:
+    """(shortest side or None, grey or not) of the live capture of augmented view ``copy`` (or
+    epoch) of ``item``: :func:`low_res_draw` from ``augmentation_rng(seed, copy, item, "live-lowres")``
+    and a draw with probability ``grey`` from ``augmentation_rng(seed, copy, item, "live-grey")``, so
+    the other draws of the view do not change with these options."""
+    side = low_res_draw(augmentation_rng(seed, copy, item, "live-lowres"), low_res, low_res_side)
+    return side, bool(augmentation_rng(seed, copy, item, "live-grey").uniform() < grey)
+
+
+def live_augmentation(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig | None = None, *,
+                      side: float | None = None, grey: bool = False) -> np.ndarray:
+    """A live capture shrunk to the shortest side ``side`` (None: as it is; a gate camera that sees
+    the face small), through :func:`augment_image` with ``rng``, then grey when ``grey`` (a camera
+    without colour)."""
+    small = image if side is None else shrink_to_side(image, side)
+    out = augment_image(small, rng, config)
+    return grey_rgb(out) if grey else out
+
+
 def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str = "attacker",
                     config: AugmentConfig | None = None, low_res: float = 0.0, low_res_side=LOW_RES_SIDE,
                     grey: float = 0.0) -> list:
@@ -208,17 +228,14 @@ def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str =
     out = []
     for k in range(1, copies + 1):
         for p in pairs:
-            side = low_res_draw(augmentation_rng(seed, k, p.id, "live-lowres"), low_res, low_res_side)
-            to_grey = bool(augmentation_rng(seed, k, p.id, "live-grey").uniform() < grey)
+            side, to_grey = live_draws(seed, k, p.id, low_res=low_res, low_res_side=low_res_side, grey=grey)
 
             def sus(img, _k=k, _id=p.id):
                 return suspect_augmentation(img, augmentation_rng(seed, _k, _id, "suspect"), profile=suspect_profile,
                                             config=cfg)
 
             def live(img, _k=k, _id=p.id, _side=side, _grey=to_grey):
-                small = img if _side is None else shrink_to_side(img, _side)
-                out = augment_image(small, augmentation_rng(seed, _k, _id, "live"), cfg)
-                return grey_rgb(out) if _grey else out
+                return live_augmentation(img, augmentation_rng(seed, _k, _id, "live"), cfg, side=_side, grey=_grey)
 
             ident = f"{tag}|seed={int(seed)}|copy={k}|pair={p.id}"
             live_ident = (ident + "|live" + ("" if side is None else f"|lowres-side={side:.2f}")
@@ -254,5 +271,5 @@ def mirrored_pairs(pairs) -> list:
 
 
 __all__ = ["LOW_RES_SIDE", "AugmentConfig", "AugmentedView", "augment_image", "augmentation_rng", "augmented_pairs",
-           "check_low_res", "check_probability", "grey_rgb", "low_res_draw", "mirror", "mirrored_pairs",
-           "shrink_to_side", "suspect_augmentation"]
+           "check_low_res", "check_probability", "grey_rgb", "live_augmentation", "live_draws", "low_res_draw",
+           "mirror", "mirrored_pairs", "shrink_to_side", "suspect_augmentation"]

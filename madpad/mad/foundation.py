@@ -49,7 +49,9 @@ Training: AdamW with separate learning rates for LoRA and head, linear warm-up t
 decay (per step), one class balancing (``class_balance``: ``weighted`` BCE with
 ``pos_weight = n_bona_fide / n_attack``, ``sampler`` = ``WeightedRandomSampler`` drawing both
 classes equally, or ``none``), seeded augmentation that differs every epoch (``augment``:
-strength, :mod:`madpad.mad.augment`), ``precision`` (``fp32``; ``bf16``/``fp16``: the frozen
+strength, :mod:`madpad.mad.augment`; ``augment_low_res`` / ``augment_grey``: the probability that
+the live capture is first shrunk to a shortest side of 100-240 px, or comes out grey, as for the
+FR-embedding detectors), ``precision`` (``fp32``; ``bf16``/``fp16``: the frozen
 backbone weights are stored in that type and the forward runs under autocast, LoRA and head
 stay float32), early stopping on the dev selection key (:mod:`madpad.mad.selection`: D-EER, ties
 broken by BPCER@APCER=1 %, 5 %, partial AUC, tail margin) with the best epoch's weights restored,
@@ -135,6 +137,9 @@ class FoundationConfig:
     augment: float = 1.0                     # training augmentation strength (0 = off)
     augment_chains: str = "attacker"         # with augment: the suspect's post-processing chain profile
                                              # (madpad.mad.chains.PROFILES; "none" = photometric only)
+    augment_low_res: float = 0.0             # with augment: probability that the live capture is first shrunk
+                                             # to a shortest side of 100-240 px (madpad.mad.augment)
+    augment_grey: float = 0.0                # with augment: probability that the live capture comes out grey
     patience: int = 5                        # epochs without a better dev selection key; 0 = off
     seed: int = 0
     device: str = "auto"                     # auto | cpu | cuda | cuda:N
@@ -175,9 +180,18 @@ class FoundationConfig:
             raise UsageError(f"image_std must be positive; got {self.image_std}")
         if float(self.augment) < 0:
             raise UsageError(f"augment (strength) must be >= 0; got {self.augment}")
+        from madpad.mad.augment import check_low_res, check_probability
         from madpad.mad.chains import check_profile
 
         check_profile(self.augment_chains)
+        try:
+            self.augment_low_res = check_low_res(self.augment_low_res)[0]
+            self.augment_grey = check_probability(self.augment_grey, "augment_grey")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if (self.augment_low_res or self.augment_grey) and not float(self.augment) > 0:
+            raise UsageError("augment_low_res and augment_grey are draws of the training augmentation; "
+                             f"they need augment > 0 (got augment={self.augment})")
         if float(self.crop_margin) < 1.0:
             raise UsageError(f"crop_margin must be >= 1; got {self.crop_margin}")
         for name in ("epochs", "batch_size", "lora_rank"):
@@ -285,14 +299,24 @@ class FoundationDetector(MorphDetector):
             if t is None:
                 t = self._img_cache[("t", key)] = self._to_tensor(self._img_cache[key])
             return t
-        from madpad.mad.augment import AugmentConfig, augment_image, augmentation_rng, suspect_augmentation
+        from madpad.mad.augment import (
+            AugmentConfig,
+            augmentation_rng,
+            live_augmentation,
+            live_draws,
+            suspect_augmentation,
+        )
 
-        rng = augmentation_rng(self.config.seed, epoch, item, role)
+        c = self.config
+        rng = augmentation_rng(c.seed, epoch, item, role)
         cfg = AugmentConfig(strength=strength)
         if role == "suspect":  # bona fide and morph suspects alike: an attacker/issuance chain, then the rest
-            return self._to_tensor(suspect_augmentation(self._img_cache[key], rng, profile=self.config.augment_chains,
+            return self._to_tensor(suspect_augmentation(self._img_cache[key], rng, profile=c.augment_chains,
                                                         config=cfg))
-        return self._to_tensor(augment_image(self._img_cache[key], rng, cfg))
+        # the live capture (aligned crop or whole image): optionally from a camera that sees the face small
+        # (shrunk before the other changes; the backbone's transform enlarges it again) or without colour
+        side, grey = live_draws(c.seed, epoch, item, low_res=c.augment_low_res, grey=c.augment_grey)
+        return self._to_tensor(live_augmentation(self._img_cache[key], rng, cfg, side=side, grey=grey))
 
     def _train_batch(self, images, idx, *, epoch: int, role: str):
         torch = _torch()
