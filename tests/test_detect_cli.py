@@ -170,6 +170,35 @@ def test_score_runs_an_untrained_detector_without_a_checkpoint(tmp_path, capsys)
     assert "must be trained first" in capsys.readouterr().err
 
 
+def test_score_passes_options_to_an_untrained_detector(tmp_path, capsys):
+    """--detector NAME:key=value,...: the options reach the detector and are part of the model id,
+    so a rerun with other options scores again instead of reusing."""
+    pytest.importorskip("dlib")
+    from madpad.mad import get_detector
+    from madpad.mad.pairs import read_pairs_csv
+
+    pairs = _sample_pairs_csv(tmp_path, ["bf,n1.jpg,s1.jpg,bona_fide,", "m,m14.jpg,s1.jpg,attack,blend"])
+    out = tmp_path / "scores.csv"
+    assert main(["score", "--detector", "demorph_distance:alpha=0.3", "--pairs", str(pairs), "--out", str(out),
+                 "--no-progress"]) == 0
+    rows = _read(out)
+    assert {r["model"] for r in rows} == {'untrained:demorph_distance:{"alpha": 0.3}'}
+    want = get_detector("demorph_distance", alpha=0.3).score(read_pairs_csv(pairs))
+    np.testing.assert_allclose([float(r["score"]) for r in rows], want, rtol=1e-6)
+    capsys.readouterr()
+    assert main(["score", "--detector", "demorph_distance", "--pairs", str(pairs), "--out", str(out),
+                 "--no-progress"]) == 0
+    assert "reused" not in capsys.readouterr().out  # other options: scored again
+    default = [float(r["score"]) for r in _read(out)]
+    assert not np.allclose(default, want) and {r["model"] for r in _read(out)} == {"untrained:demorph_distance"}
+    for spec, words in (("demorph_distance:alpah=0.3", ["unknown parameter 'alpah'", "did you mean 'alpha'"]),
+                        ("demorph_distance:alpha", ["'alpha'", "missing an '=' sign"]),
+                        ("demorph_distance:alpha=2", ["strictly between 0 and 1"])):
+        assert main(["score", "--detector", spec, "--pairs", str(pairs), "--out", str(tmp_path / "x.csv")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert all(w in err for w in words) and "\n" not in err and "Traceback" not in err, err
+
+
 def test_score_refuses_an_attack_row_without_species(tmp_path, capsys):
     pairs = _sample_pairs_csv(tmp_path, ["bf,n1.jpg,s1.jpg,bona_fide,", "m,m14.jpg,s1.jpg,attack,"])
     assert main(["score", "--detector", "embedding_distance", "--pairs", str(pairs), "--out",

@@ -15,8 +15,8 @@ score::
     python -m madpad.detect score --model CKPT --pairs PAIRS.csv --out SCORES.csv
     python -m madpad.detect score --detector embedding_distance --pairs PAIRS.csv --out SCORES.csv
 
-``--detector NAME`` scores with an untrained detector (no checkpoint), the baseline to compare
-trained detectors against.
+``--detector NAME[:key=value,...]`` scores with an untrained detector (no checkpoint), the baseline
+to compare trained detectors against, e.g. ``demorph_distance:alpha=0.3,demorph_sharpness=true``.
 
 ``PAIRS.csv``: ``id,suspect,live`` (+ optional ``label,species,subjects,live_subject``), paths
 absolute or relative to the CSV's folder. Writes ``id,score,label,species,status,error,model``
@@ -89,8 +89,8 @@ def main_score(argv: Sequence[str] | None = None) -> int:
                                              "id,score,label,species (+status,error,model); higher = more likely a morph.")
     which = ap.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="checkpoint directory (from 'detect train')")
-    which.add_argument("--detector", help="an untrained detector, scored without a checkpoint "
-                                          "(e.g. embedding_distance)")
+    which.add_argument("--detector", help="an untrained detector, scored without a checkpoint: NAME[:key=value,...] "
+                                          "(e.g. embedding_distance, demorph_distance:alpha=0.3)")
     ap.add_argument("--pairs", required=True, help="CSV with id,suspect,live[,label,species]; relative paths are "
                                                    "relative to the CSV's folder")
     ap.add_argument("--out", required=True, help="output scores CSV")

@@ -120,16 +120,23 @@ def load_checkpoint(model: str | os.PathLike, **overrides):
         raise CheckpointError(f"{model}: truncated or corrupt checkpoint ({type(exc).__name__}: {msg})") from None
 
 
-def untrained_detector(name: str):
-    """(detector, model id) of a registered detector that needs no training (``--detector``)."""
+def untrained_detector(spec: str):
+    """(detector, model id) of a registered detector that needs no training (``--detector``):
+    ``NAME[:key=value,...]`` (:func:`madpad.cli.parse_component_spec`), e.g.
+    ``demorph_distance:alpha=0.3``. The options are part of the model id, so a resumed run reuses
+    only scores made with the same ones."""
+    import json
+
+    from madpad.cli import parse_component_spec
     from madpad.mad import MORPH_DETECTORS, get_detector
 
+    name, params = parse_component_spec(spec, what="--detector")
     cls = MORPH_DETECTORS.load(name)
     if cls.trainable:
         raise UsageError(f"--detector {name}: this detector must be trained first; score a checkpoint with "
                          f"--model (train one with 'python -m madpad.detect train')")
-    det = get_detector(name, **cls.runtime_overrides(progress=False))
-    return det, f"untrained:{name}"
+    det = get_detector(name, **{**cls.runtime_overrides(progress=False), **params})
+    return det, f"untrained:{name}" + (f":{json.dumps(params, sort_keys=True)}" if params else "")
 
 
 def score_pairs_file(*, model: str | os.PathLike | None = None, pairs_path: str | os.PathLike,
