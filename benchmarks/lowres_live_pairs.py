@@ -81,7 +81,7 @@ def make(args) -> int:
 
 
 def summary_line(path) -> str:
-    from madpad.mad.evaluation import summarize
+    from madpad.mad.evaluation import per_species, summarize
 
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -91,14 +91,10 @@ def summary_line(path) -> str:
     ok = [r for r in rows if r["status"] == "ok" and r["score"] not in ("", "nan")]
     score = np.array([float(r["score"]) for r in ok])
     y = np.array([r["label"] == "attack" for r in ok], dtype=int)
-    species = np.array([r["species"] for r in ok])
-    d, b = [], []
-    for s in sorted({s for s in species if s}):
-        k = (y == 0) | (species == s)
-        m = summarize(score[k], y[k], list(species[k]))
-        d.append(m["d_eer"])
-        b.append(m["bpcer_at_apcer_1"])
-    pooled = summarize(score, y, list(species))
+    species = [r["species"] for r in ok]
+    figs = per_species(score, y, species).values()
+    d, b = [m["d_eer"] for m in figs], [m["bpcer_at_apcer_1"] for m in figs]
+    pooled = summarize(score, y, species)
     return (f"| {path} | {100 * np.mean(d):.2f} | {100 * np.mean(b):.2f} | {100 * pooled['d_eer']:.2f} | "
             f"{100 * pooled['bpcer_at_apcer_1']:.2f} | {', '.join(f'{k} {v}' for k, v in sorted(status.items()))} |")
 

@@ -207,7 +207,7 @@ def dev_figures(entry, det, selection: Sequence[dict], dev_pairs, train_fams: Se
     bona fide dev pairs). A trained detector with dev selection gives the key of its selected C
     (each G judged with the detector fitted without G: nested leave-one-method-out); an untrained
     one is scored on the dev pairs of each G (once per detector, ``memo``). None otherwise."""
-    from madpad.mad.evaluation import summarize
+    from madpad.mad.evaluation import per_species
     from madpad.mad.scoring import score_with_status
 
     chosen = [r for r in selection if r.get("selected")]
@@ -219,12 +219,9 @@ def dev_figures(entry, det, selection: Sequence[dict], dev_pairs, train_fams: Se
         s, st, _ = score_with_status(det, dev_pairs, cache=cache)
         memo[entry.label] = (np.asarray(s, dtype=np.float64), [x == "ok" for x in st])
     s, ok = memo[entry.label]
-    figs = []
-    for g in train_fams:
-        ids = {p.id for p in _keep(dev_pairs, [g])}  # bona fide + family g, as every other figure
-        m = np.array([k and p.id in ids for p, k in zip(dev_pairs, ok)], dtype=bool) & np.isfinite(s)
-        y = np.array([p.y for p, k in zip(dev_pairs, m) if k], dtype=int)
-        figs.append(summarize(s[m], y, [p.species if p.y else "" for p, k in zip(dev_pairs, m) if k]))
+    m = np.array(ok, dtype=bool) & np.isfinite(s)  # each family g: bona fide + family g, as every other figure
+    figs = per_species(s[m], [p.y for p, k in zip(dev_pairs, m) if k],
+                       [p.species for p, k in zip(dev_pairs, m) if k], only=train_fams).values()
     return {"d_eer": float(np.mean([f["d_eer"] for f in figs])),
             "bpcer_at_apcer_1": float(np.mean([f["bpcer_at_apcer_1"] for f in figs])), "how": "scored"}
 

@@ -45,3 +45,19 @@ def test_summary_is_the_mean_of_per_species_figures_with_every_bona_fide_pair(lo
     assert cells[1] == f"{100 * (x['d_eer'] + y['d_eer']) / 2:.2f}"
     assert cells[2] == f"{100 * (x['bpcer_at_apcer_1'] + y['bpcer_at_apcer_1']) / 2:.2f}"
     assert cells[5] == "no_face 1, ok 8"  # the failure to acquire is counted, not scored
+
+
+def test_per_species_keeps_every_bona_fide_pair_and_only_that_species():
+    from madpad.mad.evaluation import per_species, summarize
+
+    scores = [0.0, 1.0, 2.0, 3.0, 5.0, 6.0, 7.0, 2.5]
+    y = [0, 0, 0, 0, 1, 1, 1, 1]
+    species = ["stale", "", "", "", "x", "x", "y", "y"]  # a bona fide row's species is ignored
+    r = per_species(scores, y, species)
+    assert list(r) == ["x", "y"]
+    assert r["x"] == summarize(np.array(scores[:6]), np.array(y[:6]), [""] * 4 + ["x"] * 2)
+    assert (r["x"]["n_bona_fide"], r["x"]["n_attack"], r["y"]["n_attack"]) == (4, 2, 2)
+    assert r["x"]["d_eer"] == 0.0 and r["y"]["d_eer"] > 0.0
+    other = per_species(scores[:6] + [0.5, 0.4], y, species)  # species y moved: x's figures do not change
+    assert other["x"] == r["x"] and other["y"] != r["y"]
+    assert list(per_species(scores, y, species, only=["y"])) == ["y"]

@@ -49,6 +49,21 @@ def summarize(scores, y, species: Sequence[str] | None = None) -> dict:
     return out
 
 
+def per_species(scores, y, species: Sequence[str], *, only: Sequence[str] | None = None) -> dict[str, dict]:
+    """:func:`summarize` of each attack species against all bona fide pairs (``y`` 0), in the
+    order of ``only`` (default: every species of the attack pairs, sorted). The mean over species
+    of these figures is the dev key that chooses detectors (``benchmarks/mad_lomo.py``)."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(y).astype(int)
+    sp = np.array([str(x) if yy else "" for x, yy in zip(species, y)], dtype=object)
+    names = sorted({x for x in sp if x}) if only is None else [str(x) for x in only]
+    out = {}
+    for name in names:
+        k = (y == 0) | (sp == name)
+        out[name] = summarize(s[k], y[k], list(sp[k]))
+    return out
+
+
 def paired_subject_bootstrap(scores_a, scores_b, y, subjects, *, n_resamples: int = 1000, confidence: float = 0.95,
                              seed: int = 0) -> dict:
     """Compare two detectors scored on the **same** pairs: D-EER of each and of ``b - a``
