@@ -106,6 +106,12 @@ def as_rgb_uint8(image: Any, *, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def luminance(image: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma (0..255, float32) of an RGB uint8 image."""
+    img = np.asarray(image, dtype=np.float32)
+    return 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]
+
+
 def resize_by(image: np.ndarray, factor: float) -> np.ndarray:
     """``image`` resized by ``factor`` (area interpolation; each side rounded, at least 1 pixel)."""
     import cv2

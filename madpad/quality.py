@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from madpad.io import luminance
+
 CANONICAL_IED = 64.0
 MEASURES = ("sharpness", "exposure_mean", "exposure_clipped", "background_std", "background_spread",
             "inter_eye_distance", "yaw", "roll")
@@ -68,12 +70,6 @@ def _check_landmarks(landmarks) -> np.ndarray:
     if p.shape != (68, 2) or not np.all(np.isfinite(p)):
         raise ValueError(f"quality measures need the 68 dlib-order landmarks as finite (68, 2); got shape {p.shape}")
     return p
-
-
-def luminance(image: np.ndarray) -> np.ndarray:
-    """Rec. 601 luma (0..255, float32) of an RGB uint8 image."""
-    img = np.asarray(image, dtype=np.float32)
-    return 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]
 
 
 def eye_centres(landmarks) -> tuple[np.ndarray, np.ndarray]:

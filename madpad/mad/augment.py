@@ -149,6 +149,17 @@ def check_low_res(p, side=LOW_RES_SIDE) -> tuple[float, tuple[float, float]]:
     return p, (lo, hi)
 
 
+def check_live_draws(low_res, grey) -> tuple[float, float]:
+    """The detectors' options ``augment_low_res`` and ``augment_grey`` validated (probabilities;
+    a :class:`~madpad.errors.UsageError` naming the option otherwise)."""
+    from madpad.errors import UsageError
+
+    try:
+        return check_low_res(low_res)[0], check_probability(grey, "augment_grey")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def low_res_draw(rng: np.random.Generator, p: float, side=LOW_RES_SIDE) -> float | None:
     """The shortest side (pixels) a live capture is shrunk to with probability ``p`` (log-uniform
     in ``side``), or None; always takes the same two draws from ``rng``."""
@@ -271,5 +282,5 @@ def mirrored_pairs(pairs) -> list:
 
 
 __all__ = ["LOW_RES_SIDE", "AugmentConfig", "AugmentedView", "augment_image", "augmentation_rng", "augmented_pairs",
-           "check_low_res", "check_probability", "grey_rgb", "live_augmentation", "live_draws", "low_res_draw",
+           "check_live_draws", "check_low_res", "check_probability", "grey_rgb", "live_augmentation", "live_draws", "low_res_draw",
            "mirror", "mirrored_pairs", "shrink_to_side", "suspect_augmentation"]

@@ -282,17 +282,13 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
     # ------------------------------------------------------------------ training-time augmentation
     def _set_augment(self, copies: Any, profile: str, seed: Any, low_res: Any = 0.0, tta: Any = None,
                      grey: Any = 0.0) -> None:
-        from madpad.mad.augment import check_low_res, check_probability
+        from madpad.mad.augment import check_live_draws
         from madpad.mad.chains import check_profile
 
         if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 0:
             raise UsageError(f"augment_copies must be an integer >= 0; got {copies!r}")
         self.augment_copies, self.augment_profile, self.augment_seed = int(copies), check_profile(profile), int(seed)
-        try:
-            self.augment_low_res = check_low_res(low_res)[0]
-            self.augment_grey = check_probability(grey, "augment_grey")
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+        self.augment_low_res, self.augment_grey = check_live_draws(low_res, grey)
         if tta not in TTA_MODES:
             raise UsageError(f"tta must be one of {list(TTA_MODES)}; got {tta!r}")
         self.tta = tta

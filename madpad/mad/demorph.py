@@ -169,11 +169,6 @@ def at_scale(image: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(resize_by(image, factor), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _luma(image: np.ndarray) -> np.ndarray:
-    x = np.asarray(image, dtype=np.float32)
-    return 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
-
-
 def band_ratio(luma: np.ndarray, mask: np.ndarray, iod: float) -> float:
     """Sharpness of an image region free of its contrast: the RMS of the fine band (difference of
     Gaussians at :data:`SHARPNESS_BANDS` [0] and [1] x IOD) over that of the coarse band ([1] and
@@ -197,6 +192,8 @@ def sharpness_sigma(reference: np.ndarray, warped_live: np.ndarray, suspect_land
     above the live capture's; 0 when the live capture is as sharp as the suspect."""
     import cv2
 
+    from madpad.io import luminance
+
     lm = check_landmarks68(suspect_landmarks, "suspect landmarks")
     iod = eye_distance(lm)
     m = face_hull_mask(np.shape(reference), lm)
@@ -204,8 +201,8 @@ def sharpness_sigma(reference: np.ndarray, warped_live: np.ndarray, suspect_land
         m &= np.asarray(cover) > 0.99
     if m.sum() < 64 or iod <= 1.0:
         return 0.0
-    target = band_ratio(_luma(warped_live), m, iod)
-    y = _luma(reference)
+    target = band_ratio(luminance(warped_live), m, iod)
+    y = luminance(reference)
     best = 0.0
     for f in SHARPNESS_SIGMAS:
         if not band_ratio(cv2.GaussianBlur(y, (0, 0), f * iod), m, iod) >= target:

@@ -180,15 +180,11 @@ class FoundationConfig:
             raise UsageError(f"image_std must be positive; got {self.image_std}")
         if float(self.augment) < 0:
             raise UsageError(f"augment (strength) must be >= 0; got {self.augment}")
-        from madpad.mad.augment import check_low_res, check_probability
+        from madpad.mad.augment import check_live_draws
         from madpad.mad.chains import check_profile
 
         check_profile(self.augment_chains)
-        try:
-            self.augment_low_res = check_low_res(self.augment_low_res)[0]
-            self.augment_grey = check_probability(self.augment_grey, "augment_grey")
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+        self.augment_low_res, self.augment_grey = check_live_draws(self.augment_low_res, self.augment_grey)
         if (self.augment_low_res or self.augment_grey) and not float(self.augment) > 0:
             raise UsageError("augment_low_res and augment_grey are draws of the training augmentation; "
                              f"they need augment > 0 (got augment={self.augment})")
