@@ -3,7 +3,9 @@
 A dev-only robustness check (issue 11: live captures that vary as real gates vary). ``make``
 writes a copy of pair CSVs whose live captures are downscaled (area averaging, JPEG q90) until the
 inter-ocular distance of the face is at most ``--iod`` pixels (captures already that small are
-only re-encoded; a live capture without a face found is kept as it is and counted). ``summary``
+only re-encoded; a live capture without a face found is kept as it is and counted); with ``--grey``
+every live capture is also turned grey (Rec. 601 luma in three equal channels, JPEG q90: a grey
+gate camera; ``--grey`` alone keeps the size). ``summary``
 prints, for score CSVs of ``python -m madpad.detect score``, the mean over attack species of the
 per-species D-EER and BPCER@APCER=1 % (each species with all bona fide pairs: the dev key of
 ``mad_lomo.py``), the pooled figures and the status counts.
@@ -14,9 +16,10 @@ per-species D-EER and BPCER@APCER=1 % (each species with all bona fide pairs: th
     python -m madpad.detect score --model runs/frll_dmad/model --pairs runs/lowres/iod36_dev/pairs.csv \\
         --out runs/lowres/iod36_dev/scores.csv --cache runs/frll_dmad/cache
     python benchmarks/lowres_live_pairs.py summary runs/lowres/iod36_dev/scores.csv
+    python benchmarks/lowres_live_pairs.py make --pairs ... --grey --out runs/grey/dev --cache runs/frll_dmad/cache
 
 The live captures are derived from the FRLL photos (CC BY 4.0, DeBruine & Jones 2017): simulated
-gate captures, downscaled here.
+gate captures, downscaled (or turned grey) here.
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ def downscale_to_iod(image: np.ndarray, iod: float | None, target: float) -> np.
     return resize_by(image, target / float(iod))
 
 
+def grey(image: np.ndarray) -> np.ndarray:
+    """An RGB image as a grey camera gives it: Rec. 601 luma (rounded) in three equal channels."""
+    import cv2
+
+    return np.repeat(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
 def make(args) -> int:
     from mad_fr_systems import FAST_DETECTOR
 
@@ -49,7 +59,9 @@ def make(args) -> int:
     from madpad.mad.cues import DemorphExtractor, eye_distance
     from madpad.mad.pairs import read_pairs_csv
 
-    if not args.iod > 1:
+    if args.iod is None and not args.grey:
+        raise UsageError("give --iod, --grey or both")
+    if args.iod is not None and not args.iod > 1:
         raise UsageError(f"--iod must be a number of pixels above 1; got {args.iod}")
     pairs = [p for f in args.pairs for p in read_pairs_csv(f, require_labels=True)]
     out = Path(args.out)
@@ -67,7 +79,10 @@ def make(args) -> int:
         tag = hashlib.sha256(str(Path(src).resolve()).encode()).hexdigest()[:8]  # one name per file, however spelt
         dst = out / "live" / f"{Path(src).stem}_{tag}.jpg"
         if not dst.exists():
-            write_image(dst, downscale_to_iod(read_image(src), iod, args.iod), quality=90)
+            img = read_image(src)
+            if args.iod is not None:
+                img = downscale_to_iod(img, iod, args.iod)
+            write_image(dst, grey(img) if args.grey else img, quality=90)
         new[src] = dst
     with open(out / "pairs.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -75,8 +90,10 @@ def make(args) -> int:
         for p in pairs:
             w.writerow([p.id, os.path.relpath(p.suspect, out), os.path.relpath(new[str(p.live)], out), p.label,
                         p.species or "", ";".join(p.subjects)])
-    print(f"{len(pairs)} pairs, {len(lives)} live captures at inter-ocular distance <= {args.iod:g} px "
-          f"({no_face} without a face kept as they are) -> {out / 'pairs.csv'}")
+    what = " ".join(([f"at inter-ocular distance <= {args.iod:g} px"] if args.iod is not None else [])
+                    + (["in grey"] if args.grey else []))
+    kept = f" ({no_face} without a face kept at their size)" if args.iod is not None else ""
+    print(f"{len(pairs)} pairs, {len(lives)} live captures {what}{kept} -> {out / 'pairs.csv'}")
     return 0
 
 
@@ -102,9 +119,10 @@ def summary_line(path) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    m = sub.add_parser("make", help="pairs with downscaled live captures")
+    m = sub.add_parser("make", help="pairs with downscaled (or grey) live captures")
     m.add_argument("--pairs", action="append", required=True, help="labelled pair CSV (repeatable)")
-    m.add_argument("--iod", type=float, required=True, help="inter-ocular distance of the live faces, pixels")
+    m.add_argument("--iod", type=float, default=None, help="inter-ocular distance of the live faces, pixels")
+    m.add_argument("--grey", action="store_true", help="turn every live capture grey")
     m.add_argument("--out", required=True)
     m.add_argument("--cache", default=None, help="feature cache folder (face finding of the live captures)")
     s = sub.add_parser("summary", help="figures of score CSVs")

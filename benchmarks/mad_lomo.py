@@ -105,6 +105,13 @@ def default_entries(registered: Sequence[str] | None = None, *, selection: str =
                                   "dmad_cues", {"embedder_params": ep, "features": ["demorph_diff"],
                                                 "classifier": "rbf_svm", **auto, "augment_copies": 2,
                                                 "augment_low_res": 0.5}, group="augmented"))
+        # the shipped configuration (madpad/configs/detect/frll_dmad.yaml): the row above, demorphed at
+        # the live capture's sharpness, and the SVMs of C = 0.1, 1, 10 averaged instead of one chosen C
+        rows.append(DetectorEntry("dmad_cues [demorph_diff] + 2 augmented views (half low-res), demorphed at the "
+                                  "live capture's sharpness, C ensemble", "dmad_cues",
+                                  {"embedder_params": ep, "features": ["demorph_diff"], "classifier": "rbf_svm",
+                                   **auto, "C": "ensemble", "augment_copies": 2, "augment_low_res": 0.5,
+                                   "demorph_sharpness": True}, group="augmented"))
     return rows
 
 
@@ -332,7 +339,8 @@ def markdown_table(results: Sequence[dict], variant: str = AS_BUILT) -> str:
         c = m.get("ci", {})
         ex = m.get("expression_decile")
         ex_s = f"{_pct(ex['bpcer_at_apcer_1'])} / {_pct(ex['bpcer_at_apcer_5'])} (n={ex['n_bona_fide']})" if ex else "-"
-        cs = "-" if m.get("C") is None else f"{m['C']:g} ({m.get('selection_mode') or '-'})"
+        cv = m.get("C")
+        cs = "-" if cv is None else f"{cv if isinstance(cv, str) else format(cv, 'g')} ({m.get('selection_mode') or '-'})"
         lines.append(f"| {m['detector']} | {m['test']} | {cs} | {_pct(m['d_eer'])} {_iv(c.get('d_eer'))} | "
                      f"{_pct(m['bpcer_at_apcer_1'])} {_iv(c.get('bpcer@apcer=0.01'))} | "
                      f"{_pct(m['bpcer_at_apcer_5'])} {_iv(c.get('bpcer@apcer=0.05'))} | "

@@ -13,9 +13,10 @@
 #    `python -m madpad.detect train --config madpad/configs/detect/frll_dmad.yaml`: 10 simulated
 #    live captures per subject with the `gate` live profile, every suspect (bona fide and morph
 #    alike) through a seeded `attacker` post-processing chain; the shipped detector is
-#    dmad_cues [demorph_diff] trained with 2 augmented views per training pair (the dev choice of
-#    step 3's table), C chosen on the FRLL dev pairs
-#    plus the FRLL-Canada ones (data.extra_dev); it scores dev and test
+#    dmad_cues [demorph_diff] trained with 2 augmented views per training pair (half of them with a
+#    low-resolution live capture), demorphed at the live capture's sharpness, three SVMs (C = 0.1,
+#    1, 10) averaged (chosen on dev data: benchmarks/results/mad_lomo.md), its dev table on the FRLL
+#    dev pairs plus the FRLL-Canada ones (data.extra_dev); it scores dev and test
 #    (madpad/configs/detect/frll_dmad_svm.yaml trains demorph_svm on the same pairs),
 # 3. runs the leave-one-morph-family-out table for every detector of benchmarks/mad_lomo.py on
 #    the same pairs (train on three families, select on their dev pairs, test on the fourth;

@@ -61,3 +61,38 @@ def test_per_species_keeps_every_bona_fide_pair_and_only_that_species():
     other = per_species(scores[:6] + [0.5, 0.4], y, species)  # species y moved: x's figures do not change
     assert other["x"] == r["x"] and other["y"] != r["y"]
     assert list(per_species(scores, y, species, only=["y"])) == ["y"]
+
+
+def test_grey_is_rec601_luma_in_three_equal_channels(lowres):
+    img = np.zeros((2, 3, 3), np.uint8)
+    img[0, 0] = (255, 0, 0)
+    img[0, 1] = (0, 255, 0)
+    img[0, 2] = (0, 0, 255)
+    img[1, :] = (10, 200, 30)
+    g = lowres.grey(img)
+    assert g.shape == img.shape and g.dtype == np.uint8
+    assert (g[..., 0] == g[..., 1]).all() and (g[..., 1] == g[..., 2]).all()
+    # 0.299 R + 0.587 G + 0.114 B, rounded: 76, 150, 29; 0.299*10 + 0.587*200 + 0.114*30 = 123.81 -> 124
+    assert g[0, :, 0].tolist() == [76, 150, 29] and g[1, :, 0].tolist() == [124] * 3
+
+
+def test_make_needs_iod_or_grey_and_greys_without_resizing(lowres, tmp_path, capsys, monkeypatch):
+    from madpad.io import read_image, write_image
+
+    monkeypatch.syspath_prepend(str(BENCH))  # the script imports its sibling mad_fr_systems
+
+    live = tmp_path / "live.png"
+    write_image(live, np.full((40, 30, 3), (200, 40, 10), np.uint8))
+    pairs = tmp_path / "pairs.csv"
+    with open(pairs, "w", newline="") as fh:
+        csv.writer(fh).writerows([["id", "suspect", "live", "label", "species"],
+                                  ["b1", "live.png", "live.png", "bona_fide", ""]])
+    assert lowres.main(["make", "--pairs", str(pairs), "--out", str(tmp_path / "o")]) == 2
+    assert "give --iod, --grey or both" in capsys.readouterr().err
+    assert lowres.main(["make", "--pairs", str(pairs), "--grey", "--out", str(tmp_path / "o")]) == 0
+    with open(tmp_path / "o" / "pairs.csv", newline="") as fh:
+        row = next(csv.DictReader(fh))
+    out = read_image(tmp_path / "o" / row["live"])
+    assert out.shape == (40, 30, 3)  # no face, no --iod: size kept
+    # luma of (200, 40, 10) = 84.3; JPEG q90 of a flat image keeps it within one level
+    assert np.abs(out.astype(int) - 84).max() <= 1 and np.ptp(out.astype(int), axis=2).max() <= 1

@@ -286,3 +286,56 @@ def test_extra_dev_pairs_reach_model_selection_with_the_dev_species_filter(tmp_p
     assert seen["dev"] == ["dev0", "dev1", "dev3", "more0", "more2", "more3"]
     with pytest.raises(UsageError, match=r"data.extra_dev .*train.csv: pair id 'train0' is already used"):
         train_from_config(load_train_config(None, base + [f"data.extra_dev=[{train}]"]))
+
+
+def test_c_ensemble_averages_z_scored_members_records_its_dev_key_and_round_trips(monkeypatch, tmp_path):
+    from sklearn.svm import SVC
+
+    from madpad.mad.baselines import ENSEMBLE_C, EmbeddingClassifierDetector
+    from madpad.mad.selection import lomo_folds
+
+    X, y, sp = _toy(3, 40, 20)
+    Xd, yd, spd = _toy(4, 30, 15)
+    table = {f"t{i}": x for i, x in enumerate(X)} | {f"d{i}": x for i, x in enumerate(Xd)}
+
+    def fake_features(self, pairs, cache):
+        M = np.array([table[p.id] for p in pairs])
+        return M, np.ones(len(pairs), bool), ["ok"] * len(pairs), [""] * len(pairs)
+
+    monkeypatch.setattr(EmbeddingClassifierDetector, "_features", fake_features)
+
+    def pairs(prefix, yy, ss):
+        return [Pair(id=f"{prefix}{i}", suspect="s.png", live="l.png", label="attack" if v else "bona_fide",
+                     species=str(s)) for i, (v, s) in enumerate(zip(yy, ss))]
+
+    def by_hand(Xtr, ytr, Xte):  # the documented ensemble, rebuilt with scikit-learn directly
+        mu, sd = Xtr.mean(0), Xtr.std(0)
+        out = []
+        for c in (0.1, 1.0, 10.0):
+            svc = SVC(C=c, kernel="rbf", gamma="scale", class_weight="balanced").fit((Xtr - mu) / sd, ytr)
+            dtr = svc.decision_function((Xtr - mu) / sd)
+            out.append((svc.decision_function((Xte - mu) / sd) - dtr.mean()) / dtr.std())
+        return np.mean(out, axis=0)
+
+    assert ENSEMBLE_C == (0.1, 1.0, 10.0)
+    det = EmbeddingClassifierDetector(classifier="rbf_svm", C="ensemble")
+    det.fit(pairs("t", y, sp), dev=pairs("d", yd, spd))
+    assert det.C_ == "ensemble" and len(det.model_["members"]) == 3
+    got = det.score_pairs(pairs("d", yd, spd)).scores
+    np.testing.assert_allclose(got, by_hand(X, y, Xd), atol=1e-6)
+    # one dev row, the ensemble's own leave-one-method-out key (nothing to choose)
+    assert [r["C"] for r in det.selection_] == ["ensemble"] and det.selection_[0]["selected"]
+    assert set(det.selection_[0]["folds"]) == set(lomo_folds(sp, y, spd, yd)) == {"a", "b"}
+    for h, fold in det.selection_[0]["folds"].items():
+        ti, di = (y == 0) | (sp != h), (yd == 0) | (spd == h)
+        key = selection_key(by_hand(X[ti], y[ti], Xd[di]), yd[di], spd[di])
+        assert fold["d_eer"] == pytest.approx(key.d_eer) and fold["bpcer_at_apcer_1"] == pytest.approx(
+            key.bpcer_at_apcer_1)
+    # checkpoint round trip: same scores, the header says what C is
+    from madpad.mad import load_detector
+
+    loaded = load_detector(det.save(tmp_path / "m"))
+    assert loaded.C_ == "ensemble" and loaded.C == "ensemble"
+    np.testing.assert_array_equal(loaded.score_pairs(pairs("d", yd, spd)).scores, got)
+    with pytest.raises(UsageError, match="'auto' or 'ensemble'; got 'best'"):
+        EmbeddingClassifierDetector(C="best")

@@ -52,6 +52,9 @@ FEATURE_BLOCKS = ("diff", "absdiff", "prod", "cos", "suspect", "texture", "textu
                   "shape_dist")
 CLASSIFIERS = ("logreg", "linear_svm", "rbf_svm")
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+#: ``C: ensemble``: one classifier per C here, each member's decision z-scored on its own training
+#: decisions, the members averaged (no C to choose, so no choice among near-tied dev keys)
+ENSEMBLE_C = (0.1, 1.0, 10.0)
 
 
 @dataclass
@@ -199,8 +202,8 @@ def check_classifier_options(features: Any, blocks: Any, *, classifier: str, cla
         raise UsageError(f"classifier must be one of {list(CLASSIFIERS)}; got {classifier!r}")
     if class_weight not in ("balanced", None):
         raise UsageError(f"class_weight must be 'balanced' or null; got {class_weight!r}")
-    if C != "auto" and (isinstance(C, bool) or not isinstance(C, (int, float)) or C <= 0):
-        raise UsageError(f"C must be a positive number or 'auto'; got {C!r}")
+    if C not in ("auto", "ensemble") and (isinstance(C, bool) or not isinstance(C, (int, float)) or C <= 0):
+        raise UsageError(f"C must be a positive number, 'auto' or 'ensemble'; got {C!r}")
     return feats
 
 
@@ -223,9 +226,11 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
 
     Parameters (keyword-only): ``embedder``/``embedder_params`` (madpad.face embedder),
     ``features`` (blocks from FEATURE_BLOCKS), ``classifier`` (logreg | linear_svm | rbf_svm),
-    ``C`` (a number, or ``"auto"``: chosen on the dev pairs from ``C_GRID`` with the tie-free key of
-    :mod:`madpad.mad.selection`), ``selection`` (``"lomo"``: leave-one-method-out dev selection
-    when the pairs hold several attack species, else pooled; ``"pooled"``),
+    ``C`` (a number; ``"auto"``: chosen on the dev pairs from ``C_GRID`` with the tie-free key of
+    :mod:`madpad.mad.selection`; ``"ensemble"``: the classifiers of every C in ``ENSEMBLE_C``,
+    decisions z-scored on the training pairs and averaged), ``selection`` (``"lomo"``:
+    leave-one-method-out dev selection when the pairs hold several attack species, else pooled;
+    ``"pooled"``),
     ``gamma`` (RBF: ``"scale"`` or a number), ``class_weight`` (``"balanced"`` weights the
     classes by inverse frequency; ``None`` = unweighted), ``texture_size``.
     """
@@ -397,39 +402,58 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
         self.n_skipped_ = int((~ok).sum())
         C = self.C
         self.selection_ = []
-        if C == "auto":
+        if C == "ensemble" and dev:  # no choice to make: the dev table records the ensemble's own key
+            self._dev_selection(["ensemble"], X, y, sp, dev, cache, selection)
+        elif C == "auto":
             if not dev:
                 log.warning("C='auto' without dev pairs: using C=1")
                 C = 1.0
             else:
-                from madpad.mad.selection import select_candidates
-
-                dev = as_pairs(dev)
-                yd = labels_of(dev, where="dev pairs")
-                spd = np.array([p.species if p.label == "attack" else "" for p in dev], dtype=object)
-                Xd, okd, _, _ = self._features(dev, cache)
-                Xd, yd, spd = Xd[okd], yd[okd], spd[okd]
-                mirrored = self._mirrored_features(dev, cache)
-                if mirrored is not None:
-                    mirrored = (mirrored[0][okd], mirrored[1][okd])
-
-                def dev_decision(c, ti, di):
-                    m = None if mirrored is None else (mirrored[0][di], mirrored[1][di])
-                    return self._averaged_decision(self._fit_model(X[ti], y[ti], c), Xd[di], m)
-
-                sel = select_candidates(list(C_GRID), dev_decision,
-                                        train_y=y, train_species=sp, dev_y=yd, dev_species=spd,
-                                        mode=selection or self.selection, prefer=list(C_GRID))
-                self.selection_ = [{"C": r.pop("candidate"), **r} for r in sel.table]
-                self.selection_mode_ = sel.mode
+                sel = self._dev_selection(list(C_GRID), X, y, sp, dev, cache, selection)
                 C = C_GRID[sel.index]
                 log.info("C=%g chosen on dev (%s, decided by %s)", C, sel.mode, sel.decided_by)
-        self.model_ = self._fit_model(X, y, float(C))
-        self.C_ = float(C)
+        self.model_ = self._fit_model(X, y, C)
+        self.C_ = C if C == "ensemble" else float(C)
         self.class_counts_ = {"bona_fide": int((y == 0).sum()), "attack": int((y == 1).sum())}
         return self
 
-    def _fit_model(self, X, y, C: float) -> dict:
+    def _dev_selection(self, candidates: list, X, y, sp, dev, cache, selection):
+        """The dev key of each candidate C (leave-one-method-out or pooled, :mod:`madpad.mad.selection`),
+        kept in ``selection_``; returns the :class:`~madpad.mad.selection.Selection`."""
+        from madpad.mad.selection import select_candidates
+
+        dev = as_pairs(dev)
+        yd = labels_of(dev, where="dev pairs")
+        spd = np.array([p.species if p.label == "attack" else "" for p in dev], dtype=object)
+        Xd, okd, _, _ = self._features(dev, cache)
+        Xd, yd, spd = Xd[okd], yd[okd], spd[okd]
+        mirrored = self._mirrored_features(dev, cache)
+        if mirrored is not None:
+            mirrored = (mirrored[0][okd], mirrored[1][okd])
+
+        def dev_decision(c, ti, di):
+            m = None if mirrored is None else (mirrored[0][di], mirrored[1][di])
+            return self._averaged_decision(self._fit_model(X[ti], y[ti], c), Xd[di], m)
+
+        prefer = [c if isinstance(c, float) else 0.0 for c in candidates]
+        sel = select_candidates(candidates, dev_decision, train_y=y, train_species=sp, dev_y=yd, dev_species=spd,
+                                mode=selection or self.selection, prefer=prefer)
+        self.selection_ = [{"C": r.pop("candidate"), **r} for r in sel.table]
+        self.selection_mode_ = sel.mode
+        return sel
+
+    def _fit_model(self, X, y, C) -> dict:
+        """One classifier at ``C``; for ``C="ensemble"`` one per :data:`ENSEMBLE_C`, each with the mean
+        and std of its decisions on ``X`` (``z``) that put the members on one scale."""
+        if C == "ensemble":
+            members = []
+            for c in ENSEMBLE_C:
+                m = self._fit_model(X, y, c)
+                d = _decision(m, X)
+                m["z"] = np.array([d.mean(), max(float(d.std()), 1e-12)])
+                members.append(m)
+            return {"kind": "ensemble", "members": members}
+        C = float(C)
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
         from sklearn.svm import SVC, LinearSVC
@@ -472,8 +496,7 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
     def save(self, directory) -> Path:
         check_is_fitted(self, "model_")
         d = Path(directory)
-        arrays = {k: np.asarray(v) for k, v in self.model_.items() if k != "kind"}
-        save_npz(d / "model.npz", arrays)
+        save_npz(d / "model.npz", _model_arrays(self.model_))
         write_header(d, detector=self.checkpoint_kind, config=self.get_config(), extra={
             "model": "model.npz", "classifier": self.classifier, "C_selected": getattr(self, "C_", None),
             "C_selection": getattr(self, "selection_", []), "class_counts": getattr(self, "class_counts_", None),
@@ -491,15 +514,35 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
         d = Path(directory)
         head = header or read_header(d)
         det = cls(**{**head["config"], **overrides})
-        arrays = load_npz(d / head.get("model", "model.npz"))
-        arrays["kind"] = det.classifier
-        det.model_ = arrays
+        det.model_ = _model_from_arrays(load_npz(d / head.get("model", "model.npz")), det.classifier)
         det.C_ = head.get("C_selected")
         return det
 
 
+def _model_arrays(model: dict) -> dict:
+    """The arrays of ``model.npz``: a single classifier's as they are, an ensemble's members prefixed
+    ``m0_``, ``m1_``, ..."""
+    if model["kind"] != "ensemble":
+        return {k: np.asarray(v) for k, v in model.items() if k != "kind"}
+    return {f"m{i}_{k}": np.asarray(v) for i, m in enumerate(model["members"]) for k, v in m.items() if k != "kind"}
+
+
+def _model_from_arrays(arrays: dict, classifier: str) -> dict:
+    """Inverse of :func:`_model_arrays`."""
+    if "m0_mean" not in arrays:
+        return {**arrays, "kind": classifier}
+    members = []
+    while f"m{len(members)}_mean" in arrays:
+        pre = f"m{len(members)}_"
+        members.append({**{k[len(pre):]: v for k, v in arrays.items() if k.startswith(pre)}, "kind": classifier})
+    return {"kind": "ensemble", "members": members}
+
+
 def _decision(model: dict, X: np.ndarray) -> np.ndarray:
-    """Decision function rebuilt from stored arrays (higher = class 1 = attack)."""
+    """Decision function rebuilt from stored arrays (higher = class 1 = attack); an ensemble's is the
+    mean of its members' z-scored decisions."""
+    if model["kind"] == "ensemble":
+        return np.mean([(_decision(m, X) - m["z"][0]) / m["z"][1] for m in model["members"]], axis=0)
     Z = (np.asarray(X, dtype=np.float64) - model["mean"]) / model["scale"]
     if model["kind"] in ("logreg", "linear_svm"):
         return Z @ np.asarray(model["coef"], dtype=np.float64) + float(np.ravel(model["intercept"])[0])

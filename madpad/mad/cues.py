@@ -449,8 +449,9 @@ class CueDetector(EmbeddingClassifierDetector):
     (:func:`landmark_displacement`), ``upper_cos``/``upper_diff`` (upper-face FR comparison),
     ``smad`` (:func:`region_cues` of the suspect), ``smad_diff``, ``texture``/``texture_diff``
     (texture statistics). Standardisation + ``classifier`` (``logreg`` | ``linear_svm`` |
-    ``rbf_svm``; ``C="auto"`` picks C on the dev pairs), fitting, checkpoint (``model.npz``, no
-    pickle) and per-pair statuses as :class:`~madpad.mad.baselines.EmbeddingClassifierDetector`.
+    ``rbf_svm``; ``C="auto"`` picks C on the dev pairs, ``C="ensemble"`` averages several),
+    fitting, checkpoint (``model.npz``, no pickle) and per-pair statuses as
+    :class:`~madpad.mad.baselines.EmbeddingClassifierDetector`.
     The constructor is the base class's (every option of it applies, e.g. ``selection`` and the
     training-time augmentation); the registered names set ``features``, ``classifier`` and ``C``.
     Score: the decision value, higher = more likely a morph."""
