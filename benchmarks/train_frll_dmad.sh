@@ -24,13 +24,20 @@
 #    every figure again with all test suspects re-encoded as JPEG q75; the dev figures that
 #    choose the shipped detector, on the FRLL and FRLL-Canada dev pairs),
 # 4. scores all test pairs with the shipped checkpoint (`detect score`) and writes a PAD report
-#    with subject-bootstrap intervals (`report pad`).
+#    with subject-bootstrap intervals (`report pad`),
+# 5. scores the dev and test pairs again with their live captures changed as a worse gate camera
+#    would: shrunk until the eyes are at most 36 / 24 px apart, and grey
+#    (benchmarks/lowres_live_pairs.py; the dev variants are those of the rule that chose the
+#    shipped configuration) and writes the shipped checkpoint's figures on them to
+#    OUT_DIR/variants/summary.md. VARIANTS=0 skips this step (on a fresh cache it computes the
+#    features of 5,688 more pairs, about 35 min on 2 cores).
 #
 # Outputs: OUT_DIR/morphs/<family>/ (manifest.csv), OUT_DIR/canada/ (morphs/, pairs/pairs_dev.csv;
 # derived from FRLL-Canada, CC BY 4.0), OUT_DIR/model/ (checkpoint, scores_dev.csv,
 # scores_test.csv, train_summary.json), OUT_DIR/model/pairs/ (pair CSVs, processed suspects and
 # simulated live captures; derived from FRLL, CC BY 4.0), OUT_DIR/lomo/ (results.md, results.json,
-# score CSVs), OUT_DIR/scores_test_all.csv, OUT_DIR/report/ (report.md/json/html).
+# score CSVs), OUT_DIR/scores_test_all.csv, OUT_DIR/report/ (report.md/json/html),
+# OUT_DIR/variants/ (the changed live captures, their pairs and scores, summary.md).
 # Per-image features are cached in OUT_DIR/cache (shared by steps 2-4); every step resumes.
 # LOMO_ARGS: extra arguments of mad_lomo.py (e.g. LOMO_ARGS="--only embedding_svm --bootstrap 200").
 set -euo pipefail
@@ -59,3 +66,20 @@ python benchmarks/mad_lomo.py --frll "$FRLL" --pairs "$OUT/model/pairs" --out "$
 python -m madpad.detect score --model "$OUT/model" --pairs "$OUT/model/pairs/pairs_test.csv" \
   --out "$OUT/scores_test_all.csv" --cache "$OUT/cache"
 python -m madpad.report pad --scores "$OUT/scores_test_all.csv" --out "$OUT/report" --bootstrap 1000
+if [ "${VARIANTS:-1}" != 0 ]; then
+  for split in dev test; do
+    PAIRS=(--pairs "$OUT/model/pairs/pairs_$split.csv")
+    [ "$split" = dev ] && PAIRS+=(--pairs "$EXTRA_DEV")
+    for v in iod36 iod24 grey; do
+      if [ "$v" = grey ]; then CHANGE=(--grey); else CHANGE=(--iod "${v#iod}"); fi
+      python benchmarks/lowres_live_pairs.py make "${PAIRS[@]}" "${CHANGE[@]}" --out "$OUT/variants/${split}_$v" \
+        --cache "$OUT/cache"
+      python -m madpad.detect score --model "$OUT/model" --pairs "$OUT/variants/${split}_$v/pairs.csv" \
+        --out "$OUT/variants/${split}_$v/scores.csv" --cache "$OUT/cache"
+    done
+  done
+  python benchmarks/lowres_live_pairs.py summary "$OUT/model/scores_dev.csv" "$OUT"/variants/dev_{iod36,iod24,grey}/scores.csv \
+    "$OUT/model/scores_test.csv" "$OUT"/variants/test_{iod36,iod24,grey}/scores.csv > "$OUT/variants/summary.md.tmp"
+  mv "$OUT/variants/summary.md.tmp" "$OUT/variants/summary.md"
+  echo "wrote $OUT/variants/summary.md"
+fi
