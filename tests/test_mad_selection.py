@@ -87,6 +87,28 @@ def _toy(seed: int, n_bf: int, n_att: int):
     return X, y, sp
 
 
+def _toy_pairs(monkeypatch):
+    """Training and dev pairs of :func:`_toy` (seeds 3 and 4) whose features the FR-embedding
+    detectors read from a table instead of images: ``(X, y, species, pairs)`` of each."""
+    from madpad.mad.baselines import EmbeddingClassifierDetector
+
+    X, y, sp = _toy(3, 40, 20)
+    Xd, yd, spd = _toy(4, 30, 15)
+    table = {f"t{i}": x for i, x in enumerate(X)} | {f"d{i}": x for i, x in enumerate(Xd)}
+
+    def fake_features(self, pairs, cache):
+        M = np.array([table[p.id] for p in pairs])
+        return M, np.ones(len(pairs), bool), ["ok"] * len(pairs), [""] * len(pairs)
+
+    monkeypatch.setattr(EmbeddingClassifierDetector, "_features", fake_features)
+
+    def pairs(prefix, yy, ss):
+        return [Pair(id=f"{prefix}{i}", suspect="s.png", live="l.png", label="attack" if v else "bona_fide",
+                     species=str(s)) for i, (v, s) in enumerate(zip(yy, ss))]
+
+    return (X, y, sp, pairs("t", y, sp)), (Xd, yd, spd, pairs("d", yd, spd))
+
+
 def test_lomo_selection_picks_the_candidate_that_generalises_to_an_unseen_method():
     Xt, yt, st = _toy(0, 60, 30)
     Xd, yd, sd = _toy(1, 40, 20)
@@ -132,22 +154,10 @@ def test_lomo_with_a_single_trained_species_falls_back_to_pooled_and_uses_unseen
 def test_embedding_classifier_selects_c_with_lomo_and_records_the_table(monkeypatch):
     from madpad.mad.baselines import C_GRID, EmbeddingClassifierDetector
 
-    X, y, sp = _toy(3, 40, 20)
-    Xd, yd, spd = _toy(4, 30, 15)
-    table = {f"t{i}": x for i, x in enumerate(X)} | {f"d{i}": x for i, x in enumerate(Xd)}
-
-    def fake_features(self, pairs, cache):
-        M = np.array([table[p.id] for p in pairs])
-        return M, np.ones(len(pairs), bool), ["ok"] * len(pairs), [""] * len(pairs)
-
-    monkeypatch.setattr(EmbeddingClassifierDetector, "_features", fake_features)
-
-    def pairs(prefix, yy, ss):
-        return [Pair(id=f"{prefix}{i}", suspect="s.png", live="l.png", label="attack" if v else "bona_fide",
-                     species=str(s)) for i, (v, s) in enumerate(zip(yy, ss))]
+    (X, y, sp, train), (Xd, yd, spd, dev) = _toy_pairs(monkeypatch)
 
     det = EmbeddingClassifierDetector(classifier="logreg", C="auto")
-    det.fit(pairs("t", y, sp), dev=pairs("d", yd, spd))
+    det.fit(train, dev=dev)
     assert det.selection_mode_ == "lomo" and len(det.selection_) == len(C_GRID)
     assert [r["C"] for r in det.selection_] == list(C_GRID)
     assert all(set(r["folds"]) == {"a", "b"} for r in det.selection_)
@@ -156,7 +166,7 @@ def test_embedding_classifier_selects_c_with_lomo_and_records_the_table(monkeypa
     keys = [SelectionKey.from_dict(r) for r in det.selection_]
     assert best_candidate(keys, prefer=list(C_GRID))[0] == list(C_GRID).index(det.C_)
     pooled = EmbeddingClassifierDetector(classifier="logreg", C="auto", selection="pooled")
-    pooled.fit(pairs("t", y, sp), dev=pairs("d", yd, spd))
+    pooled.fit(train, dev=dev)
     assert pooled.selection_mode_ == "pooled" and "folds" not in pooled.selection_[0]
     with pytest.raises(UsageError, match="selection must be one of"):
         EmbeddingClassifierDetector(C="auto", selection="best")
@@ -294,19 +304,7 @@ def test_c_ensemble_averages_z_scored_members_records_its_dev_key_and_round_trip
     from madpad.mad.baselines import ENSEMBLE_C, EmbeddingClassifierDetector
     from madpad.mad.selection import lomo_folds
 
-    X, y, sp = _toy(3, 40, 20)
-    Xd, yd, spd = _toy(4, 30, 15)
-    table = {f"t{i}": x for i, x in enumerate(X)} | {f"d{i}": x for i, x in enumerate(Xd)}
-
-    def fake_features(self, pairs, cache):
-        M = np.array([table[p.id] for p in pairs])
-        return M, np.ones(len(pairs), bool), ["ok"] * len(pairs), [""] * len(pairs)
-
-    monkeypatch.setattr(EmbeddingClassifierDetector, "_features", fake_features)
-
-    def pairs(prefix, yy, ss):
-        return [Pair(id=f"{prefix}{i}", suspect="s.png", live="l.png", label="attack" if v else "bona_fide",
-                     species=str(s)) for i, (v, s) in enumerate(zip(yy, ss))]
+    (X, y, sp, train), (Xd, yd, spd, dev) = _toy_pairs(monkeypatch)
 
     def by_hand(Xtr, ytr, Xte):  # the documented ensemble, rebuilt with scikit-learn directly
         mu, sd = Xtr.mean(0), Xtr.std(0)
@@ -319,9 +317,9 @@ def test_c_ensemble_averages_z_scored_members_records_its_dev_key_and_round_trip
 
     assert ENSEMBLE_C == (0.1, 1.0, 10.0)
     det = EmbeddingClassifierDetector(classifier="rbf_svm", C="ensemble")
-    det.fit(pairs("t", y, sp), dev=pairs("d", yd, spd))
+    det.fit(train, dev=dev)
     assert det.C_ == "ensemble" and len(det.model_["members"]) == 3
-    got = det.score_pairs(pairs("d", yd, spd)).scores
+    got = det.score_pairs(dev).scores
     np.testing.assert_allclose(got, by_hand(X, y, Xd), atol=1e-6)
     # one dev row, the ensemble's own leave-one-method-out key (nothing to choose)
     assert [r["C"] for r in det.selection_] == ["ensemble"] and det.selection_[0]["selected"]
@@ -336,6 +334,6 @@ def test_c_ensemble_averages_z_scored_members_records_its_dev_key_and_round_trip
 
     loaded = load_detector(det.save(tmp_path / "m"))
     assert loaded.C_ == "ensemble" and loaded.C == "ensemble"
-    np.testing.assert_array_equal(loaded.score_pairs(pairs("d", yd, spd)).scores, got)
+    np.testing.assert_array_equal(loaded.score_pairs(dev).scores, got)
     with pytest.raises(UsageError, match="'auto' or 'ensemble'; got 'best'"):
         EmbeddingClassifierDetector(C="best")
