@@ -337,3 +337,17 @@ def test_c_ensemble_averages_z_scored_members_records_its_dev_key_and_round_trip
     np.testing.assert_array_equal(loaded.score_pairs(dev).scores, got)
     with pytest.raises(UsageError, match="'auto' or 'ensemble'; got 'best'"):
         EmbeddingClassifierDetector(C="best")
+
+
+def test_c_grid_tie_goes_to_the_smallest_c(monkeypatch):
+    """Every C giving the same dev scores (an exact tie on every criterion): the smallest C wins."""
+    from madpad.mad.baselines import C_GRID, EmbeddingClassifierDetector
+
+    (_, _, _, train), (_, _, _, dev) = _toy_pairs(monkeypatch)
+    real_fit = EmbeddingClassifierDetector._fit_model
+    monkeypatch.setattr(EmbeddingClassifierDetector, "_fit_model", lambda self, X, y, C: real_fit(self, X, y, 1.0))
+    det = EmbeddingClassifierDetector(classifier="logreg", C="auto").fit(train, dev=dev)
+    keys = {tuple(sorted((k, v) for k, v in r.items() if k not in ("C", "selected", "folds"))) for r in det.selection_}
+    assert len(keys) == 1  # all six candidates tie exactly
+    assert det.C_ == min(C_GRID) == 0.001
+    assert [r["C"] for r in det.selection_ if r["selected"]] == [0.001]
