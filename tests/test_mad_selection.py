@@ -154,7 +154,7 @@ def test_lomo_with_a_single_trained_species_falls_back_to_pooled_and_uses_unseen
 def test_embedding_classifier_selects_c_with_lomo_and_records_the_table(monkeypatch):
     from madpad.mad.baselines import C_GRID, EmbeddingClassifierDetector
 
-    (X, y, sp, train), (Xd, yd, spd, dev) = _toy_pairs(monkeypatch)
+    (_, _, _, train), (_, _, _, dev) = _toy_pairs(monkeypatch)
 
     det = EmbeddingClassifierDetector(classifier="logreg", C="auto")
     det.fit(train, dev=dev)
