@@ -5,7 +5,10 @@ writes a copy of pair CSVs whose live captures are downscaled (area averaging, J
 inter-ocular distance of the face is at most ``--iod`` pixels (captures already that small are
 only re-encoded; a live capture without a face found is kept as it is and counted); with ``--grey``
 every live capture is also turned grey (Rec. 601 luma in three equal channels, JPEG q90: a grey
-gate camera; ``--grey`` alone keeps the size). ``summary``
+gate camera; ``--grey`` alone keeps the size); ``--blur S`` blurs it by a Gaussian of S times the
+face's inter-ocular distance (an out-of-focus camera; a capture without a face is not blurred) and
+``--exposure F`` multiplies its pixel values by F, clipped (F > 1: an over-exposed camera). The
+changes apply in that order: downscale, blur, exposure, grey. ``summary``
 prints, for score CSVs of ``python -m madpad.detect score``, the mean over attack species of the
 per-species D-EER and BPCER@APCER=1 % (each species with all bona fide pairs: the dev key of
 ``mad_lomo.py``), the pooled figures and the status counts.
@@ -50,6 +53,20 @@ def grey(image: np.ndarray) -> np.ndarray:
     return np.repeat(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
 
 
+def blur_by_iod(image: np.ndarray, iod: float | None, fraction: float) -> np.ndarray:
+    """``image`` blurred by a Gaussian of ``fraction`` x ``iod`` pixels (unchanged without a face)."""
+    import cv2
+
+    if iod is None or not np.isfinite(iod):
+        return image
+    return cv2.GaussianBlur(image, (0, 0), fraction * float(iod))
+
+
+def exposed(image: np.ndarray, factor: float) -> np.ndarray:
+    """Pixel values times ``factor``, rounded and clipped to 0..255."""
+    return np.clip(np.rint(image.astype(np.float64) * factor), 0, 255).astype(np.uint8)
+
+
 def make(args) -> int:
     from mad_fr_systems import FAST_DETECTOR
 
@@ -59,10 +76,14 @@ def make(args) -> int:
     from madpad.mad.cues import DemorphExtractor, eye_distance
     from madpad.mad.pairs import read_pairs_csv
 
-    if args.iod is None and not args.grey:
-        raise UsageError("give --iod, --grey or both")
+    if args.iod is None and not args.grey and args.blur is None and args.exposure is None:
+        raise UsageError("give at least one of --iod, --grey, --blur, --exposure")
     if args.iod is not None and not args.iod > 1:
         raise UsageError(f"--iod must be a number of pixels above 1; got {args.iod}")
+    for name in ("blur", "exposure"):
+        v = getattr(args, name)
+        if v is not None and not (np.isfinite(v) and v > 0):
+            raise UsageError(f"--{name} must be a positive number; got {v}")
     pairs = [p for f in args.pairs for p in read_pairs_csv(f, require_labels=True)]
     out = Path(args.out)
     (out / "live").mkdir(parents=True, exist_ok=True)
@@ -80,8 +101,14 @@ def make(args) -> int:
         dst = out / "live" / f"{Path(src).stem}_{tag}.jpg"
         if not dst.exists():
             img = read_image(src)
+            scale = 1.0
             if args.iod is not None:
-                img = downscale_to_iod(img, iod, args.iod)
+                small = downscale_to_iod(img, iod, args.iod)
+                scale, img = small.shape[1] / img.shape[1], small
+            if args.blur is not None:
+                img = blur_by_iod(img, None if iod is None else iod * scale, args.blur)
+            if args.exposure is not None:
+                img = exposed(img, args.exposure)
             write_image(dst, grey(img) if args.grey else img, quality=90)
         new[src] = dst
     with open(out / "pairs.csv", "w", newline="", encoding="utf-8") as fh:
@@ -90,9 +117,12 @@ def make(args) -> int:
         for p in pairs:
             w.writerow([p.id, os.path.relpath(p.suspect, out), os.path.relpath(new[str(p.live)], out), p.label,
                         p.species or "", ";".join(p.subjects)])
-    what = " ".join(([f"at inter-ocular distance <= {args.iod:g} px"] if args.iod is not None else [])
-                    + (["in grey"] if args.grey else []))
-    kept = f" ({no_face} without a face kept at their size)" if args.iod is not None else ""
+    what = ", ".join(([f"at inter-ocular distance <= {args.iod:g} px"] if args.iod is not None else [])
+                     + ([f"blurred by {args.blur:g} IOD"] if args.blur is not None else [])
+                     + ([f"exposure x{args.exposure:g}"] if args.exposure is not None else [])
+                     + (["in grey"] if args.grey else []))
+    kept = (f" ({no_face} without a face kept at their size and sharpness)"
+            if args.iod is not None or args.blur is not None else "")
     print(f"{len(pairs)} pairs, {len(lives)} live captures {what}{kept} -> {out / 'pairs.csv'}")
     return 0
 
@@ -119,10 +149,12 @@ def summary_line(path) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    m = sub.add_parser("make", help="pairs with downscaled (or grey) live captures")
+    m = sub.add_parser("make", help="pairs with downscaled, blurred, over-exposed or grey live captures")
     m.add_argument("--pairs", action="append", required=True, help="labelled pair CSV (repeatable)")
     m.add_argument("--iod", type=float, default=None, help="inter-ocular distance of the live faces, pixels")
     m.add_argument("--grey", action="store_true", help="turn every live capture grey")
+    m.add_argument("--blur", type=float, default=None, help="Gaussian blur, sigma as a fraction of the eye distance")
+    m.add_argument("--exposure", type=float, default=None, help="multiply pixel values (> 1: over-exposed)")
     m.add_argument("--out", required=True)
     m.add_argument("--cache", default=None, help="feature cache folder (face finding of the live captures)")
     s = sub.add_parser("summary", help="figures of score CSVs")

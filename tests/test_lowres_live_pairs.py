@@ -88,7 +88,9 @@ def test_make_needs_iod_or_grey_and_greys_without_resizing(lowres, tmp_path, cap
         csv.writer(fh).writerows([["id", "suspect", "live", "label", "species"],
                                   ["b1", "live.png", "live.png", "bona_fide", ""]])
     assert lowres.main(["make", "--pairs", str(pairs), "--out", str(tmp_path / "o")]) == 2
-    assert "give --iod, --grey or both" in capsys.readouterr().err
+    assert "give at least one of --iod, --grey, --blur, --exposure" in capsys.readouterr().err
+    assert lowres.main(["make", "--pairs", str(pairs), "--exposure", "0", "--out", str(tmp_path / "o")]) == 2
+    assert "--exposure must be a positive number; got 0.0" in capsys.readouterr().err
     assert lowres.main(["make", "--pairs", str(pairs), "--grey", "--out", str(tmp_path / "o")]) == 0
     with open(tmp_path / "o" / "pairs.csv", newline="") as fh:
         row = next(csv.DictReader(fh))
@@ -96,3 +98,16 @@ def test_make_needs_iod_or_grey_and_greys_without_resizing(lowres, tmp_path, cap
     assert out.shape == (40, 30, 3)  # no face, no --iod: size kept
     # luma of (200, 40, 10) = 84.3; JPEG q90 of a flat image keeps it within one level
     assert np.abs(out.astype(int) - 84).max() <= 1 and np.ptp(out.astype(int), axis=2).max() <= 1
+
+
+def test_blur_is_relative_to_the_eye_distance_and_exposure_clips(lowres):
+    img = np.zeros((41, 41, 3), np.uint8)
+    img[20, 20] = 255
+    # a unit impulse blurred by a 2-D Gaussian of sigma s peaks at 255 / (2 pi s^2)
+    b = lowres.blur_by_iod(img, 40.0, 0.05)  # sigma 2 px: 10.1
+    assert 9 <= b[20, 20, 0] <= 11 and b[20, 22, 0] > 0
+    wide = lowres.blur_by_iod(img, 80.0, 0.05)  # twice the eye distance, sigma 4 px: 2.5
+    assert 2 <= wide[20, 20, 0] <= 3
+    assert lowres.blur_by_iod(img, None, 0.05) is img  # no face: not blurred
+    e = lowres.exposed(np.array([[[10, 100, 200]]], np.uint8), 1.6)
+    assert e.tolist() == [[[16, 160, 255]]] and e.dtype == np.uint8  # 320 clipped to 255
