@@ -46,13 +46,6 @@ def downscale_to_iod(image: np.ndarray, iod: float | None, target: float) -> np.
     return resize_by(image, target / float(iod))
 
 
-def grey(image: np.ndarray) -> np.ndarray:
-    """An RGB image as a grey camera gives it: Rec. 601 luma (rounded) in three equal channels."""
-    import cv2
-
-    return np.repeat(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-
-
 def blur_by_iod(image: np.ndarray, iod: float | None, fraction: float) -> np.ndarray:
     """``image`` blurred by a Gaussian of ``fraction`` x ``iod`` pixels (unchanged without a face)."""
     import cv2
@@ -72,6 +65,7 @@ def make(args) -> int:
 
     from madpad.errors import UsageError
     from madpad.io import read_image, write_image
+    from madpad.mad.augment import grey_rgb
     from madpad.mad.cache import FeatureCache
     from madpad.mad.cues import DemorphExtractor, eye_distance
     from madpad.mad.pairs import read_pairs_csv
@@ -109,7 +103,7 @@ def make(args) -> int:
                 img = blur_by_iod(img, None if iod is None else iod * scale, args.blur)
             if args.exposure is not None:
                 img = exposed(img, args.exposure)
-            write_image(dst, grey(img) if args.grey else img, quality=90)
+            write_image(dst, grey_rgb(img) if args.grey else img, quality=90)
         new[src] = dst
     with open(out / "pairs.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)

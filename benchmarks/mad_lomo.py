@@ -101,17 +101,15 @@ def default_entries(registered: Sequence[str] | None = None, *, selection: str =
         rows.append(DetectorEntry("dmad_cues [demorph_diff] + 2 augmented views per training pair", "dmad_cues",
                                   {"embedder_params": ep, "features": ["demorph_diff"], "classifier": "rbf_svm", **auto,
                                    "augment_copies": 2}, group="augmented"))
+        low_res = {"embedder_params": ep, "features": ["demorph_diff"], "classifier": "rbf_svm", **auto,
+                   "augment_copies": 2, "augment_low_res": 0.5}
         rows.append(DetectorEntry("dmad_cues [demorph_diff] + 2 augmented views, half with a low-resolution live capture",
-                                  "dmad_cues", {"embedder_params": ep, "features": ["demorph_diff"],
-                                                "classifier": "rbf_svm", **auto, "augment_copies": 2,
-                                                "augment_low_res": 0.5}, group="augmented"))
+                                  "dmad_cues", low_res, group="augmented"))
         # the shipped configuration (madpad/configs/detect/frll_dmad.yaml): the row above, demorphed at
         # the live capture's sharpness, and the SVMs of C = 0.1, 1, 10 averaged instead of one chosen C
         rows.append(DetectorEntry("dmad_cues [demorph_diff] + 2 augmented views (half low-res), demorphed at the "
                                   "live capture's sharpness, C ensemble", "dmad_cues",
-                                  {"embedder_params": ep, "features": ["demorph_diff"], "classifier": "rbf_svm",
-                                   **auto, "C": "ensemble", "augment_copies": 2, "augment_low_res": 0.5,
-                                   "demorph_sharpness": True}, group="augmented"))
+                                  {**low_res, "C": "ensemble", "demorph_sharpness": True}, group="augmented"))
     return rows
 
 

@@ -63,13 +63,15 @@ def test_per_species_keeps_every_bona_fide_pair_and_only_that_species():
     assert list(per_species(scores, y, species, only=["y"])) == ["y"]
 
 
-def test_grey_is_rec601_luma_in_three_equal_channels(lowres):
+def test_grey_is_rec601_luma_in_three_equal_channels():
+    from madpad.mad.augment import grey_rgb  # what `make --grey` applies
+
     img = np.zeros((2, 3, 3), np.uint8)
     img[0, 0] = (255, 0, 0)
     img[0, 1] = (0, 255, 0)
     img[0, 2] = (0, 0, 255)
     img[1, :] = (10, 200, 30)
-    g = lowres.grey(img)
+    g = grey_rgb(img)
     assert g.shape == img.shape and g.dtype == np.uint8
     assert (g[..., 0] == g[..., 1]).all() and (g[..., 1] == g[..., 2]).all()
     # 0.299 R + 0.587 G + 0.114 B, rounded: 76, 150, 29; 0.299*10 + 0.587*200 + 0.114*30 = 123.81 -> 124
