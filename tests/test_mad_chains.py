@@ -419,6 +419,71 @@ def test_grey_live_views_have_no_colour_and_leave_the_rest_alone(tiny_pairs):
         get_detector("embedding_svm", augment_copies=1, augment_grey=-0.1)
 
 
+def test_out_of_focus_live_views_blur_by_a_fraction_of_the_side_and_leave_the_rest_alone(tiny_pairs):
+    import cv2
+
+    from madpad.mad import get_detector
+    from madpad.mad.augment import (
+        BLUR_SIDE_FRACTION,
+        AugmentConfig,
+        augmentation_rng,
+        augmented_pairs,
+        blur_draw,
+        live_augmentation,
+        shrink_to_side,
+    )
+
+    def sharpness(img):
+        return cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float64), cv2.CV_64F).var()
+
+    a0 = augmented_pairs(tiny_pairs, 2, low_res=0.5)
+    a1 = augmented_pairs(tiny_pairs, 2, low_res=0.5, blur=1.0)
+    for p0, p1 in zip(a0, a1):
+        assert p1.live.identity.startswith(p0.live.identity + "|blur-side=")  # the other draws are the same
+        sigma = float(p1.live.identity.rsplit("=", 1)[1])
+        assert BLUR_SIDE_FRACTION[0] <= sigma <= BLUR_SIDE_FRACTION[1]
+        live0, live1 = np.asarray(p0.live), np.asarray(p1.live)
+        assert live1.shape == live0.shape and sharpness(live1) < sharpness(live0)
+        np.testing.assert_array_equal(np.asarray(p1.suspect), np.asarray(p0.suspect))
+    # with p = 0.5 some views are blurred; the others keep identity and pixels (so cached features)
+    half = augmented_pairs(tiny_pairs, 6, low_res=0.5, blur=0.5)
+    assert 0 < sum("|blur-side=" in p.live.identity for p in half) < len(half)
+    for p0, ph in zip(augmented_pairs(tiny_pairs, 6, low_res=0.5), half):
+        if "|blur-side=" not in ph.live.identity:
+            assert ph.live.identity == p0.live.identity
+            np.testing.assert_array_equal(np.asarray(ph.live), np.asarray(p0.live))
+    # its own stream: the blur draws are not the grey or low-resolution draws
+    mixed = augmented_pairs(tiny_pairs, 6, low_res=0.5, grey=0.5, blur=0.5)
+    flags = [("|blur-side=" in p.live.identity, "|no-colour" in p.live.identity, "lowres-side" in p.live.identity)
+             for p in mixed]
+    assert [f[0] for f in flags] == ["|blur-side=" in p.live.identity for p in half]
+    assert [f[0] for f in flags] != [f[1] for f in flags] and [f[0] for f in flags] != [f[2] for f in flags]
+    # sigma = fraction x the SHORTEST side: a 1 px line in a 300 x 600 image, fraction 0.01 -> sigma 3 px,
+    # whose peak is 255 / (sqrt(2 pi) 3) = 33.9 grey levels (the longest side would give 17.0)
+    line = np.zeros((300, 600, 3), np.uint8)
+    line[:, 301] = 255
+    still = AugmentConfig(strength=0.0)
+    out = live_augmentation(line, augmentation_rng(0, 1, "x"), still, blur=0.01)
+    assert abs(int(out[150, 301, 0]) - 255 / (np.sqrt(2 * np.pi) * 3)) <= 1, out[150, 299:304, 0]
+    # the blur follows the shrink (a camera that sees the face small AND out of focus), scaled to the new side
+    face = np.asarray(tiny_pairs[0].live)
+    np.testing.assert_array_equal(live_augmentation(face, augmentation_rng(0, 1, "x"), still, side=120, blur=0.02),
+                                  cv2.GaussianBlur(shrink_to_side(face, 120), (0, 0), 0.02 * 120))
+    # the draw: probability p, log-uniform inside the range, the same two draws either way
+    draws = [blur_draw(augmentation_rng(0, 1, i, "live-blur"), 0.3) for i in range(3000)]
+    drawn = np.array([d for d in draws if d is not None])
+    assert 0.27 < len(drawn) / len(draws) < 0.33
+    assert drawn.min() >= BLUR_SIDE_FRACTION[0] and drawn.max() <= BLUR_SIDE_FRACTION[1]
+    assert abs(np.log(np.median(drawn)) - np.log(np.sqrt(np.prod(BLUR_SIDE_FRACTION)))) < 0.05
+    # the detector passes its option through; a bad value is one clear error
+    det = get_detector("embedding_svm", **FAST, augment_copies=1, augment_blur=1.0)
+    assert all("|blur-side=" in v.live.identity for v in det._with_augmented_copies(tiny_pairs)[len(tiny_pairs):])
+    assert det.get_config()["augment_blur"] == 1.0
+    assert "augment_blur" not in get_detector("embedding_svm", augment_copies=1).get_config()
+    with pytest.raises(UsageError, match=r"augment_blur must be a probability in \[0, 1\]; got 2"):
+        get_detector("dmad_cues", augment_copies=1, augment_blur=2)
+
+
 def test_mirrored_test_time_average_is_the_mean_of_both_views(tiny_pairs, tmp_path):
     from madpad.mad import get_detector, load_detector
     from madpad.mad.augment import mirrored_pairs

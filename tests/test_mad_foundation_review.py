@@ -288,8 +288,8 @@ def test_training_sees_new_augmentations_each_epoch_and_the_same_ones_for_a_seed
     assert all(torch.equal(a[3], b[3]) for a, b in zip(first, seen))
 
 
-def test_low_resolution_and_grey_live_captures_in_training(monkeypatch, data):
-    """augment_low_res / augment_grey, as for the FR-embedding detectors: the live capture (never the
+def test_low_resolution_grey_and_blurred_live_captures_in_training(monkeypatch, data):
+    """augment_low_res / augment_grey / augment_blur, as for the FR-embedding detectors: the live capture (never the
     suspect) of a training draw is shrunk to a shortest side of 100-240 px and/or turned grey,
     seeded per (seed, epoch, pair); off by default, and only with the augmentation on."""
     import cv2
@@ -300,17 +300,20 @@ def test_low_resolution_and_grey_live_captures_in_training(monkeypatch, data):
     big = [Pair(p.id, cv2.resize(np.asarray(p.suspect), (300, 300)), cv2.resize(np.asarray(p.live), (300, 300)),
                 p.label, p.species, p.subjects) for p in train[:8]]
     calls: list = []
+    blurs: list = []
     real = aug.live_augmentation
 
-    def spy(image, rng, config=None, *, side=None, grey=False):
-        out = real(image, rng, config, side=side, grey=grey)
+    def spy(image, rng, config=None, *, side=None, grey=False, blur=None):
+        out = real(image, rng, config, side=side, grey=grey, blur=blur)
         calls.append((image.shape, side, grey, out))
+        blurs.append(blur)
         return out
 
     monkeypatch.setattr(aug, "live_augmentation", spy)
 
     def fit(**options):
         calls.clear()
+        blurs.clear()
         FoundationDetector(**{**TINY, "augment": 1.0, "epochs": 2, "batch_size": 8, **options}).fit(big)
         return list(calls)
 
@@ -327,10 +330,20 @@ def test_low_resolution_and_grey_live_captures_in_training(monkeypatch, data):
     assert [c[1] for c in fit(augment_low_res=1.0, augment_grey=1.0)] == [c[1] for c in both]  # seeded
     half = fit(augment_low_res=0.5)
     assert 0 < sum(side is not None for _, side, _, _ in half) < 16 and not any(g for _, _, g, _ in half)
+    assert blurs == [None] * 16
+    # augment_blur: an out-of-focus live capture, sigma a fraction of its side drawn per pair and epoch;
+    # the other draws stay as they were
+    blurred = fit(augment_low_res=0.5, augment_blur=1.0)
+    assert [c[1] for c in blurred] == [c[1] for c in half]
+    assert len(set(blurs)) == 16 and all(aug.BLUR_SIDE_FRACTION[0] <= b <= aug.BLUR_SIDE_FRACTION[1] for b in blurs)
     with pytest.raises(UsageError, match="need augment > 0"):
         FoundationConfig(**{**TINY, "augment_low_res": 0.5}).validate()
     with pytest.raises(UsageError, match="augment_grey"):
         FoundationConfig(**{**TINY, "augment": 1.0, "augment_grey": 1.5}).validate()
+    with pytest.raises(UsageError, match="augment_blur must be a probability"):
+        FoundationConfig(**{**TINY, "augment": 1.0, "augment_blur": -1}).validate()
+    with pytest.raises(UsageError, match="need augment > 0"):
+        FoundationConfig(**{**TINY, "augment_blur": 0.5}).validate()
 
 
 # --------------------------------------------------------------------------- resume, early stopping

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -128,6 +129,9 @@ class AugmentedView:
 
 
 LOW_RES_SIDE = (100.0, 240.0)
+#: sigma of the out-of-focus live draw (``augment_blur``), as a fraction of the capture's shortest
+#: side: about 0.02-0.1 of the eye distance in the face-centred ``gate`` captures
+BLUR_SIDE_FRACTION = (0.004, 0.02)
 
 
 def check_probability(p, name: str) -> float:
@@ -149,13 +153,13 @@ def check_low_res(p, side=LOW_RES_SIDE) -> tuple[float, tuple[float, float]]:
     return p, (lo, hi)
 
 
-def check_live_draws(low_res, grey) -> tuple[float, float]:
-    """The detectors' options ``augment_low_res`` and ``augment_grey`` validated (probabilities;
-    a :class:`~madpad.errors.UsageError` naming the option otherwise)."""
+def check_live_draws(low_res, grey, blur=0.0) -> tuple[float, float, float]:
+    """The detectors' options ``augment_low_res``, ``augment_grey`` and ``augment_blur`` validated
+    (probabilities; a :class:`~madpad.errors.UsageError` naming the option otherwise)."""
     from madpad.errors import UsageError
 
     try:
-        return check_low_res(low_res)[0], check_probability(grey, "augment_grey")
+        return check_low_res(low_res)[0], check_probability(grey, "augment_grey"), check_probability(blur, "augment_blur")
     except ValueError as e:
         raise UsageError(str(e)) from None
 
@@ -167,6 +171,17 @@ def low_res_draw(rng: np.random.Generator, p: float, side=LOW_RES_SIDE) -> float
     if not u[0] < p:
         return None
     lo, hi = np.log(side[0]), np.log(side[1])
+    return float(np.exp(lo + (hi - lo) * u[1]))
+
+
+def blur_draw(rng: np.random.Generator, p: float, fraction=BLUR_SIDE_FRACTION) -> float | None:
+    """The Gaussian sigma, as a fraction of the live capture's shortest side, of an out-of-focus
+    camera, drawn with probability ``p`` (log-uniform in ``fraction``), or None; always takes the
+    same two draws from ``rng``."""
+    u = rng.uniform(0.0, 1.0, size=2)
+    if not u[0] < p:
+        return None
+    lo, hi = np.log(fraction[0]), np.log(fraction[1])
     return float(np.exp(lo + (hi - lo) * u[1]))
 
 
@@ -189,29 +204,45 @@ def suspect_augmentation(image: np.ndarray, rng: np.random.Generator, *, profile
     return augment_image(out, rng, config)
 
 
+class LiveDraw(NamedTuple):
+    """The live capture's camera draws of one augmented view: shortest side it is shrunk to
+    (None: as it is), grey or not, Gaussian blur as a fraction of its shortest side (None: none)."""
+
+    side: float | None
+    grey: bool
+    blur: float | None = None
+
+
 def live_draws(seed: int, copy: int, item: int | str, *, low_res: float = 0.0, low_res_side=LOW_RES_SIDE,
-               grey: float = 0.0) -> tuple[float | None, bool]:
-    """(shortest side or None, grey or not) of the live capture of augmented view ``copy`` (or
-    epoch) of ``item``: :func:`low_res_draw` from ``augmentation_rng(seed, copy, item, "live-lowres")``
-    and a draw with probability ``grey`` from ``augmentation_rng(seed, copy, item, "live-grey")``, so
-    the other draws of the view do not change with these options."""
+               grey: float = 0.0, blur: float = 0.0) -> LiveDraw:
+    """The :class:`LiveDraw` of the live capture of augmented view ``copy`` (or epoch) of ``item``:
+    :func:`low_res_draw` from ``augmentation_rng(seed, copy, item, "live-lowres")``, a draw with
+    probability ``grey`` from ``augmentation_rng(seed, copy, item, "live-grey")`` and
+    :func:`blur_draw` with probability ``blur`` from ``augmentation_rng(seed, copy, item, "live-blur")``,
+    so the other draws of the view do not change with these options."""
     side = low_res_draw(augmentation_rng(seed, copy, item, "live-lowres"), low_res, low_res_side)
-    return side, bool(augmentation_rng(seed, copy, item, "live-grey").uniform() < grey)
+    to_grey = bool(augmentation_rng(seed, copy, item, "live-grey").uniform() < grey)
+    return LiveDraw(side, to_grey, blur_draw(augmentation_rng(seed, copy, item, "live-blur"), blur))
 
 
 def live_augmentation(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig | None = None, *,
-                      side: float | None = None, grey: bool = False) -> np.ndarray:
+                      side: float | None = None, grey: bool = False, blur: float | None = None) -> np.ndarray:
     """A live capture shrunk to the shortest side ``side`` (None: as it is; a gate camera that sees
-    the face small), through :func:`augment_image` with ``rng``, then grey when ``grey`` (a camera
-    without colour)."""
+    the face small), blurred by a Gaussian of ``blur`` x its (new) shortest side (None: not; an
+    out-of-focus camera), through :func:`augment_image` with ``rng``, then grey when ``grey`` (a
+    camera without colour)."""
+    import cv2
+
     small = image if side is None else shrink_to_side(image, side)
+    if blur is not None:
+        small = cv2.GaussianBlur(np.ascontiguousarray(small), (0, 0), float(blur) * min(small.shape[:2]))
     out = augment_image(small, rng, config)
     return grey_rgb(out) if grey else out
 
 
 def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str = "attacker",
                     config: AugmentConfig | None = None, low_res: float = 0.0, low_res_side=LOW_RES_SIDE,
-                    grey: float = 0.0) -> list:
+                    grey: float = 0.0, blur: float = 0.0) -> list:
     """``copies`` augmented views of every pair (only the new pairs, ids ``<id>#aug<k>``; labels,
     species and subjects kept). Copy ``k`` of pair ``p``: suspect through
     :func:`suspect_augmentation` with ``augmentation_rng(seed, k, p.id, "suspect")``, live
@@ -223,8 +254,10 @@ def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str =
     small; the default 100-240 px puts the eyes of the face-centred ``gate`` captures about 20-50 px
     apart), drawn from ``augmentation_rng(seed, k, p.id, "live-lowres")``. ``grey``: the probability
     that the live capture comes out grey (a camera without colour: the luma of the augmented view), drawn from
-    ``augmentation_rng(seed, k, p.id, "live-grey")``. The other draws do not change with these, and a
-    view without either keeps its identity (and cached features)."""
+    ``augmentation_rng(seed, k, p.id, "live-grey")``. ``blur``: the probability that the live capture
+    is out of focus (:func:`blur_draw`: a Gaussian of 0.4-2 % of its shortest side, after the shrink),
+    drawn from ``augmentation_rng(seed, k, p.id, "live-blur")``. The other draws do not change with
+    these, and a view without any of them keeps its identity (and cached features)."""
     from madpad.mad.base import Pair
     from madpad.mad.chains import check_profile
 
@@ -233,24 +266,26 @@ def augmented_pairs(pairs, copies: int, *, seed: int = 0, suspect_profile: str =
         raise ValueError(f"augment copies must be >= 0; got {copies}")
     check_profile(suspect_profile)
     low_res, low_res_side = check_low_res(low_res, low_res_side)
-    grey = check_probability(grey, "augment_grey")
+    grey, blur = check_probability(grey, "augment_grey"), check_probability(blur, "augment_blur")
     cfg = config or AugmentConfig()
     tag = f"aug-v1|{suspect_profile}|{cfg}"
     out = []
     for k in range(1, copies + 1):
         for p in pairs:
-            side, to_grey = live_draws(seed, k, p.id, low_res=low_res, low_res_side=low_res_side, grey=grey)
+            draw = live_draws(seed, k, p.id, low_res=low_res, low_res_side=low_res_side, grey=grey, blur=blur)
 
             def sus(img, _k=k, _id=p.id):
                 return suspect_augmentation(img, augmentation_rng(seed, _k, _id, "suspect"), profile=suspect_profile,
                                             config=cfg)
 
-            def live(img, _k=k, _id=p.id, _side=side, _grey=to_grey):
-                return live_augmentation(img, augmentation_rng(seed, _k, _id, "live"), cfg, side=_side, grey=_grey)
+            def live(img, _k=k, _id=p.id, _d=draw):
+                return live_augmentation(img, augmentation_rng(seed, _k, _id, "live"), cfg, side=_d.side,
+                                         grey=_d.grey, blur=_d.blur)
 
             ident = f"{tag}|seed={int(seed)}|copy={k}|pair={p.id}"
-            live_ident = (ident + "|live" + ("" if side is None else f"|lowres-side={side:.2f}")
-                          + ("|no-colour" if to_grey else ""))
+            live_ident = (ident + "|live" + ("" if draw.side is None else f"|lowres-side={draw.side:.2f}")
+                          + ("|no-colour" if draw.grey else "")
+                          + ("" if draw.blur is None else f"|blur-side={draw.blur:.5f}"))
             out.append(Pair(id=f"{p.id}#aug{k}", suspect=AugmentedView(p.suspect, ident + "|suspect", sus),
                             live=AugmentedView(p.live, live_ident, live), label=p.label, species=p.species,
                             subjects=p.subjects, extra={**p.extra, "augment_copy": k}))
@@ -281,6 +316,7 @@ def mirrored_pairs(pairs) -> list:
                  species=p.species, subjects=p.subjects, extra=dict(p.extra)) for p in pairs]
 
 
-__all__ = ["LOW_RES_SIDE", "AugmentConfig", "AugmentedView", "augment_image", "augmentation_rng", "augmented_pairs",
-           "check_live_draws", "check_low_res", "check_probability", "grey_rgb", "live_augmentation", "live_draws", "low_res_draw",
-           "mirror", "mirrored_pairs", "shrink_to_side", "suspect_augmentation"]
+__all__ = ["BLUR_SIDE_FRACTION", "LOW_RES_SIDE", "AugmentConfig", "AugmentedView", "LiveDraw", "augment_image",
+           "augmentation_rng", "augmented_pairs", "blur_draw", "check_live_draws", "check_low_res", "check_probability",
+           "grey_rgb", "live_augmentation", "live_draws", "low_res_draw", "mirror", "mirrored_pairs", "shrink_to_side",
+           "suspect_augmentation"]

@@ -246,7 +246,8 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
                  gamma: Any = "scale", class_weight: str | None = "balanced", texture_size: int = 160,
                  max_iter: int = 5000, progress: bool = False, selection: str = "lomo", augment_copies: int = 0,
                  augment_profile: str = "attacker", augment_seed: int = 0, augment_low_res: float = 0.0,
-                 augment_grey: float = 0.0, tta: str | None = None, demorph_sharpness: bool = False):
+                 augment_grey: float = 0.0, augment_blur: float = 0.0, tta: str | None = None,
+                 demorph_sharpness: bool = False):
         feats = check_classifier_options(features, self.feature_blocks, classifier=classifier,
                                          class_weight=class_weight, C=C)
         self.demorph_sharpness = check_flag(demorph_sharpness, "demorph_sharpness")
@@ -254,7 +255,8 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
             raise UsageError(f"demorph_sharpness needs a demorphing feature block (demorph_diff or demorph_cos of "
                              f"dmad_cues and demorph_svm); features {feats} have none")
         self.selection = check_selection(selection)
-        self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res, tta, augment_grey)
+        self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res, tta, augment_grey,
+                          augment_blur)
         self.embedder = embedder
         self.embedder_params = params_mapping(embedder_params)
         self.features = feats
@@ -286,14 +288,14 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
 
     # ------------------------------------------------------------------ training-time augmentation
     def _set_augment(self, copies: Any, profile: str, seed: Any, low_res: Any = 0.0, tta: Any = None,
-                     grey: Any = 0.0) -> None:
+                     grey: Any = 0.0, blur: Any = 0.0) -> None:
         from madpad.mad.augment import check_live_draws
         from madpad.mad.chains import check_profile
 
         if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 0:
             raise UsageError(f"augment_copies must be an integer >= 0; got {copies!r}")
         self.augment_copies, self.augment_profile, self.augment_seed = int(copies), check_profile(profile), int(seed)
-        self.augment_low_res, self.augment_grey = check_live_draws(low_res, grey)
+        self.augment_low_res, self.augment_grey, self.augment_blur = check_live_draws(low_res, grey, blur)
         if tta not in TTA_MODES:
             raise UsageError(f"tta must be one of {list(TTA_MODES)}; got {tta!r}")
         self.tta = tta
@@ -305,6 +307,8 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
             out["augment_low_res"] = self.augment_low_res
         if self.augment_grey:
             out["augment_grey"] = self.augment_grey
+        if self.augment_blur:
+            out["augment_blur"] = self.augment_blur
         if self.tta:
             out["tta"] = self.tta
         return out
@@ -332,8 +336,8 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
     def _with_augmented_copies(self, pairs: list[Pair]) -> list[Pair]:
         """``pairs`` plus ``augment_copies`` augmented views of each (madpad.mad.augment.augmented_pairs:
         suspect through an ``augment_profile`` chain + photometric/geometric augmentation, live capture
-        through the augmentation, shrunk first with probability ``augment_low_res`` and turned grey
-        with probability ``augment_grey``; seeded by
+        through the augmentation, shrunk first with probability ``augment_low_res``, blurred with
+        probability ``augment_blur`` and turned grey with probability ``augment_grey``; seeded by
         (augment_seed, copy, pair id); features cached per view)."""
         if not self.augment_copies:
             return pairs
@@ -341,7 +345,7 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
 
         return pairs + augmented_pairs(pairs, self.augment_copies, seed=self.augment_seed,
                                        suspect_profile=self.augment_profile, low_res=self.augment_low_res,
-                                       grey=self.augment_grey)
+                                       grey=self.augment_grey, blur=self.augment_blur)
 
     # ------------------------------------------------------------------ features
     def pair_matrix(self, s: np.ndarray, l: np.ndarray | None) -> np.ndarray:
@@ -605,11 +609,12 @@ class FusedEmbeddingDetector(EmbeddingClassifierDetector):
                  class_weight: str | None = "balanced", max_iter: int = 5000, progress: bool = False,
                  selection: str = "lomo", augment_copies: int = 0, augment_profile: str = "attacker",
                  augment_seed: int = 0, augment_low_res: float = 0.0, augment_grey: float = 0.0,
-                 tta: str | None = None):
+                 augment_blur: float = 0.0, tta: str | None = None):
         feats = check_classifier_options(features, FUSED_BLOCKS, classifier=classifier, class_weight=class_weight,
                                          C=C)
         self.selection = check_selection(selection)
-        self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res, tta, augment_grey)
+        self._set_augment(augment_copies, augment_profile, augment_seed, augment_low_res, tta, augment_grey,
+                          augment_blur)
         self.systems = embedder_specs(embedders)
         for s in self.systems:
             check_embedder_files(s["name"], s["params"])

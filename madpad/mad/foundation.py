@@ -49,9 +49,9 @@ Training: AdamW with separate learning rates for LoRA and head, linear warm-up t
 decay (per step), one class balancing (``class_balance``: ``weighted`` BCE with
 ``pos_weight = n_bona_fide / n_attack``, ``sampler`` = ``WeightedRandomSampler`` drawing both
 classes equally, or ``none``), seeded augmentation that differs every epoch (``augment``:
-strength, :mod:`madpad.mad.augment`; ``augment_low_res`` / ``augment_grey``: the probability that
-the live capture is first shrunk to a shortest side of 100-240 px, or comes out grey, as for the
-FR-embedding detectors), ``precision`` (``fp32``; ``bf16``/``fp16``: the frozen
+strength, :mod:`madpad.mad.augment`; ``augment_low_res`` / ``augment_grey`` / ``augment_blur``: the
+probability that the live capture is first shrunk to a shortest side of 100-240 px, comes out
+grey, or is out of focus, as for the FR-embedding detectors), ``precision`` (``fp32``; ``bf16``/``fp16``: the frozen
 backbone weights are stored in that type and the forward runs under autocast, LoRA and head
 stay float32), early stopping on the dev selection key (:mod:`madpad.mad.selection`: D-EER, ties
 broken by BPCER@APCER=1 %, 5 %, partial AUC, tail margin) with the best epoch's weights restored,
@@ -140,6 +140,7 @@ class FoundationConfig:
     augment_low_res: float = 0.0             # with augment: probability that the live capture is first shrunk
                                              # to a shortest side of 100-240 px (madpad.mad.augment)
     augment_grey: float = 0.0                # with augment: probability that the live capture comes out grey
+    augment_blur: float = 0.0                # with augment: probability that the live capture is out of focus
     patience: int = 5                        # epochs without a better dev selection key; 0 = off
     seed: int = 0
     device: str = "auto"                     # auto | cpu | cuda | cuda:N
@@ -184,9 +185,10 @@ class FoundationConfig:
         from madpad.mad.chains import check_profile
 
         check_profile(self.augment_chains)
-        self.augment_low_res, self.augment_grey = check_live_draws(self.augment_low_res, self.augment_grey)
-        if (self.augment_low_res or self.augment_grey) and not float(self.augment) > 0:
-            raise UsageError("augment_low_res and augment_grey are draws of the training augmentation; "
+        self.augment_low_res, self.augment_grey, self.augment_blur = check_live_draws(
+            self.augment_low_res, self.augment_grey, self.augment_blur)
+        if (self.augment_low_res or self.augment_grey or self.augment_blur) and not float(self.augment) > 0:
+            raise UsageError("augment_low_res, augment_grey and augment_blur are draws of the training augmentation; "
                              f"they need augment > 0 (got augment={self.augment})")
         if float(self.crop_margin) < 1.0:
             raise UsageError(f"crop_margin must be >= 1; got {self.crop_margin}")
@@ -311,8 +313,8 @@ class FoundationDetector(MorphDetector):
                                                         config=cfg))
         # the live capture (aligned crop or whole image): optionally from a camera that sees the face small
         # (shrunk before the other changes; the backbone's transform enlarges it again) or without colour
-        side, grey = live_draws(c.seed, epoch, item, low_res=c.augment_low_res, grey=c.augment_grey)
-        return self._to_tensor(live_augmentation(self._img_cache[key], rng, cfg, side=side, grey=grey))
+        d = live_draws(c.seed, epoch, item, low_res=c.augment_low_res, grey=c.augment_grey, blur=c.augment_blur)
+        return self._to_tensor(live_augmentation(self._img_cache[key], rng, cfg, side=d.side, grey=d.grey, blur=d.blur))
 
     def _train_batch(self, images, idx, *, epoch: int, role: str):
         torch = _torch()
