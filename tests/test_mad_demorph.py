@@ -453,6 +453,51 @@ def test_a_blurred_live_capture_takes_out_the_suspects_coarse_content_only(rng):
     assert share_of_a(demorph_image(morph, live_a, lm, lm, match_sharpness=True, **kw)) < 0.65
 
 
+def test_whole_demorphed_image_at_the_live_capture_level(rng):
+    """demorph_sharpness "whole": D = (S_low - alpha L_w) / (1 - alpha). Bona fide with live =
+    blur(S): D ~ the live capture itself (True keeps the suspect's fine detail: D ~ S). Morph of A and
+    B with live = blur(A): D ~ blur(B), none of A's fine detail. Low-resolution live capture of S:
+    D ~ S at the live capture's resolution. A live capture as sharp as the suspect: unchanged."""
+    import cv2
+
+    from madpad.mad.demorph import at_scale
+
+    lm = _landmarks(rng)
+    face = face_hull_mask((H, W), lm)
+    s = _smooth_image(rng, scale=0.8)
+    live = cv2.GaussianBlur(s, (0, 0), 2.0)
+    kw = {"alpha": 0.5, "colour_match": False}
+
+    def err(d, ref):
+        return np.abs(d[face].astype(float) - ref[face]).mean()
+
+    whole = demorph_image(s, live, lm, lm, match_sharpness="whole", **kw)
+    diff = demorph_image(s, live, lm, lm, match_sharpness=True, **kw)
+    assert err(whole, live) < 0.35 * err(diff, live) and err(diff, s) < err(whole, s), (err(whole, live), err(diff, live))
+    a, b = _smooth_image(rng, scale=0.8).astype(np.float64), _smooth_image(rng, scale=0.8).astype(np.float64)
+    morph = np.rint(0.5 * a + 0.5 * b).astype(np.uint8)
+    live_a = cv2.GaussianBlur(a.astype(np.uint8), (0, 0), 2.0)
+    blur_b = cv2.GaussianBlur(b, (0, 0), 2.0)
+    d_whole = demorph_image(morph, live_a, lm, lm, match_sharpness="whole", **kw)
+    d_diff = demorph_image(morph, live_a, lm, lm, match_sharpness=True, **kw)
+    assert err(d_whole, blur_b) < 0.5 * err(d_diff, blur_b), (err(d_whole, blur_b), err(d_diff, blur_b))
+    # low resolution, not blurred further: the suspect at the live capture's resolution
+    s2 = _smooth_image(rng, scale=1.2)
+    f = 0.3
+    small = cv2.resize(s2, (round(W * f), round(H * f)), interpolation=cv2.INTER_AREA)
+    small_lm = (lm + 0.5) * f - 0.5
+    low = demorph_image(s2, small, lm, small_lm, match_sharpness="whole", **kw)
+    low_diff = demorph_image(s2, small, lm, small_lm, match_sharpness=True, **kw)
+    ref = at_scale(s2, low_res_factor(lm, small_lm))
+    assert err(low, ref) < 1.5 and err(low_diff, ref) > 2 * err(low, ref), (err(low, ref), err(low_diff, ref))
+    # as sharp as the suspect, full resolution: the plain formula, bit for bit
+    np.testing.assert_array_equal(demorph_image(s, s, lm, lm, alpha=0.3, match_sharpness="whole"),
+                                  demorph_image(s, s, lm, lm, alpha=0.3))
+    fx = DemorphFeatures(_MeanColourEmbedder(), "m", colour_match=False, match_sharpness="whole")
+    assert fx.id(0.5) == "m|demorph-v1|alpha=0.5|colour=0|fill=1|sharp=whole"
+    assert fx.settings["match_sharpness"] == "whole"
+
+
 def test_sharpness_matching_has_its_own_cache_rows_and_checkpoint_record(rng):
     import cv2
 
@@ -500,10 +545,21 @@ def test_demorph_sharpness_option_of_the_detectors(real_pairs, tmp_path, caplog)
     with caplog.at_level(logging.WARNING, logger="madpad.mad.cues"):  # loaded without the option: noticed
         load_detector(tmp_path / "s", demorph_sharpness=False)
     assert "trained with other demorphing settings" in caplog.text
+    whole = get_detector("dmad_cues", embedder_params=FAST, features=["demorph_diff"], C=1.0,
+                         demorph_sharpness="whole").fit(real_pairs, cache=cache)
+    whole.save(tmp_path / "w")
+    head = json.loads((tmp_path / "w" / "detector.json").read_text())
+    assert head["config"]["demorph_sharpness"] == "whole" and head["demorph"]["match_sharpness"] == "whole"
+    np.testing.assert_array_equal(load_detector(tmp_path / "w").score(real_pairs, cache=cache),
+                                  whole.score(real_pairs, cache=cache))
+    assert get_detector("demorph_distance", embedder_params=FAST, demorph_sharpness="whole").score(
+        blurred, cache=cache)[0] < matched[0]  # the blurred traveller: closer still
     assert "demorph_sharpness" not in get_detector("dmad_cues").get_config()
     for name in ("dmad_cues", "demorph_distance", "demorph_svm"):
-        with pytest.raises(UsageError, match="demorph_sharpness must be true or false; got 'yes'"):
+        with pytest.raises(UsageError, match="demorph_sharpness must be true, false or whole; got 'yes'"):
             get_detector(name, demorph_sharpness="yes")
+        demorph_only = {"features": ["demorph_diff"]} if name == "dmad_cues" else {}
+        assert get_detector(name, demorph_sharpness="whole", **demorph_only).get_config()["demorph_sharpness"] == "whole"
     for name, extra in (("embedding_svm", {}), ("dmad_cues", {"features": ["diff", "landmarks"]})):
         with pytest.raises(UsageError, match=r"demorph_sharpness needs a demorphing feature block .* features "
                                              r"\['diff'.*\] have none"):

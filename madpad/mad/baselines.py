@@ -247,10 +247,12 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
                  max_iter: int = 5000, progress: bool = False, selection: str = "lomo", augment_copies: int = 0,
                  augment_profile: str = "attacker", augment_seed: int = 0, augment_low_res: float = 0.0,
                  augment_grey: float = 0.0, augment_blur: float = 0.0, tta: str | None = None,
-                 demorph_sharpness: bool = False):
+                 demorph_sharpness: bool | str = False):
         feats = check_classifier_options(features, self.feature_blocks, classifier=classifier,
                                          class_weight=class_weight, C=C)
-        self.demorph_sharpness = check_flag(demorph_sharpness, "demorph_sharpness")
+        from madpad.mad.demorph import check_sharpness_mode
+
+        self.demorph_sharpness = check_sharpness_mode(demorph_sharpness)
         if self.demorph_sharpness and not set(feats) & set(self.demorph_blocks):
             raise UsageError(f"demorph_sharpness needs a demorphing feature block (demorph_diff or demorph_cos of "
                              f"dmad_cues and demorph_svm); features {feats} have none")
@@ -284,7 +286,7 @@ class EmbeddingClassifierDetector(_FaceFeaturePairs):
                 "texture_size": self.texture_size, "max_iter": self.max_iter, "selection": self.selection,
                 **self._augment_config(),
                 # absent when off, so older checkpoints' configs read the same
-                **({"demorph_sharpness": True} if self.demorph_sharpness else {})}
+                **({"demorph_sharpness": self.demorph_sharpness} if self.demorph_sharpness else {})}
 
     # ------------------------------------------------------------------ training-time augmentation
     def _set_augment(self, copies: Any, profile: str, seed: Any, low_res: Any = 0.0, tta: Any = None,

@@ -53,7 +53,6 @@ from madpad.mad.baselines import (
     EmbeddingClassifierDetector,
     EmbeddingDistanceDetector,
     ScoreResult,
-    check_flag,
     embedding_pair_block,
 )
 from madpad.mad.cache import FeatureCache
@@ -526,7 +525,7 @@ class CueDetector(EmbeddingClassifierDetector):
 
 
 def demorph_rows(fx: CueExtractor | DemorphExtractor, pairs, s: np.ndarray, l: np.ndarray, status: list, error: list, *,
-                 alphas, cache: FeatureCache, progress: bool = False, match_sharpness: bool = False) -> np.ndarray:
+                 alphas, cache: FeatureCache, progress: bool = False, match_sharpness: bool | str = False) -> np.ndarray:
     """Embeddings of the demorphed suspects (n, len(alphas) * dim) of :class:`~madpad.mad.demorph.DemorphFeatures`
     (``match_sharpness``: its option) from the landmarks in the per-image rows ``s`` and ``l``;
     ``status``/``error`` of pairs whose demorphing fails are updated in place."""
@@ -577,13 +576,13 @@ class DemorphDistanceDetector(UpperFaceDistanceDetector):
     checkpoint_kind = "demorph_distance"
 
     def __init__(self, *, alpha: float = 0.5, embedder: str = "dlib", embedder_params: dict | None = None,
-                 progress: bool = False, texture_size: int = 160, demorph_sharpness: bool = False):
-        from madpad.mad.demorph import check_alpha
+                 progress: bool = False, texture_size: int = 160, demorph_sharpness: bool | str = False):
+        from madpad.mad.demorph import check_alpha, check_sharpness_mode
 
         super().__init__(embedder=embedder, embedder_params=embedder_params, progress=progress,
                          texture_size=texture_size)
         self.alpha = check_alpha(alpha)
-        self.demorph_sharpness = check_flag(demorph_sharpness, "demorph_sharpness")
+        self.demorph_sharpness = check_sharpness_mode(demorph_sharpness)
 
     def _extractor(self) -> DemorphExtractor:
         if getattr(self, "_fx", None) is None:
@@ -593,7 +592,7 @@ class DemorphDistanceDetector(UpperFaceDistanceDetector):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "alpha": self.alpha,
-                **({"demorph_sharpness": True} if self.demorph_sharpness else {})}
+                **({"demorph_sharpness": self.demorph_sharpness} if self.demorph_sharpness else {})}
 
     def score_pairs(self, pairs: Sequence[Pair], *, cache: FeatureCache | None = None) -> ScoreResult:
         pairs = as_pairs(pairs)

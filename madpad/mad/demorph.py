@@ -36,6 +36,11 @@ suspect resampled down to the live capture's scale and back (the same formula as
 ``S_low = S``). With ``match_sharpness`` (off by default), ``S_low`` is also blurred to the live
 capture's sharpness (:func:`sharpness_sigma`): a blurred gate capture has none of the suspect's
 fine detail to take out, so without it ``D`` keeps all of it (for a morph, all of contributor A's).
+With ``match_sharpness="whole"``, the whole of ``D`` is made at the live capture's level wherever the
+difference is: ``D = (S_low - alpha * L_w) / (1 - alpha)``, so the FR system compares two images of
+the same resolution and sharpness (a bona fide suspect then demorphs to about the live capture
+itself, however blurred; with ``True``, ``D`` keeps the suspect's fine detail, which a blurred live
+capture lacks, and an FR system reads that difference as another face).
 
 :class:`DemorphFeatures` computes the FR embedding of ``D`` for each blend factor of a pair (one
 warp per pair), cached per pair in a :class:`~madpad.mad.cache.FeatureCache` under the content keys
@@ -73,6 +78,19 @@ LOW_RES_IOD = 48.0
 SHARPNESS_SIGMAS = (0.01, 0.02, 0.03, 0.045, 0.06, 0.08, 0.1, 0.13)
 #: scales (x IOD) of the Gaussians whose differences make the fine and coarse bands of :func:`band_ratio`
 SHARPNESS_BANDS = (0.015, 0.04, 0.12)
+
+
+def check_sharpness_mode(value, name: str = "demorph_sharpness") -> bool | str:
+    """The sharpness matching of demorphing: False, True (the difference at the live capture's
+    sharpness) or "whole" (the whole demorphed image at the live capture's level); a
+    :class:`~madpad.errors.UsageError` naming ``name`` otherwise."""
+    from madpad.errors import UsageError
+
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if value == "whole":
+        return "whole"
+    raise UsageError(f"{name} must be true, false or whole; got {value!r}")
 
 
 def check_alpha(alpha) -> float:
@@ -213,15 +231,18 @@ def sharpness_sigma(reference: np.ndarray, warped_live: np.ndarray, suspect_land
 
 def demorph_images(suspect, live, suspect_landmarks, live_landmarks, *, alphas: Sequence[float] = (0.5,),
                    colour_match: bool = True, fill_uncovered: bool = True,
-                   low_res_iod: float | None = LOW_RES_IOD, match_sharpness: bool = False) -> list[np.ndarray]:
+                   low_res_iod: float | None = LOW_RES_IOD, match_sharpness: bool | str = False) -> list[np.ndarray]:
     """Demorphed images ``clip((S - alpha * L_w) / (1 - alpha))`` (RGB uint8, the suspect's size and
     geometry: the suspect's landmarks apply to them), one per blend factor, from one warp. A live
     capture of low resolution (:func:`low_res_factor` with ``low_res_iod``; None: never) is compared
     at its own resolution: ``clip(S + alpha / (1 - alpha) * (S_low - L_w))``. ``match_sharpness``:
     ``S_low`` is also blurred to the live capture's sharpness (:func:`sharpness_sigma`), so a
-    blurred live capture takes out the suspect's coarse content only and leaves its fine detail."""
+    blurred live capture takes out the suspect's coarse content only and leaves its fine detail;
+    ``"whole"``: that too, and then the whole image is made at the live capture's level,
+    ``clip((S_low - alpha * L_w) / (1 - alpha))``, wherever the difference is taken there."""
     import cv2
 
+    whole = check_sharpness_mode(match_sharpness, "match_sharpness") == "whole"
     s = np.asarray(suspect, dtype=np.uint8)
     f = low_res_factor(suspect_landmarks, live_landmarks, threshold=low_res_iod)
     ref = s if f >= 1.0 else at_scale(s, f)
@@ -239,6 +260,8 @@ def demorph_images(suspect, live, suspect_landmarks, live_landmarks, *, alphas: 
         a = check_alpha(a)
         if not at_live_level:
             d = (sf - a * lw) / (1.0 - a)
+        elif whole:
+            d = (ref.astype(np.float32) - a * lw) / (1.0 - a)
         else:
             d = sf + a / (1.0 - a) * (ref.astype(np.float32) - lw)
         out.append(np.clip(np.rint(d), 0, 255).astype(np.uint8))
@@ -247,7 +270,7 @@ def demorph_images(suspect, live, suspect_landmarks, live_landmarks, *, alphas: 
 
 def demorph_image(suspect, live, suspect_landmarks, live_landmarks, *, alpha: float = 0.5,
                   colour_match: bool = True, fill_uncovered: bool = True,
-                  low_res_iod: float | None = LOW_RES_IOD, match_sharpness: bool = False) -> np.ndarray:
+                  low_res_iod: float | None = LOW_RES_IOD, match_sharpness: bool | str = False) -> np.ndarray:
     """One demorphed image (see :func:`demorph_images`)."""
     return demorph_images(suspect, live, suspect_landmarks, live_landmarks, alphas=(alpha,),
                           colour_match=colour_match, fill_uncovered=fill_uncovered, low_res_iod=low_res_iod,
@@ -266,7 +289,7 @@ def analysis_from_landmarks(landmarks68: np.ndarray):
                         landmarks5=landmarks5_of(lm), n_faces=1)
 
 
-def demorph_settings(match_sharpness: bool = False) -> dict:
+def demorph_settings(match_sharpness: bool | str = False) -> dict:
     """What the demorphed images of the detectors are made with (:class:`DemorphFeatures` defaults,
     with ``match_sharpness`` as given), as recorded in trained checkpoints."""
     return DemorphFeatures(None, "", match_sharpness=match_sharpness).settings
@@ -290,9 +313,9 @@ class DemorphFeatures:
     VERSION = "demorph-v1"
 
     def __init__(self, emb, model_id: str, *, colour_match: bool = True, fill_uncovered: bool = True,
-                 low_res_iod: float | None = LOW_RES_IOD, match_sharpness: bool = False):
+                 low_res_iod: float | None = LOW_RES_IOD, match_sharpness: bool | str = False):
         self.emb = emb
-        self.match_sharpness = bool(match_sharpness)
+        self.match_sharpness = check_sharpness_mode(match_sharpness, "match_sharpness")
         self.colour_match = bool(colour_match)
         self.fill_uncovered = bool(fill_uncovered)
         self.low_res_iod = None if low_res_iod is None else float(low_res_iod)
@@ -304,7 +327,7 @@ class DemorphFeatures:
         out = {"version": self.VERSION, "colour_match": self.colour_match, "fill_uncovered": self.fill_uncovered,
                "low_res_iod": self.low_res_iod}
         if self.match_sharpness:  # named only when on, so earlier checkpoints' settings read the same
-            out["match_sharpness"] = True
+            out["match_sharpness"] = self.match_sharpness
         return out
 
     def id(self, alpha: float, low_res: bool = False) -> str:
@@ -314,7 +337,7 @@ class DemorphFeatures:
         return (f"{self.base_id}|{self.VERSION}|alpha={check_alpha(alpha):g}|colour={int(self.colour_match)}"
                 + ("|fill=1" if self.fill_uncovered else "")
                 + (f"|lowres<{self.low_res_iod:g}" if low_res else "")
-                + ("|sharp=1" if self.match_sharpness else ""))
+                + ("" if not self.match_sharpness else "|sharp=whole" if self.match_sharpness == "whole" else "|sharp=1"))
 
     def _low_res(self, suspect_landmarks, live_landmarks) -> bool:
         try:
@@ -396,6 +419,7 @@ __all__ = [
     "at_scale",
     "band_ratio",
     "check_alpha",
+    "check_sharpness_mode",
     "demorph_image",
     "demorph_images",
     "demorph_settings",
