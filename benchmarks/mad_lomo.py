@@ -105,11 +105,16 @@ def default_entries(registered: Sequence[str] | None = None, *, selection: str =
                    "augment_copies": 2, "augment_low_res": 0.5}
         rows.append(DetectorEntry("dmad_cues [demorph_diff] + 2 augmented views, half with a low-resolution live capture",
                                   "dmad_cues", low_res, group="augmented"))
-        # the shipped configuration (madpad/configs/detect/frll_dmad.yaml): the row above, demorphed at
-        # the live capture's sharpness, and the SVMs of C = 0.1, 1, 10 averaged instead of one chosen C
+        # the row above, demorphed at the live capture's sharpness, and the SVMs of C = 0.1, 1, 10
+        # averaged instead of one chosen C (shipped in an earlier round)
         rows.append(DetectorEntry("dmad_cues [demorph_diff] + 2 augmented views (half low-res), demorphed at the "
                                   "live capture's sharpness, C ensemble", "dmad_cues",
                                   {**low_res, "C": "ensemble", "demorph_sharpness": True}, group="augmented"))
+        # the shipped configuration (madpad/configs/detect/frll_dmad.yaml): the row above with the whole
+        # demorphed image made at the live capture's level
+        rows.append(DetectorEntry("dmad_cues [demorph_diff] + 2 augmented views (half low-res), demorphed wholly at "
+                                  "the live capture's level, C ensemble", "dmad_cues",
+                                  {**low_res, "C": "ensemble", "demorph_sharpness": "whole"}, group="augmented"))
     return rows
 
 

@@ -26,11 +26,12 @@
 # 4. scores all test pairs with the shipped checkpoint (`detect score`) and writes a PAD report
 #    with subject-bootstrap intervals (`report pad`),
 # 5. scores the dev and test pairs again with their live captures changed as a worse gate camera
-#    would: shrunk until the eyes are at most 36 / 24 px apart, and grey
-#    (benchmarks/lowres_live_pairs.py; the dev variants are those of the rule that chose the
-#    shipped configuration) and writes the shipped checkpoint's figures on them to
-#    OUT_DIR/variants/summary.md. VARIANTS=0 skips this step (on a fresh cache it computes the
-#    features of 5,688 more pairs, about 35 min on 2 cores).
+#    would: shrunk until the eyes are at most 36 / 24 px apart, grey, blurred by a Gaussian of
+#    0.05 x the eye distance, over-exposed x1.6 (benchmarks/lowres_live_pairs.py; the dev variants
+#    are those of the rule that chose the shipped configuration) and writes the shipped
+#    checkpoint's figures on them to OUT_DIR/variants/summary.md. VARIANTS=0 skips this step (on a
+#    fresh cache it computes the features of 9,480 more pairs, about an hour on 2 cores: 35 min
+#    were measured for the first three variants).
 #
 # Outputs: OUT_DIR/morphs/<family>/ (manifest.csv), OUT_DIR/canada/ (morphs/, pairs/pairs_dev.csv;
 # derived from FRLL-Canada, CC BY 4.0), OUT_DIR/model/ (checkpoint, scores_dev.csv,
@@ -70,16 +71,22 @@ if [ "${VARIANTS:-1}" != 0 ]; then
   for split in dev test; do
     PAIRS=(--pairs "$OUT/model/pairs/pairs_$split.csv")
     [ "$split" = dev ] && PAIRS+=(--pairs "$EXTRA_DEV")
-    for v in iod36 iod24 grey; do
-      if [ "$v" = grey ]; then CHANGE=(--grey); else CHANGE=(--iod "${v#iod}"); fi
+    for v in iod36 iod24 grey blur05 exposure16; do
+      case "$v" in
+        grey) CHANGE=(--grey) ;;
+        blur05) CHANGE=(--blur 0.05) ;;
+        exposure16) CHANGE=(--exposure 1.6) ;;
+        *) CHANGE=(--iod "${v#iod}") ;;
+      esac
       python benchmarks/lowres_live_pairs.py make "${PAIRS[@]}" "${CHANGE[@]}" --out "$OUT/variants/${split}_$v" \
         --cache "$OUT/cache"
       python -m madpad.detect score --model "$OUT/model" --pairs "$OUT/variants/${split}_$v/pairs.csv" \
         --out "$OUT/variants/${split}_$v/scores.csv" --cache "$OUT/cache"
     done
   done
-  python benchmarks/lowres_live_pairs.py summary "$OUT/model/scores_dev.csv" "$OUT"/variants/dev_{iod36,iod24,grey}/scores.csv \
-    "$OUT/model/scores_test.csv" "$OUT"/variants/test_{iod36,iod24,grey}/scores.csv > "$OUT/variants/summary.md.tmp"
+  python benchmarks/lowres_live_pairs.py summary "$OUT/model/scores_dev.csv" \
+    "$OUT"/variants/dev_{iod36,iod24,grey,blur05,exposure16}/scores.csv "$OUT/model/scores_test.csv" \
+    "$OUT"/variants/test_{iod36,iod24,grey,blur05,exposure16}/scores.csv > "$OUT/variants/summary.md.tmp"
   mv "$OUT/variants/summary.md.tmp" "$OUT/variants/summary.md"
   echo "wrote $OUT/variants/summary.md"
 fi
