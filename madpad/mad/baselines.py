@@ -183,13 +183,6 @@ def embedding_pair_block(feature: str, es: np.ndarray, el: np.ndarray) -> np.nda
     raise ValueError(f"not an embedding pair feature: {feature!r}")
 
 
-def check_flag(value: Any, name: str) -> bool:
-    """A detector option that must be true or false (a string such as "no" is refused, not read as true)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise UsageError(f"{name} must be true or false; got {value!r}")
-    return bool(value)
-
-
 def check_classifier_options(features: Any, blocks: Any, *, classifier: str, class_weight: Any, C: Any) -> list[str]:
     """Validate the options shared by the trained FR-embedding detectors; returns the feature list."""
     if not isinstance(features, (str, list, tuple)):
