@@ -14,8 +14,9 @@
 #    live captures per subject with the `gate` live profile, every suspect (bona fide and morph
 #    alike) through a seeded `attacker` post-processing chain; the shipped detector is
 #    dmad_cues [demorph_diff] trained with 2 augmented views per training pair (half of them with a
-#    low-resolution live capture), demorphed at the live capture's sharpness, three SVMs (C = 0.1,
-#    1, 10) averaged (chosen on dev data: benchmarks/results/mad_lomo.md), its dev table on the FRLL
+#    low-resolution live capture), demorphed wholly at the live capture's sharpness and resolution
+#    (demorph_sharpness: whole), three SVMs (C = 0.1, 1, 10) averaged (chosen on dev data:
+#    benchmarks/results/mad_lomo.md), its dev table on the FRLL
 #    dev pairs plus the FRLL-Canada ones (data.extra_dev); it scores dev and test
 #    (madpad/configs/detect/frll_dmad_svm.yaml trains demorph_svm on the same pairs),
 # 3. runs the leave-one-morph-family-out table for every detector of benchmarks/mad_lomo.py on

@@ -164,25 +164,27 @@ def check_live_draws(low_res, grey, blur=0.0) -> tuple[float, float, float]:
         raise UsageError(str(e)) from None
 
 
-def low_res_draw(rng: np.random.Generator, p: float, side=LOW_RES_SIDE) -> float | None:
-    """The shortest side (pixels) a live capture is shrunk to with probability ``p`` (log-uniform
-    in ``side``), or None; always takes the same two draws from ``rng``."""
+def _log_uniform_draw(rng: np.random.Generator, p: float, bounds) -> float | None:
+    """With probability ``p`` a value log-uniform in ``bounds`` (low, high), else None; always takes
+    the same two draws from ``rng``."""
     u = rng.uniform(0.0, 1.0, size=2)
     if not u[0] < p:
         return None
-    lo, hi = np.log(side[0]), np.log(side[1])
+    lo, hi = np.log(bounds[0]), np.log(bounds[1])
     return float(np.exp(lo + (hi - lo) * u[1]))
+
+
+def low_res_draw(rng: np.random.Generator, p: float, side=LOW_RES_SIDE) -> float | None:
+    """The shortest side (pixels) a live capture is shrunk to with probability ``p`` (log-uniform
+    in ``side``), or None; always takes the same two draws from ``rng``."""
+    return _log_uniform_draw(rng, p, side)
 
 
 def blur_draw(rng: np.random.Generator, p: float, fraction=BLUR_SIDE_FRACTION) -> float | None:
     """The Gaussian sigma, as a fraction of the live capture's shortest side, of an out-of-focus
     camera, drawn with probability ``p`` (log-uniform in ``fraction``), or None; always takes the
     same two draws from ``rng``."""
-    u = rng.uniform(0.0, 1.0, size=2)
-    if not u[0] < p:
-        return None
-    lo, hi = np.log(fraction[0]), np.log(fraction[1])
-    return float(np.exp(lo + (hi - lo) * u[1]))
+    return _log_uniform_draw(rng, p, fraction)
 
 
 def shrink_to_side(image: np.ndarray, side: float) -> np.ndarray:
